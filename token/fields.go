@@ -1,0 +1,94 @@
+package token
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+// Field limits.
+const (
+	MaxUsernameLen = 256
+	MaxRealmLen    = 128
+	MaxNameLen     = 256
+	MaxServiceLen  = 256
+	MaxClientIDLen = 256
+	// DefaultRealm is the realm of a token that names none.
+	DefaultRealm = "default"
+)
+
+// ValidText checks a free-text identifier field: non-empty when required,
+// valid UTF-8, no control characters, at most max bytes.
+func ValidText(field, s string, max int, required bool) error {
+	if s == "" {
+		if required {
+			return fmt.Errorf("%w: %s is required", ErrInvalid, field)
+		}
+		return nil
+	}
+	if len(s) > max {
+		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalid, field, max)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, field)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return fmt.Errorf("%w: %s contains a control character", ErrInvalid, field)
+		}
+	}
+	return nil
+}
+
+// Validate checks every field of a record that is about to be written and
+// reports the first problem. It does not judge times against a clock.
+func (t *Token) Validate() error {
+	if t.Key.IsZero() {
+		return fmt.Errorf("%w: key is required", ErrInvalid)
+	}
+	if t.Type == TypeUnknown || int(t.Type) >= len(typeNames) {
+		return fmt.Errorf("%w: unknown token type", ErrInvalid)
+	}
+	if t.Format != FormatOpaque && t.Format != FormatJWT {
+		return fmt.Errorf("%w: unknown token format", ErrInvalid)
+	}
+	if t.Format == FormatOpaque && t.Hash.IsZero() {
+		return fmt.Errorf("%w: an opaque token needs a secret hash", ErrInvalid)
+	}
+	if err := ValidText("username", t.Username, MaxUsernameLen, true); err != nil {
+		return err
+	}
+	if err := ValidText("realm", t.Realm, MaxRealmLen, true); err != nil {
+		return err
+	}
+	if t.HasUID && t.UID < 0 {
+		return fmt.Errorf("%w: uid must not be negative", ErrInvalid)
+	}
+	if _, err := ParseScopes(string(t.Scopes)); err != nil {
+		return err
+	}
+	if t.Created == 0 {
+		return fmt.Errorf("%w: created is required", ErrInvalid)
+	}
+	if t.Expires != 0 && t.Expires <= t.Created {
+		return fmt.Errorf("%w: expires must be after created", ErrInvalid)
+	}
+	if err := ValidText("name", t.Name(), MaxNameLen, false); err != nil {
+		return err
+	}
+	if err := ValidText("service", t.Service(), MaxServiceLen, false); err != nil {
+		return err
+	}
+	if err := ValidText("client_id", t.ClientID(), MaxClientIDLen, false); err != nil {
+		return err
+	}
+	if t.Type == TypeInternal && t.Service() == "" {
+		return fmt.Errorf("%w: an internal token needs a service", ErrInvalid)
+	}
+	if (t.Type == TypeInternal || t.Type == TypeNotebook) && t.Parent().IsZero() {
+		return fmt.Errorf("%w: a %s token needs a parent", ErrInvalid, t.Type)
+	}
+	if p := t.Parent(); !p.IsZero() && p == t.Key {
+		return fmt.Errorf("%w: a token cannot be its own parent", ErrInvalid)
+	}
+	return nil
+}

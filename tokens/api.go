@@ -1,0 +1,134 @@
+package tokens
+
+import (
+	"errors"
+	"time"
+
+	"github.com/tokencache/tokencache/token"
+)
+
+// Errors of the token service. httpapi maps each to one status code in one
+// place; callers compare with errors.Is. Field-level input problems wrap
+// token.ErrInvalid (400) or token.ErrMalformed (400).
+var (
+	// ErrNotFound: no such token (404).
+	ErrNotFound = errors.New("token not found")
+	// ErrParentNotFound: the parent of a new token does not exist (404).
+	ErrParentNotFound = errors.New("parent token not found")
+	// ErrParentNotValid: the parent exists but is expired, revoked or idle (409).
+	ErrParentNotValid = errors.New("parent token is not valid")
+	// ErrDuplicateName: the user already has a live token with that name (409).
+	ErrDuplicateName = errors.New("the user already has a live token with that name")
+	// ErrIdempotencyConflict: the Idempotency-Key was used for a different
+	// request, or its token can no longer be shown (409).
+	ErrIdempotencyConflict = errors.New("idempotency key already used")
+	// ErrStoreUnavailable: the SQL store cannot answer and the cache does not
+	// hold the answer (503 store_unavailable).
+	ErrStoreUnavailable = errors.New("token store unavailable")
+	// ErrStale: this node has been out of contact with the leader for longer
+	// than cluster.max_staleness and will not answer valid (503 stale).
+	ErrStale = errors.New("node is out of contact with the cluster leader")
+	// ErrOverloaded: the write-behind queue is full (503 overloaded).
+	ErrOverloaded = errors.New("write queue full")
+	// ErrNoLeader: no leader is known and the write could not be forwarded
+	// within its deadline; it was not applied (503 no_leader).
+	ErrNoLeader = errors.New("no cluster leader")
+	// ErrIndeterminate: the write may or may not have been applied (leader
+	// lost mid-commit, deadline passed). Retry with the same Idempotency-Key
+	// (503 indeterminate).
+	ErrIndeterminate = errors.New("write outcome unknown")
+	// ErrShuttingDown: the node is stopping (503 shutting_down).
+	ErrShuttingDown = errors.New("node is shutting down")
+)
+
+// Validation is the answer to one validation. It is returned by value and
+// points into the cache: callers must not change Token.
+type Validation struct {
+	State token.State
+	// Token is the record for every state but unknown and malformed.
+	Token *token.Token
+	// Err is set when the node cannot decide (ErrStoreUnavailable, ErrStale,
+	// ErrShuttingDown); State is then StateUnknown and the answer is a deny.
+	Err error
+}
+
+// IssueRequest asks for a new token. Zero values take the defaults.
+type IssueRequest struct {
+	Username  string
+	Realm     string // "" = token.DefaultRealm
+	UID       int64
+	HasUID    bool
+	Type      token.Type
+	Name      string
+	Scopes    token.Scopes
+	ExpiresIn time.Duration // 0 = tokens.expiry
+	NoExpire  bool
+	Parent    token.Key
+	Service   string
+	ClientID  string
+	Format    token.Format
+	// Credentials are stored on the token sealed with tokens.safe_password
+	// (never shown in listings).
+	Credentials map[string]string
+	// IdempotencyKey makes a retry return the first token instead of minting
+	// a second.
+	IdempotencyKey string
+}
+
+// Issued is a new (or, for an idempotent retry or a reused child, an earlier)
+// token: the one time its full text is shown.
+type Issued struct {
+	Token  string       // the token text (secret included)
+	Record *token.Token // the stored record
+	Reused bool         // an existing token was handed out again
+}
+
+// ModifyRequest changes a token (Gafaelfawr's modify). Nil fields are kept.
+type ModifyRequest struct {
+	Key      token.Key
+	Name     *string
+	Scopes   *token.Scopes
+	Expires  *time.Time
+	NoExpire bool // make the token never expire (cannot be combined with Expires)
+}
+
+// DelegateRequest asks for a delegated child of a parent token (internal or
+// notebook), reusing an existing one when it fits (token.Rules.Reusable).
+type DelegateRequest struct {
+	// ParentToken is the parent's full token text: delegation needs
+	// possession of the parent, and only its holder can unseal a reused
+	// child's secret.
+	ParentToken string
+	Delegation  token.Delegation
+	// ExpiresIn is the lifetime of a newly minted child (0 = the parent's
+	// remaining lifetime, capped by tokens.expiry when the parent never
+	// expires).
+	ExpiresIn time.Duration
+}
+
+// ListQuery selects tokens for a listing.
+type ListQuery struct {
+	Username string
+	Type     token.Type
+	Limit    int // 0 = default
+}
+
+// Stats is /v1/stats.
+type Stats struct {
+	Tokens         int64   `json:"tokens"`
+	UniqueSessions int64   `json:"unique_sessions"`
+	UserTokens     int64   `json:"user_tokens"`
+	CacheSize      int     `json:"cache_size"`
+	CachePinned    int     `json:"cache_pinned"`
+	CacheCapacity  int     `json:"cache_capacity"`
+	CacheHitRate   float64 `json:"cache_hit_rate"`
+	CacheHits      uint64  `json:"cache_hits"`
+	CacheMisses    uint64  `json:"cache_misses"`
+	StoreQueries   uint64  `json:"store_queries"`
+	// Write-behind lag: changes applied but not yet in SQL, and the age of
+	// the oldest one.
+	PersistLagEntries int     `json:"persist_lag_entries"`
+	PersistLagSeconds float64 `json:"persist_lag_seconds"`
+	AppliedIndex      uint64  `json:"applied_index"`
+	PersistedIndex    uint64  `json:"persisted_index"`
+}
