@@ -128,6 +128,7 @@ type Hasher struct {
 // allocate (a slice of a local array passed to hash.Hash.Sum would escape).
 type hmacState struct {
 	mac hash.Hash
+	key Key
 	sum [HashSize]byte
 }
 
@@ -153,7 +154,8 @@ func (h *Hasher) Sum(k Key, secret []byte) Hash {
 	}
 	st := h.pool.Get().(*hmacState)
 	st.mac.Reset()
-	st.mac.Write(k[:])
+	st.key = k
+	st.mac.Write(st.key[:])
 	st.mac.Write(secret)
 	st.mac.Sum(st.sum[:0])
 	out := Hash(st.sum)

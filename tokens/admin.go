@@ -1,0 +1,270 @@
+package tokens
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/token"
+)
+
+// Info returns the record of k and its state now. Tokens past retention are
+// not found.
+func (s *Service) Info(ctx context.Context, k token.Key) (*token.Token, token.State, error) {
+	t, err := s.get(ctx, k)
+	if err != nil {
+		return nil, 0, err
+	}
+	if t == nil {
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, k)
+	}
+	_, used, _ := s.cache.Get(k)
+	st := s.rules.State(t, token.At(s.now()), used)
+	if st == token.StateUnknown {
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, k)
+	}
+	return t, st, nil
+}
+
+// List returns tokens matching q, newest first.
+func (s *Service) List(ctx context.Context, q ListQuery) ([]*token.Token, error) {
+	limit := q.Limit
+	switch {
+	case limit < 0:
+		return nil, fmt.Errorf("%w: limit must not be negative", token.ErrInvalid)
+	case limit == 0:
+		limit = s.cfg.ListLimit
+	case limit > s.cfg.MaxListLimit:
+		return nil, fmt.Errorf("%w: limit must be at most %d", token.ErrInvalid, s.cfg.MaxListLimit)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
+	defer cancel()
+	ts, err := s.list(ctx, persist.Query{Username: q.Username, Type: q.Type, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	return s.dropPastRetention(ts), nil
+}
+
+// Children returns every descendant of k, breadth-first.
+func (s *Service) Children(ctx context.Context, k token.Key) ([]*token.Token, error) {
+	if _, _, err := s.Info(ctx, k); err != nil {
+		return nil, err
+	}
+	ts, err := s.descendants(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	return s.dropPastRetention(ts), nil
+}
+
+// Orphaned returns tokens whose parent no longer exists.
+func (s *Service) Orphaned(ctx context.Context) ([]*token.Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
+	defer cancel()
+	ts, err := s.store.Orphaned(ctx, s.cfg.MaxListLimit)
+	if err != nil {
+		return nil, s.storeErr(err)
+	}
+	return s.dropPastRetention(ts), nil
+}
+
+// dropPastRetention hides records that are past retention but not yet reaped.
+func (s *Service) dropPastRetention(ts []*token.Token) []*token.Token {
+	now := token.At(s.now())
+	out := ts[:0]
+	for _, t := range ts {
+		if del := s.rules.DeleteAt(t); del == 0 || now < del {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Purge deletes every token past retention now (the reaper's job, at once),
+// or with includeExpired every expired or revoked token, and returns them.
+func (s *Service) Purge(ctx context.Context, includeExpired bool) ([]*token.Token, error) {
+	res, err := s.write(ctx, &WriteRequest{Purge: &PurgeSpec{IncludeExpired: includeExpired}})
+	if err != nil {
+		return nil, err
+	}
+	return res.Tokens, nil
+}
+
+// leaderPurge finds and deletes, in batches of ReapBatch, what Purge asks for.
+func (s *Service) leaderPurge(ctx context.Context, includeExpired bool) ([]*token.Token, error) {
+	var out []*token.Token
+	for {
+		batch, err := s.purgeCandidates(ctx, includeExpired)
+		if err != nil {
+			return out, err
+		}
+		if len(batch) == 0 {
+			return out, nil
+		}
+		cmd := &Command{Op: OpDelete}
+		for _, t := range batch {
+			cmd.Deletes = append(cmd.Deletes, persist.Delete{Key: t.Key, MaxIndex: t.Index})
+		}
+		if _, err := s.propose(ctx, cmd, false); err != nil {
+			return out, err
+		}
+		out = append(out, batch...)
+		if len(batch) < s.cfg.ReapBatch {
+			return out, nil
+		}
+	}
+}
+
+// purgeCandidates returns up to ReapBatch tokens to delete now, from the view.
+func (s *Service) purgeCandidates(ctx context.Context, includeExpired bool) ([]*token.Token, error) {
+	now := token.At(s.now())
+	before := now - token.Time(s.rules.Grace()) // end of use before this ⇒ past retention
+	if includeExpired {
+		before = now
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
+	defer cancel()
+	rows, err := s.store.Ended(rctx, before, s.cfg.ReapBatch)
+	if err != nil {
+		return nil, s.storeErr(err)
+	}
+	ended := func(t *token.Token) bool {
+		end := token.EndOfUse(t)
+		return end != 0 && end <= before
+	}
+	all := s.overlay(rows, ended)
+	if len(all) > s.cfg.ReapBatch {
+		all = all[:s.cfg.ReapBatch]
+	}
+	return all, nil
+}
+
+// reapLoop deletes tokens past retention, on the leader, every ReapInterval.
+func (s *Service) reapLoop() {
+	t := time.NewTicker(s.cfg.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if !s.repl.IsLeader() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReapInterval)
+		n, err := s.leaderPurge(ctx, false)
+		cancel()
+		switch {
+		case err != nil:
+			s.log.Warn("cannot delete tokens past retention", "deleted", len(n), "err", err)
+		case len(n) > 0:
+			s.log.Info("deleted tokens past retention", "count", len(n))
+		}
+	}
+}
+
+// touchInterval is how often recorded uses are replicated.
+func (s *Service) touchInterval() time.Duration {
+	if s.cfg.TouchInterval > 0 {
+		return s.cfg.TouchInterval
+	}
+	if s.rules.IdleTimeout <= 0 {
+		return 30 * time.Second
+	}
+	return min(max(s.rules.IdleTimeout/10, time.Second), 30*time.Second)
+}
+
+// maxTouchBatch bounds the keys of one OpTouch entry.
+const maxTouchBatch = 10_000
+
+// touchLoop replicates this node's recorded uses in coalesced batches: one
+// log entry per interval per node, never one per validation.
+func (s *Service) touchLoop() {
+	t := time.NewTicker(s.touchInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.flushUses()
+	}
+}
+
+// flushUses replicates recorded uses now.
+func (s *Service) flushUses() {
+	for {
+		uses := s.cache.DrainUsed(maxTouchBatch)
+		if len(uses) == 0 {
+			return
+		}
+		touches := make([]persist.Touch, len(uses))
+		for i, u := range uses {
+			touches[i] = persist.Touch{Key: u.Key, At: u.At}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+		_, err := s.write(ctx, &WriteRequest{Touch: touches})
+		cancel()
+		if err != nil {
+			s.log.Debug("cannot replicate last-used times; they stay local", "count", len(uses), "err", err)
+			return
+		}
+		if len(uses) < maxTouchBatch {
+			return
+		}
+	}
+}
+
+// warmStart fills the cache newest-first from the store, in batches of
+// LoadBatchSize, until it is full, and builds the key filter.
+func (s *Service) warmStart() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	start := s.now()
+	var cursor persist.Cursor
+	loaded, read := 0, 0
+	lastLog := start
+	for !s.cache.Full() {
+		mark := s.cache.Mark()
+		rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+		batch, next, err := s.store.Newest(rctx, cursor, s.cfg.LoadBatchSize)
+		rcancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("warm start stopped; misses will read through", "loaded", loaded, "err", err)
+			}
+			break
+		}
+		read += len(batch)
+		loaded += s.cache.Fill(batch, mark)
+		if now := s.now(); now.Sub(lastLog) >= 5*time.Second {
+			s.log.Info("warm start in progress", "loaded", loaded, "read", read)
+			lastLog = now
+		}
+		if next.IsZero() || len(batch) == 0 {
+			break
+		}
+		cursor = next
+	}
+	s.warm.Store(true)
+	if loaded > 0 {
+		s.log.Info("warm start done", "loaded", loaded, "seconds", s.now().Sub(start).Seconds())
+	}
+	err := s.cache.BuildKeyFilter(ctx, read, func(ctx context.Context, fn func(token.Key) error) error {
+		return s.store.Scan(ctx, func(t *token.Token) error { return fn(t.Key) })
+	})
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("cannot build the key filter; unknown keys will query the store", "err", err)
+	}
+}

@@ -1,0 +1,308 @@
+package tokens
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tokencache/tokencache/token"
+)
+
+// maxIdempotencyKeyLen bounds the Idempotency-Key header.
+const maxIdempotencyKeyLen = 255
+
+// Issue mints a token. It runs on the node that received the request: the
+// secret is generated and kept here, and only its hash goes to the leader.
+func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
+	if err := s.checkIssue(&req); err != nil {
+		return Issued{}, err
+	}
+	key, secret := token.NewKey(), token.NewSecret()
+	if req.IdempotencyKey != "" {
+		e := s.memo.remember(req.IdempotencyKey, memoEntry{
+			fingerprint: fingerprint(req), key: key, secret: secret, at: s.now(),
+		})
+		if e.fingerprint != fingerprint(req) {
+			return Issued{}, fmt.Errorf("%w: the key was used for a different request", ErrIdempotencyConflict)
+		}
+		key, secret = e.key, e.secret
+	}
+	if len(req.Credentials) > 0 {
+		return Issued{}, fmt.Errorf("%w: credentials need tokens.safe_password, which is not configured", token.ErrInvalid)
+	}
+	spec := &IssueSpec{Request: req, Key: key, Hash: s.hasher.Sum(key, []byte(secret))}
+	spec.Request.Credentials = nil
+	res, err := s.write(ctx, &WriteRequest{Issue: spec})
+	if err != nil {
+		return Issued{}, err
+	}
+	if res.Token.Key != key {
+		// An earlier attempt with this Idempotency-Key minted another token,
+		// through a node that no longer remembers its secret.
+		return Issued{}, fmt.Errorf("%w: token %s was issued for this key earlier and its secret cannot be shown again", ErrIdempotencyConflict, res.Token.Key)
+	}
+	return Issued{Token: token.Encode(s.cfg.Prefix, key, secret), Record: res.Token, Reused: res.Reused}, nil
+}
+
+// checkIssue validates and normalises an issue request; it changes nothing.
+func (s *Service) checkIssue(req *IssueRequest) error {
+	if req.Realm == "" {
+		req.Realm = token.DefaultRealm
+	}
+	if req.Type == token.TypeUnknown {
+		return fmt.Errorf("%w: type is required", token.ErrInvalid)
+	}
+	if req.ExpiresIn < 0 {
+		return fmt.Errorf("%w: expires_in must not be negative", token.ErrInvalid)
+	}
+	if req.NoExpire && req.ExpiresIn != 0 {
+		return fmt.Errorf("%w: no_expire cannot be combined with expires_in", token.ErrInvalid)
+	}
+	if req.ExpiresIn > s.cfg.MaxLifetime {
+		return fmt.Errorf("%w: expires_in is longer than tokens.max_lifetime (%s)", token.ErrInvalid, s.cfg.MaxLifetime)
+	}
+	if req.Format == token.FormatJWT {
+		return fmt.Errorf("%w: format jwt needs a signing key, which is not configured", token.ErrInvalid)
+	}
+	if len(req.IdempotencyKey) > maxIdempotencyKeyLen {
+		return fmt.Errorf("%w: Idempotency-Key is longer than %d bytes", token.ErrInvalid, maxIdempotencyKeyLen)
+	}
+	if (req.Type == token.TypeInternal || req.Type == token.TypeNotebook) && req.Parent.IsZero() {
+		return fmt.Errorf("%w: a %s token needs a parent (or use the delegation endpoints)", token.ErrInvalid, req.Type)
+	}
+	// Validate every field through the record it would become.
+	probe := s.newRecord(req, token.Key{1}, token.Hash{1}, token.At(s.now()))
+	return probe.Validate()
+}
+
+// newRecord builds the record of an issue at now.
+func (s *Service) newRecord(req *IssueRequest, k token.Key, h token.Hash, now token.Time) *token.Token {
+	t := &token.Token{
+		Key:      k,
+		Hash:     h,
+		Created:  now,
+		Username: req.Username,
+		Realm:    req.Realm,
+		UID:      req.UID,
+		HasUID:   req.HasUID,
+		Scopes:   req.Scopes,
+		Format:   req.Format,
+		Type:     req.Type,
+	}
+	switch {
+	case req.NoExpire:
+	case req.ExpiresIn > 0:
+		t.Expires = now.Add(req.ExpiresIn)
+	default:
+		t.Expires = now.Add(s.rules.Expiry)
+	}
+	t.SetExtra(token.Extra{Name: req.Name, Service: req.Service, ClientID: req.ClientID, Parent: req.Parent})
+	return t
+}
+
+// leaderIssue runs an issue on the leader.
+func (s *Service) leaderIssue(ctx context.Context, spec *IssueSpec) (*token.Token, bool, error) {
+	req := spec.Request
+	if err := s.checkIssue(&req); err != nil {
+		return nil, false, err
+	}
+	if spec.Key.IsZero() || spec.Hash.IsZero() {
+		return nil, false, fmt.Errorf("%w: issue without key or hash", token.ErrInvalid)
+	}
+	unlock := s.locks.lock(req.Username)
+	defer unlock()
+
+	if req.IdempotencyKey != "" {
+		if prev, ok := s.state.idempotencyKey(req.IdempotencyKey); ok {
+			t, err := s.get(ctx, prev)
+			if err != nil {
+				return nil, false, err
+			}
+			if t == nil {
+				return nil, false, fmt.Errorf("%w: the token issued for this key is gone", ErrIdempotencyConflict)
+			}
+			return t, true, nil
+		}
+	}
+	now := token.At(s.now())
+	rec := s.newRecord(&req, spec.Key, spec.Hash, now)
+	if len(spec.CredentialsSealed) > 0 {
+		e := *rec.Ext
+		e.Credentials = spec.CredentialsSealed
+		rec.SetExtra(e)
+	}
+	if !req.Parent.IsZero() {
+		parent, err := s.get(ctx, req.Parent)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := s.checkChild(rec, parent, now); err != nil {
+			return nil, false, err
+		}
+	}
+	if name := req.Name; name != "" {
+		live, err := s.named(ctx, req.Username, name, now)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(live) > 0 {
+			return nil, false, fmt.Errorf("%w: %q", ErrDuplicateName, name)
+		}
+	}
+	a, err := s.propose(ctx, &Command{Op: OpPut, Time: now, Puts: []*token.Token{rec}, IdempotencyKey: req.IdempotencyKey}, false)
+	if err != nil {
+		return nil, false, err
+	}
+	if a.Done && a.Result.Replayed {
+		t, err := s.get(ctx, a.Result.Existing)
+		if err != nil || t == nil {
+			return nil, false, fmt.Errorf("%w: the token issued for this key is gone", ErrIdempotencyConflict)
+		}
+		return t, true, nil
+	}
+	return rec, false, nil
+}
+
+// checkChild applies the rules of a child token to rec under parent (nil when
+// the parent does not exist): same user, parent valid, scopes within the
+// parent's, expiry clamped to the parent's.
+func (s *Service) checkChild(rec, parent *token.Token, now token.Time) error {
+	if parent == nil {
+		return fmt.Errorf("%w: %s", ErrParentNotFound, rec.Parent())
+	}
+	if st := s.rules.State(parent, now, 0); st != token.StateValid {
+		if st == token.StateUnknown {
+			return fmt.Errorf("%w: %s", ErrParentNotFound, parent.Key)
+		}
+		return fmt.Errorf("%w: parent is %s", ErrParentNotValid, st)
+	}
+	if parent.Username != rec.Username {
+		return fmt.Errorf("%w: a child token belongs to its parent's user %q", token.ErrInvalid, parent.Username)
+	}
+	if !parent.Scopes.Contains(rec.Scopes) {
+		return fmt.Errorf("%w: a child token cannot have scopes its parent lacks", token.ErrInvalid)
+	}
+	if parent.Expires != 0 && (rec.Expires == 0 || rec.Expires > parent.Expires) {
+		rec.Expires = parent.Expires
+	}
+	return nil
+}
+
+// fingerprint identifies the content of an issue request (for the
+// idempotency memo).
+func fingerprint(req IssueRequest) string {
+	req.IdempotencyKey = ""
+	b, _ := json.Marshal(req)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Delegate hands out a delegated child of the parent token: an existing one
+// when it fits (token.Rules.Reusable), else a new one. Like Issue, it runs on
+// the receiving node, which keeps every secret.
+func (s *Service) Delegate(ctx context.Context, req DelegateRequest) (Issued, error) {
+	d := req.Delegation
+	if d.Type != token.TypeInternal && d.Type != token.TypeNotebook {
+		return Issued{}, fmt.Errorf("%w: delegation type must be internal or notebook", token.ErrInvalid)
+	}
+	if d.Type == token.TypeInternal {
+		if err := token.ValidText("service", d.Service, token.MaxServiceLen, true); err != nil {
+			return Issued{}, err
+		}
+	}
+	if req.ExpiresIn < 0 || req.ExpiresIn > s.cfg.MaxLifetime {
+		return Issued{}, fmt.Errorf("%w: expires_in must be between 0 and tokens.max_lifetime", token.ErrInvalid)
+	}
+	pk, psecret, err := token.Parse(s.cfg.Prefix, []byte(req.ParentToken))
+	if err != nil {
+		return Issued{}, fmt.Errorf("%w: parent_token: %w", token.ErrInvalid, err)
+	}
+	parent, err := s.get(ctx, pk)
+	if err != nil {
+		return Issued{}, err
+	}
+	if parent == nil || !s.hasher.Verify(pk, psecret, parent.Hash) {
+		return Issued{}, fmt.Errorf("%w: %s", ErrParentNotFound, pk)
+	}
+	key, secret := token.NewKey(), token.NewSecret()
+	sealed, err := token.SealSecret(psecret, key, secret)
+	if err != nil {
+		return Issued{}, err
+	}
+	spec := &DelegateSpec{
+		Parent: pk, ParentHash: parent.Hash, Delegation: d,
+		Key: key, Hash: s.hasher.Sum(key, []byte(secret)), Sealed: sealed,
+	}
+	if req.ExpiresIn > 0 {
+		spec.Expires = token.At(s.now()).Add(req.ExpiresIn)
+	}
+	res, err := s.write(ctx, &WriteRequest{Delegate: spec})
+	if err != nil {
+		return Issued{}, err
+	}
+	child := res.Token
+	if child.Key != key {
+		if child.Ext == nil || len(child.Ext.Sealed) == 0 {
+			return Issued{}, fmt.Errorf("delegated child %s has no sealed secret", child.Key)
+		}
+		secret, err = token.OpenSecret(psecret, child.Key, child.Ext.Sealed)
+		if err != nil {
+			return Issued{}, fmt.Errorf("cannot open the secret of delegated child %s: %w", child.Key, err)
+		}
+	}
+	return Issued{Token: token.Encode(s.cfg.Prefix, child.Key, secret), Record: child, Reused: res.Reused}, nil
+}
+
+// leaderDelegate finds a reusable child or mints the one in spec.
+func (s *Service) leaderDelegate(ctx context.Context, spec *DelegateSpec) (*token.Token, bool, error) {
+	parent, err := s.get(ctx, spec.Parent)
+	if err != nil {
+		return nil, false, err
+	}
+	if parent == nil || parent.Hash != spec.ParentHash {
+		return nil, false, fmt.Errorf("%w: %s", ErrParentNotFound, spec.Parent)
+	}
+	unlock := s.locks.lock(parent.Username)
+	defer unlock()
+	now := token.At(s.now())
+	d := spec.Delegation
+	if d.Type == token.TypeNotebook {
+		d.Scopes = parent.Scopes
+	}
+	kids, err := s.children(ctx, []token.Key{parent.Key})
+	if err != nil {
+		return nil, false, err
+	}
+	for _, k := range kids {
+		if s.rules.Reusable(k, parent, d, now) {
+			return k, true, nil
+		}
+	}
+	req := IssueRequest{
+		Username: parent.Username, Realm: parent.Realm, UID: parent.UID, HasUID: parent.HasUID,
+		Type: d.Type, Scopes: d.Scopes, Parent: parent.Key, Service: d.Service,
+	}
+	if spec.Expires != 0 {
+		req.ExpiresIn = time.Duration(spec.Expires - now)
+	}
+	rec := s.newRecord(&req, spec.Key, spec.Hash, now)
+	if spec.Expires == 0 && parent.Expires != 0 {
+		rec.Expires = parent.Expires // a child lives as long as its parent by default
+	}
+	e := *rec.Ext
+	e.Sealed = spec.Sealed
+	rec.SetExtra(e)
+	if err := rec.Validate(); err != nil {
+		return nil, false, err
+	}
+	if err := s.checkChild(rec, parent, now); err != nil {
+		return nil, false, err
+	}
+	if _, err := s.propose(ctx, &Command{Op: OpPut, Time: now, Puts: []*token.Token{rec}}, false); err != nil {
+		return nil, false, err
+	}
+	return rec, false, nil
+}

@@ -1,0 +1,196 @@
+package tokens
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tokencache/tokencache/token"
+)
+
+// Revoke revokes the token k and all its descendants, and returns their keys
+// (k first, then the descendants breadth-first). It is acknowledged only once
+// every healthy node has applied the revocation.
+func (s *Service) Revoke(ctx context.Context, k token.Key) ([]token.Key, error) {
+	res, err := s.write(ctx, &WriteRequest{Revoke: &RevokeSpec{Key: k}})
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]token.Key, len(res.Tokens))
+	for i, t := range res.Tokens {
+		keys[i] = t.Key
+	}
+	return keys, nil
+}
+
+// RevokeToken revokes the token whose full text is raw (RFC 7009). A
+// malformed or unknown token, or a wrong secret, is not an error: the
+// revocation endpoint answers the same for all of them.
+func (s *Service) RevokeToken(ctx context.Context, raw []byte) error {
+	k, secret, err := token.Parse(s.cfg.Prefix, raw)
+	if err != nil {
+		return nil
+	}
+	t, err := s.get(ctx, k)
+	if err != nil {
+		return err
+	}
+	if t == nil || !s.hasher.Verify(k, secret, t.Hash) {
+		return nil
+	}
+	h := t.Hash
+	_, err = s.write(ctx, &WriteRequest{Revoke: &RevokeSpec{Key: k, Hash: &h}})
+	if errIs(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// leaderRevoke revokes spec.Key and its descendants in one log entry.
+func (s *Service) leaderRevoke(ctx context.Context, spec *RevokeSpec) ([]*token.Token, error) {
+	root, err := s.get(ctx, spec.Key)
+	if err != nil {
+		return nil, err
+	}
+	now := token.At(s.now())
+	if root == nil || s.rules.State(root, now, 0) == token.StateUnknown ||
+		(spec.Hash != nil && *spec.Hash != root.Hash) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, spec.Key)
+	}
+	unlock := s.locks.lock(root.Username)
+	defer unlock()
+	// Re-read under the lock: the record may have changed before we held it.
+	if root, err = s.get(ctx, spec.Key); err != nil {
+		return nil, err
+	}
+	if root == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, spec.Key)
+	}
+	desc, err := s.descendants(ctx, root.Key)
+	if err != nil {
+		return nil, err
+	}
+	all := append([]*token.Token{root}, desc...)
+	var puts []*token.Token
+	for _, t := range all {
+		if t.RevokedAt != 0 {
+			continue // keep the first revocation time
+		}
+		c := t.Clone()
+		c.RevokedAt = now
+		puts = append(puts, c)
+	}
+	if len(puts) > 0 {
+		if _, err := s.propose(ctx, &Command{Op: OpPut, Time: now, Puts: puts}, true); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]*token.Token, len(all))
+	revoked := make(map[token.Key]*token.Token, len(puts))
+	for _, p := range puts {
+		revoked[p.Key] = p
+	}
+	for i, t := range all {
+		if r, ok := revoked[t.Key]; ok {
+			t = r
+		}
+		out[i] = t
+	}
+	return out, nil
+}
+
+// Modify changes a token's name, scopes or expiry.
+func (s *Service) Modify(ctx context.Context, req ModifyRequest) (*token.Token, error) {
+	if req.NoExpire && req.Expires != nil {
+		return nil, fmt.Errorf("%w: no_expire cannot be combined with expires", token.ErrInvalid)
+	}
+	if req.Name != nil {
+		if err := token.ValidText("name", *req.Name, token.MaxNameLen, false); err != nil {
+			return nil, err
+		}
+	}
+	if req.Scopes != nil {
+		if _, err := token.ParseScopes(string(*req.Scopes)); err != nil {
+			return nil, err
+		}
+	}
+	res, err := s.write(ctx, &WriteRequest{Modify: &ModifySpec{Request: req}})
+	if err != nil {
+		return nil, err
+	}
+	return res.Token, nil
+}
+
+// leaderModify applies a modify on the leader.
+func (s *Service) leaderModify(ctx context.Context, req *ModifyRequest) (*token.Token, error) {
+	cur, err := s.get(ctx, req.Key)
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, req.Key)
+	}
+	unlock := s.locks.lock(cur.Username)
+	defer unlock()
+	if cur, err = s.get(ctx, req.Key); err != nil {
+		return nil, err
+	}
+	now := token.At(s.now())
+	if cur == nil || s.rules.State(cur, now, 0) == token.StateUnknown {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, req.Key)
+	}
+	next := cur.Clone()
+	e := token.Extra{}
+	if next.Ext != nil {
+		e = *next.Ext
+	}
+	if req.Name != nil && *req.Name != cur.Name() {
+		e.Name = *req.Name
+		if e.Name != "" {
+			live, err := s.named(ctx, cur.Username, e.Name, now)
+			if err != nil {
+				return nil, err
+			}
+			for _, t := range live {
+				if t.Key != cur.Key {
+					return nil, fmt.Errorf("%w: %q", ErrDuplicateName, e.Name)
+				}
+			}
+		}
+	}
+	next.SetExtra(e)
+	if req.Scopes != nil {
+		next.Scopes = *req.Scopes
+	}
+	switch {
+	case req.NoExpire:
+		next.Expires = 0
+	case req.Expires != nil:
+		exp := token.At(*req.Expires)
+		if exp <= now {
+			return nil, fmt.Errorf("%w: expires must be in the future", token.ErrInvalid)
+		}
+		if exp.Time().Sub(now.Time()) > s.cfg.MaxLifetime {
+			return nil, fmt.Errorf("%w: expires is further away than tokens.max_lifetime (%s)", token.ErrInvalid, s.cfg.MaxLifetime)
+		}
+		next.Expires = exp
+	}
+	if p := next.Parent(); !p.IsZero() {
+		parent, err := s.get(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if parent != nil && !parent.Scopes.Contains(next.Scopes) {
+			return nil, fmt.Errorf("%w: a child token cannot have scopes its parent lacks", token.ErrInvalid)
+		}
+		if parent != nil && parent.Expires != 0 && (next.Expires == 0 || next.Expires > parent.Expires) {
+			return nil, fmt.Errorf("%w: a child token cannot outlive its parent", token.ErrInvalid)
+		}
+	}
+	if err := next.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := s.propose(ctx, &Command{Op: OpPut, Time: now, Puts: []*token.Token{next}}, false); err != nil {
+		return nil, err
+	}
+	return next, nil
+}

@@ -1,0 +1,279 @@
+// Package tokens is the token service of tokencache: validation (the hot
+// path), the leader-side write operations (issue, modify, revoke with
+// cascade, delegate, purge), the replicated state machine they feed (State),
+// the log commands (Command), and the writer that persists applied changes
+// to SQL. See docs/architecture.md for how the parts fit together.
+package tokens
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokencache/tokencache/cache"
+	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/token"
+)
+
+// Config configures a Service.
+type Config struct {
+	Prefix string      // tokens.prefix
+	Rules  token.Rules // tokens.expiry, retention, idle_timeout
+	Pepper []byte      // tokens.pepper: HMAC key for secret hashes (optional)
+	// MaxLifetime caps expires_in (tokens.max_lifetime).
+	MaxLifetime time.Duration
+	// ReadTimeout bounds a store read on a cache miss.
+	ReadTimeout time.Duration
+	// WriteTimeout is the deadline of a write whose caller set none.
+	WriteTimeout time.Duration
+	// LoadBatchSize is the warm-start batch (cache.load_batch_size).
+	LoadBatchSize int
+	// ReapInterval is how often the leader deletes tokens past retention.
+	ReapInterval time.Duration
+	// ReapBatch is the most tokens deleted by one log entry.
+	ReapBatch int
+	// TouchInterval is how often recorded uses are replicated; 0 derives it
+	// from the idle timeout (a tenth of it, between 1s and 30s).
+	TouchInterval time.Duration
+	// MaxDescendants bounds a cascade (and a children listing).
+	MaxDescendants int
+	// ListLimit is the default listing size, MaxListLimit its cap.
+	ListLimit, MaxListLimit int
+	// Now is the clock; nil = time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the defaults of DESIGN §7.
+func DefaultConfig() Config {
+	return Config{
+		Prefix:         token.DefaultPrefix,
+		Rules:          token.DefaultRules(),
+		MaxLifetime:    365 * 24 * time.Hour,
+		ReadTimeout:    2 * time.Second,
+		WriteTimeout:   10 * time.Second,
+		LoadBatchSize:  1024,
+		ReapInterval:   time.Minute,
+		ReapBatch:      1000,
+		MaxDescendants: 100_000,
+		ListLimit:      100,
+		MaxListLimit:   10_000,
+	}
+}
+
+// Validate reports every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if !token.ValidPrefix(c.Prefix) {
+		errs = append(errs, fmt.Errorf("tokens.prefix %q must be 1-16 lowercase letters or digits, starting with a letter", c.Prefix))
+	}
+	if err := c.Rules.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxLifetime <= 0 {
+		errs = append(errs, errors.New("tokens.max_lifetime must be positive"))
+	}
+	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 {
+		errs = append(errs, errors.New("read and write timeouts must be positive"))
+	}
+	if c.LoadBatchSize <= 0 {
+		errs = append(errs, errors.New("cache.load_batch_size must be positive"))
+	}
+	if c.ReapInterval <= 0 || c.ReapBatch <= 0 {
+		errs = append(errs, errors.New("tokens.reap_interval and the reap batch must be positive"))
+	}
+	if c.TouchInterval < 0 {
+		errs = append(errs, errors.New("touch interval must not be negative"))
+	}
+	if c.MaxDescendants <= 0 || c.ListLimit <= 0 || c.MaxListLimit < c.ListLimit {
+		errs = append(errs, errors.New("descendant and listing limits must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Forwarder sends a write to the leader, whose LeaderWrite runs it. The
+// cluster implements it; it holds the write through a leader election until
+// ctx ends.
+type Forwarder interface {
+	Forward(ctx context.Context, w *WriteRequest) (*WriteResult, error)
+}
+
+// Fence tells whether this node may answer valid: nil while it is in contact
+// with the leader (or runs alone), ErrStale otherwise. It is called on every
+// successful validation and must be cheap (an atomic load).
+type Fence func() error
+
+// Service answers validations from memory and runs token writes through the
+// log. It is safe for concurrent use.
+type Service struct {
+	cfg    Config
+	rules  token.Rules
+	hasher *token.Hasher
+	cache  *cache.Cache
+	store  persist.Store
+	state  *State
+	log    *slog.Logger
+	now    func() time.Time
+	load   cache.Loader
+
+	repl  Log
+	fwd   Forwarder
+	fence atomic.Pointer[Fence]
+	catch atomic.Pointer[CatchUp]
+	locks userLocks
+	memo  *memo
+
+	stopping atomic.Bool
+	started  atomic.Bool
+	warm     atomic.Bool
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// New returns a Service over state (which holds the cache and the store) and
+// the log repl. fwd may be nil for a node that always leads.
+func New(cfg Config, state *State, repl Log, fwd Forwarder, log *slog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid token service configuration: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{
+		cfg:    cfg,
+		rules:  cfg.Rules,
+		hasher: token.NewHasher(cfg.Pepper),
+		cache:  state.cache,
+		store:  state.store,
+		state:  state,
+		log:    log,
+		now:    cfg.Now,
+		repl:   repl,
+		fwd:    fwd,
+		locks:  newUserLocks(),
+		memo:   newMemo(),
+		stop:   make(chan struct{}),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.load = s.loadFromStore
+	return s, nil
+}
+
+// SetFence installs the staleness fence (the cluster calls it before Start).
+func (s *Service) SetFence(f Fence) { s.fence.Store(&f) }
+
+// CatchUp is called before a node answers unknown for a key it has not got:
+// if this node's applied index is behind the commit index it knows of, it
+// waits (briefly, bounded by ctx) for the log to catch up and reports whether
+// it applied anything, so that a token issued through another node a moment
+// ago is not answered unknown here. It must return at once when the node is
+// not behind.
+type CatchUp func(ctx context.Context) bool
+
+// SetCatchUp installs the read-your-writes hook (the cluster calls it).
+func (s *Service) SetCatchUp(f CatchUp) { s.catch.Store(&f) }
+
+// Start starts the writer, the warm start, the reaper and the last-used
+// replication. It returns once the writer runs; warm start continues in the
+// background.
+func (s *Service) Start(ctx context.Context) error {
+	if err := s.state.writer.start(ctx); err != nil {
+		return err
+	}
+	s.started.Store(true)
+	s.wg.Add(3)
+	go func() { defer s.wg.Done(); s.warmStart() }()
+	go func() { defer s.wg.Done(); s.reapLoop() }()
+	go func() { defer s.wg.Done(); s.touchLoop() }()
+	return nil
+}
+
+// Drain makes the service refuse new writes and report not ready, the first
+// step of a graceful shutdown.
+func (s *Service) Drain() { s.stopping.Store(true) }
+
+// Close stops the background loops and flushes pending changes to the store
+// (until ctx ends). It is idempotent; the store is not closed.
+func (s *Service) Close(ctx context.Context) error {
+	var err error
+	s.stopOnce.Do(func() {
+		s.stopping.Store(true)
+		close(s.stop)
+		s.wg.Wait()
+		err = s.state.writer.close(ctx)
+	})
+	return err
+}
+
+// Rules returns the expiry and retention rules.
+func (s *Service) Rules() token.Rules { return s.rules }
+
+// State returns the service's state machine.
+func (s *Service) State() *State { return s.state }
+
+// Ready reports whether the node can answer validations.
+func (s *Service) Ready(ctx context.Context) error {
+	switch {
+	case s.stopping.Load():
+		return ErrShuttingDown
+	case !s.started.Load():
+		return errors.New("starting")
+	}
+	return nil
+}
+
+// Consistent implements the linearizable read barrier.
+func (s *Service) Consistent(ctx context.Context) error {
+	return s.repl.Consistent(ctx)
+}
+
+// Stats returns the counts of /v1/stats. Token counts come from the store
+// and lag it by the write-behind window.
+func (s *Service) Stats(ctx context.Context) (Stats, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
+	defer cancel()
+	st, err := s.store.Stats(ctx, token.At(s.now()))
+	if err != nil {
+		return Stats{}, s.storeErr(err)
+	}
+	cs := s.cache.Stats()
+	out := Stats{
+		Tokens:         st.Tokens,
+		UniqueSessions: st.UniqueSessions,
+		UserTokens:     st.UserTokens,
+		CacheSize:      cs.Len,
+		CachePinned:    cs.Pinned,
+		CacheCapacity:  cs.Capacity,
+		CacheHits:      cs.Hits,
+		CacheMisses:    cs.Misses,
+		StoreQueries:   cs.Loads,
+		AppliedIndex:   s.state.AppliedIndex(),
+		PersistedIndex: s.state.PersistedIndex(),
+	}
+	if total := cs.Hits + cs.Misses; total > 0 {
+		out.CacheHitRate = float64(cs.Hits) / float64(total)
+	}
+	out.PersistLagEntries = cs.Pinned
+	if at, ok := s.cache.OldestPinned(); ok {
+		out.PersistLagSeconds = s.now().Sub(at).Seconds()
+	}
+	return out, nil
+}
+
+// storeErr translates a store error for callers.
+func (s *Service) storeErr(err error) error {
+	switch {
+	case errors.Is(err, persist.ErrNotFound):
+		return ErrNotFound
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, persist.ErrUnavailable):
+		return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+	}
+	return err
+}

@@ -1,0 +1,234 @@
+package tokens
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokencache/tokencache/cache"
+	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/token"
+)
+
+// idempotencyWindow is how long an Idempotency-Key is remembered, and
+// maxIdempotencyKeys how many at most. Both are constants rather than
+// settings because every node must prune the table identically.
+const (
+	idempotencyWindow  = 24 * time.Hour
+	maxIdempotencyKeys = 1 << 20
+)
+
+// State is the replicated state machine of one node: it applies log commands
+// to the cache's pinned set and hands the changes to the SQL writer. Apply is
+// a thin, deterministic adapter (no clock, no I/O); Apply, Restore and
+// Snapshot are called by one goroutine at a time (the log's), everything else
+// is safe for concurrent use.
+type State struct {
+	cache  *cache.Cache
+	store  persist.Store
+	writer *writer
+	log    *slog.Logger
+
+	idem idempotencyTable // guarded by the apply goroutine; snapshot copies it under idemMu
+	// idemMu lets Lookup (leader, outside Apply) read the table.
+	idemMu sync.RWMutex
+
+	applied atomic.Uint64
+	waitMu  sync.Mutex
+	waitCh  chan struct{} // closed and replaced after each apply
+}
+
+// NewState returns the state machine of a node over c and store. The writer
+// persists applied changes to store according to cfg.
+func NewState(cfg WriterConfig, c *cache.Cache, store persist.Store, log *slog.Logger) (*State, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w, err := newWriter(cfg, c, store, log.With("component", "writer"))
+	if err != nil {
+		return nil, err
+	}
+	return &State{
+		cache:  c,
+		store:  store,
+		writer: w,
+		log:    log,
+		idem:   newIdempotencyTable(),
+		waitCh: make(chan struct{}),
+	}, nil
+}
+
+// Apply applies the command at index. It must be called in log order.
+func (s *State) Apply(index uint64, cmd *Command) Result {
+	var res Result
+	urgent := false
+	switch cmd.Op {
+	case OpPut:
+		if cmd.IdempotencyKey != "" {
+			s.idemMu.Lock()
+			s.idem.prune(cmd.Time)
+			prev, seen := s.idem.get(cmd.IdempotencyKey)
+			if !seen && len(cmd.Puts) > 0 {
+				s.idem.put(cmd.IdempotencyKey, cmd.Puts[0].Key, cmd.Time)
+			}
+			s.idemMu.Unlock()
+			if seen {
+				res = Result{Replayed: true, Existing: prev}
+				break
+			}
+		}
+		for _, t := range cmd.Puts {
+			t.Index = index
+			if t.RevokedAt != 0 {
+				urgent = true // revocations are never held back by write-behind
+			}
+			s.cache.Put(t)
+		}
+	case OpDelete:
+		for _, d := range cmd.Deletes {
+			s.cache.Delete(d.Key, index, d.MaxIndex)
+		}
+	case OpTouch:
+		for _, t := range cmd.Touches {
+			s.cache.ApplyTouch(t.Key, t.At)
+		}
+		s.writer.addTouches(cmd.Touches)
+	case OpPersisted:
+		if s.store.Shared() {
+			s.cache.Unpin(cmd.Persisted)
+			s.writer.observePersisted(cmd.Persisted)
+		}
+	case OpNoop:
+	default:
+		// Decoding rejects unknown ops; a Command built in-process with a
+		// bad op is a programming error, and skipping it is deterministic.
+		s.log.Error("ignoring command with unknown op", "op", cmd.Op, "index", index)
+	}
+	s.cache.Advance(index)
+	s.applied.Store(index)
+	s.writer.wake(urgent)
+	s.notifyApplied()
+	return res
+}
+
+// SetWriter makes this node the writer of a shared store (on gaining
+// leadership, after its state caught up) or stops it (on losing it), and sets
+// how the writer announces what it persisted: announce proposes OpPersisted.
+// With a local store every node always writes and this does nothing.
+func (s *State) SetWriter(ctx context.Context, active bool, announce func(ctx context.Context, index uint64) error) error {
+	if announce != nil {
+		s.writer.announce.Store(&announce)
+	}
+	return s.writer.setActive(ctx, active)
+}
+
+// SharedStore reports whether the store is shared by every node (only the
+// leader writes it) rather than local to this node.
+func (s *State) SharedStore() bool { return s.store.Shared() }
+
+// AppliedIndex returns the index of the last applied entry.
+func (s *State) AppliedIndex() uint64 { return s.applied.Load() }
+
+// PersistedIndex returns the index up to which this node knows the store to
+// be complete.
+func (s *State) PersistedIndex() uint64 { return s.writer.persisted.Load() }
+
+func (s *State) notifyApplied() {
+	s.waitMu.Lock()
+	close(s.waitCh)
+	s.waitCh = make(chan struct{})
+	s.waitMu.Unlock()
+}
+
+// waitApplied blocks until this node applied index.
+func (s *State) waitApplied(done <-chan struct{}, index uint64) bool {
+	for {
+		s.waitMu.Lock()
+		ch := s.waitCh
+		s.waitMu.Unlock()
+		if s.applied.Load() >= index {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-done:
+			return false
+		}
+	}
+}
+
+// idempotencyKey returns the token an earlier entry minted for key.
+func (s *State) idempotencyKey(key string) (token.Key, bool) {
+	s.idemMu.RLock()
+	defer s.idemMu.RUnlock()
+	return s.idem.get(key)
+}
+
+// idempotencyTable remembers which token each Idempotency-Key minted. It is
+// part of the replicated state: pruned only by times carried in commands, so
+// every node holds the same table.
+type idempotencyTable struct {
+	m     map[string]idemEntry
+	order []idemRef // insertion order, for pruning
+	head  int
+}
+
+type idemEntry struct {
+	key token.Key
+	at  token.Time
+}
+
+type idemRef struct {
+	id string
+	at token.Time
+}
+
+func newIdempotencyTable() idempotencyTable {
+	return idempotencyTable{m: make(map[string]idemEntry)}
+}
+
+func (t *idempotencyTable) get(id string) (token.Key, bool) {
+	e, ok := t.m[id]
+	return e.key, ok
+}
+
+func (t *idempotencyTable) put(id string, k token.Key, at token.Time) {
+	t.m[id] = idemEntry{key: k, at: at}
+	t.order = append(t.order, idemRef{id: id, at: at})
+	for len(t.m) > maxIdempotencyKeys {
+		t.dropOldest()
+	}
+}
+
+// prune drops entries older than the window, judged by the command's time.
+func (t *idempotencyTable) prune(now token.Time) {
+	for t.head < len(t.order) && t.order[t.head].at < now-token.Time(idempotencyWindow) {
+		t.dropOldest()
+	}
+}
+
+func (t *idempotencyTable) dropOldest() {
+	ref := t.order[t.head]
+	t.order[t.head] = idemRef{}
+	t.head++
+	if e, ok := t.m[ref.id]; ok && e.at == ref.at {
+		delete(t.m, ref.id)
+	}
+	if t.head > 1024 && t.head*2 > len(t.order) {
+		t.order = append([]idemRef(nil), t.order[t.head:]...)
+		t.head = 0
+	}
+}
+
+// entries returns the live entries in insertion order (for snapshots).
+func (t *idempotencyTable) entries() []idemRef {
+	out := make([]idemRef, 0, len(t.m))
+	for _, ref := range t.order[t.head:] {
+		if e, ok := t.m[ref.id]; ok && e.at == ref.at {
+			out = append(out, ref)
+		}
+	}
+	return out
+}

@@ -1,0 +1,402 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokencache/tokencache/cache"
+	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/token"
+)
+
+// Write modes (persist.write_mode).
+const (
+	WriteThrough = "through"
+	WriteBehind  = "behind"
+)
+
+// WriterConfig configures how applied changes reach the store.
+type WriterConfig struct {
+	// Mode is WriteThrough (a write is acknowledged once its rows are
+	// committed) or WriteBehind (acknowledged once applied; rows follow in
+	// batches).
+	Mode string
+	// BatchSize is the most changes written in one transaction.
+	BatchSize int
+	// FlushInterval is how long write-behind waits to fill a batch.
+	FlushInterval time.Duration
+	// MaxPending bounds the changes applied but not yet persisted; writes
+	// beyond it answer ErrOverloaded. It bounds memory while SQL is down.
+	MaxPending int
+	// Timeout bounds one store transaction.
+	Timeout time.Duration
+	// RetryMax is the longest pause between retries while the store fails.
+	RetryMax time.Duration
+}
+
+// DefaultWriterConfig returns write-through with 512-change batches.
+func DefaultWriterConfig() WriterConfig {
+	return WriterConfig{
+		Mode:          WriteThrough,
+		BatchSize:     512,
+		FlushInterval: 50 * time.Millisecond,
+		MaxPending:    100_000,
+		Timeout:       10 * time.Second,
+		RetryMax:      5 * time.Second,
+	}
+}
+
+// Validate reports every problem with c.
+func (c WriterConfig) Validate() error {
+	var errs []error
+	if c.Mode != WriteThrough && c.Mode != WriteBehind {
+		errs = append(errs, fmt.Errorf("persist.write_mode must be %q or %q, got %q", WriteThrough, WriteBehind, c.Mode))
+	}
+	if c.BatchSize <= 0 {
+		errs = append(errs, errors.New("persist.batch_size must be positive"))
+	}
+	if c.FlushInterval <= 0 {
+		errs = append(errs, errors.New("persist.flush_interval must be positive"))
+	}
+	if c.MaxPending <= 0 {
+		errs = append(errs, errors.New("persist.max_pending must be positive"))
+	}
+	if c.Timeout <= 0 || c.RetryMax <= 0 {
+		errs = append(errs, errors.New("writer timeouts must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// writer persists the cache's pinned changes to the store, in log order, and
+// releases them once committed. With a local store it runs on every node and
+// unpins directly; with a shared store it runs on the leader only and
+// announces the persisted index through the log (OpPersisted), on whose
+// application every node unpins.
+type writer struct {
+	cfg   WriterConfig
+	cache *cache.Cache
+	store persist.Store
+	log   *slog.Logger
+
+	active    atomic.Bool
+	persisted atomic.Uint64
+	healthy   atomic.Bool
+	// announce proposes OpPersisted (shared store only); set by the cluster.
+	announce atomic.Pointer[func(context.Context, uint64) error]
+
+	wakeCh   chan struct{}
+	urgentCh chan struct{}
+
+	touchMu sync.Mutex
+	touches map[token.Key]token.Time
+
+	progMu sync.Mutex
+	progCh chan struct{} // closed and replaced on every success or failure
+
+	startOnce sync.Once
+	stopOnce  sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+	runCtx    context.Context
+	runCancel context.CancelFunc
+}
+
+func newWriter(cfg WriterConfig, c *cache.Cache, store persist.Store, log *slog.Logger) (*writer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &writer{
+		cfg:       cfg,
+		cache:     c,
+		store:     store,
+		log:       log,
+		wakeCh:    make(chan struct{}, 1),
+		urgentCh:  make(chan struct{}, 1),
+		touches:   make(map[token.Key]token.Time),
+		progCh:    make(chan struct{}),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		runCtx:    ctx,
+		runCancel: cancel,
+	}
+	w.healthy.Store(true)
+	// A local store is always written by this node; a shared one only once
+	// the cluster says this node leads.
+	w.active.Store(!store.Shared())
+	return w, nil
+}
+
+// start loads the persisted index and starts the flush loop.
+func (w *writer) start(ctx context.Context) error {
+	idx, err := w.store.PersistedIndex(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot read persisted index: %w", err)
+	}
+	w.persisted.Store(idx)
+	w.startOnce.Do(func() { go w.run() })
+	return nil
+}
+
+// setActive makes this node the store's writer (shared store: on gaining
+// leadership) or not. On activation it re-reads the persisted index from the
+// store, which the previous writer may have moved past the last announcement,
+// and announces it so that every node releases what is already stored.
+func (w *writer) setActive(ctx context.Context, on bool) error {
+	if !w.store.Shared() {
+		return nil
+	}
+	if !on {
+		w.active.Store(false)
+		return nil
+	}
+	idx, err := w.store.PersistedIndex(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot read persisted index: %w", err)
+	}
+	if idx > w.persisted.Load() {
+		w.persisted.Store(idx)
+	}
+	w.active.Store(true)
+	if f := w.announce.Load(); f != nil && idx > 0 {
+		if err := (*f)(ctx, idx); err != nil {
+			w.log.Warn("cannot announce persisted index", "index", idx, "err", err)
+		}
+	}
+	w.wake(true)
+	return nil
+}
+
+// observePersisted records an announced persisted index (shared store, on
+// nodes that do not write).
+func (w *writer) observePersisted(idx uint64) {
+	for {
+		cur := w.persisted.Load()
+		if idx <= cur || w.persisted.CompareAndSwap(cur, idx) {
+			return
+		}
+	}
+}
+
+// wake tells the loop that changes were applied; urgent flushes without
+// waiting for a batch to fill (revocations, write-through).
+func (w *writer) wake(urgent bool) {
+	ch := w.wakeCh
+	if urgent || w.cfg.Mode == WriteThrough {
+		ch = w.urgentCh
+	}
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (w *writer) addTouches(ts []persist.Touch) {
+	if !w.active.Load() {
+		return // a non-writing node has nothing to store; the writer got the same entry
+	}
+	w.touchMu.Lock()
+	for _, t := range ts {
+		if t.At > w.touches[t.Key] {
+			w.touches[t.Key] = t.At
+		}
+	}
+	w.touchMu.Unlock()
+}
+
+func (w *writer) takeTouches(max int) []persist.Touch {
+	w.touchMu.Lock()
+	defer w.touchMu.Unlock()
+	if len(w.touches) == 0 {
+		return nil
+	}
+	out := make([]persist.Touch, 0, min(max, len(w.touches)))
+	for k, at := range w.touches {
+		if len(out) == max {
+			break
+		}
+		out = append(out, persist.Touch{Key: k, At: at})
+		delete(w.touches, k)
+	}
+	return out
+}
+
+func (w *writer) restoreTouches(ts []persist.Touch) {
+	w.touchMu.Lock()
+	for _, t := range ts {
+		if t.At > w.touches[t.Key] {
+			w.touches[t.Key] = t.At
+		}
+	}
+	w.touchMu.Unlock()
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	ticker := time.NewTicker(w.cfg.FlushInterval)
+	defer ticker.Stop()
+	var backoff time.Duration
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.urgentCh:
+		case <-ticker.C:
+		case <-w.wakeCh:
+			if w.cache.Pinned() < w.cfg.BatchSize {
+				continue // write-behind: let the batch fill until the tick
+			}
+		}
+		if !w.active.Load() {
+			continue
+		}
+		if err := w.drain(w.runCtx); err != nil {
+			backoff = min(max(2*backoff, 50*time.Millisecond), w.cfg.RetryMax)
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(backoff):
+			}
+			w.wake(true)
+			continue
+		}
+		backoff = 0
+	}
+}
+
+// drain writes batches until no pinned change is left.
+func (w *writer) drain(ctx context.Context) error {
+	for {
+		n, err := w.flushOnce(ctx)
+		if err != nil {
+			return err
+		}
+		if n < w.cfg.BatchSize {
+			return nil
+		}
+	}
+}
+
+// flushOnce writes one batch and returns how many changes it held.
+func (w *writer) flushOnce(ctx context.Context) (int, error) {
+	after := w.persisted.Load()
+	changes, upTo := w.cache.Changes(after, w.cfg.BatchSize)
+	touches := w.takeTouches(w.cfg.BatchSize)
+	if len(changes) == 0 && len(touches) == 0 {
+		return 0, nil
+	}
+	b := &persist.Batch{Touches: touches}
+	for _, c := range changes {
+		if c.Token != nil {
+			b.Puts = append(b.Puts, c.Token)
+		} else {
+			b.Deletes = append(b.Deletes, persist.Delete{Key: c.Key, MaxIndex: c.MaxIndex})
+		}
+	}
+	if len(changes) > 0 {
+		b.Index = upTo
+	}
+	wctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	err := w.store.Write(wctx, b)
+	cancel()
+	if err != nil {
+		w.restoreTouches(touches)
+		if w.healthy.Swap(false) {
+			w.log.Error("cannot write to the store; retrying", "changes", len(changes), "err", err)
+		}
+		w.progress()
+		return 0, fmt.Errorf("cannot persist batch up to index %d: %w", upTo, err)
+	}
+	if !w.healthy.Swap(true) {
+		w.log.Info("store writes recovered")
+	}
+	if len(changes) > 0 {
+		w.observePersisted(upTo)
+		if w.store.Shared() {
+			if f := w.announce.Load(); f != nil {
+				if err := (*f)(ctx, upTo); err != nil {
+					w.log.Debug("cannot announce persisted index", "index", upTo, "err", err)
+				}
+			}
+		} else {
+			w.cache.Unpin(upTo)
+		}
+	}
+	w.progress()
+	return len(changes), nil
+}
+
+func (w *writer) progress() {
+	w.progMu.Lock()
+	close(w.progCh)
+	w.progCh = make(chan struct{})
+	w.progMu.Unlock()
+}
+
+// waitPersisted blocks until the store holds every change up to index. It
+// fails with ErrStoreUnavailable once a write has failed, and with ctx's
+// error when ctx ends first.
+func (w *writer) waitPersisted(ctx context.Context, index uint64) error {
+	for {
+		w.progMu.Lock()
+		ch := w.progCh
+		w.progMu.Unlock()
+		if w.persisted.Load() >= index {
+			return nil
+		}
+		if !w.healthy.Load() {
+			return ErrStoreUnavailable
+		}
+		w.wake(true)
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// admit reports whether a new write may be proposed now.
+func (w *writer) admit() error {
+	if w.cache.Pinned() >= w.cfg.MaxPending {
+		if !w.healthy.Load() {
+			return fmt.Errorf("%w: %d changes wait for the store", ErrStoreUnavailable, w.cache.Pinned())
+		}
+		return ErrOverloaded
+	}
+	if w.cfg.Mode == WriteThrough && !w.healthy.Load() && w.active.Load() {
+		return ErrStoreUnavailable
+	}
+	return nil
+}
+
+// close flushes what is pending (until ctx ends) and stops the loop.
+func (w *writer) close(ctx context.Context) error {
+	var err error
+	w.stopOnce.Do(func() {
+		close(w.stop)
+		w.runCancel() // abort a write in flight: the drain below redoes it
+		w.startOnce.Do(func() { close(w.done) })
+		<-w.done
+		if !w.active.Load() {
+			return
+		}
+		for {
+			if err = w.drain(ctx); err == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				err = fmt.Errorf("cannot flush %d pending changes: %w", w.cache.Pinned(), err)
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+	return err
+}
