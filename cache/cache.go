@@ -20,177 +20,128 @@
 package cache
 
 import (
-	"context"
-	"time"
+	"errors"
+	"sync/atomic"
 
 	"github.com/tokencache/tokencache/token"
 )
 
-// Config configures a Cache.
-type Config struct {
-	// Capacity is the number of cached (evictable) records (cache.capacity).
-	// Pinned changes come on top of it and are bounded by the write path.
-	Capacity int
-	// Eviction is "lru" (default), "2q" or "arc" (cache.eviction).
-	Eviction string
-	// Shards is the number of independently locked shards; a power of two.
-	// 0 picks the default (64).
-	Shards int
-	// NegativeCapacity bounds how many unknown keys are remembered, so that
-	// asking again for a key the store does not have costs no query.
-	// 0 picks the default (Capacity/8, at least 1024).
-	NegativeCapacity int
-	// NegativeTTL is how long an unknown key is remembered (0 = 1m). Writes
-	// through the log clear the entry at once; the TTL only bounds how long
-	// a row added behind tokencache's back stays invisible.
-	NegativeTTL time.Duration
-	// UseGranularity is the resolution of last-used tracking: a use is
-	// recorded (and later replicated) only when the previously recorded use
-	// is older than this. 0 picks the default (1s).
-	UseGranularity time.Duration
-	// KeyFilter keeps a Bloom filter of every key the store holds, so that
-	// a flood of random, well-formed tokens costs no store query at all.
-	KeyFilter bool
-	// Now is the clock (for TTLs and lag); nil = time.Now.
-	Now func() time.Time
-}
-
-// DefaultConfig returns the defaults (capacity 1,000,000, lru).
-func DefaultConfig() Config { panic("unimplemented") }
-
-// Validate reports every problem with c.
-func (c Config) Validate() error { panic("unimplemented") }
+// Errors returned by this package. Callers compare with errors.Is.
+var (
+	// ErrInvalidConfig means a Config failed Validate; the message lists
+	// every problem.
+	ErrInvalidConfig = errors.New("invalid cache config")
+	// ErrReset means Reset ran while BuildKeyFilter was reading the store;
+	// the filter built from the old contents was thrown away.
+	ErrReset = errors.New("cache was reset")
+	// ErrLoader means a Loader broke its contract (it panicked, or returned
+	// a record of another key). The record, if any, is not used.
+	ErrLoader = errors.New("loader failed")
+)
 
 // Cache is safe for concurrent use as described in the package comment.
-type Cache struct{}
+type Cache struct {
+	cfg    settings
+	shards []paddedShard
+	mask   uint64
+
+	fifo    fifo          // pinned changes in index order
+	pinnedN atomic.Int64  // distinct pinned keys
+	applied atomic.Uint64 // last index given to Advance
+	resets  atomic.Uint64 // Reset calls; bumped with fifo.mu held
+
+	keys      keyFilter
+	drainNext atomic.Uint32 // first shard DrainUsed looks at
+}
 
 // New returns an empty cache.
-func New(cfg Config) (*Cache, error) { panic("unimplemented") }
+func New(cfg Config) (*Cache, error) {
+	s, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cache{
+		cfg:    s,
+		shards: make([]paddedShard, s.shards),
+		mask:   uint64(s.shards - 1),
+	}
+	for i := range c.shards {
+		if err := c.shards[i].init(s); err != nil {
+			return nil, err
+		}
+	}
+	c.keys.enabled = s.keyFilter
+	return c, nil
+}
+
+// shard returns the shard of k.
+func (c *Cache) shard(k token.Key) *shard { return &c.shards[k.Shard()&c.mask].shard }
+
+// nowNanos reads the configured clock.
+func (c *Cache) nowNanos() int64 { return c.cfg.now().UnixNano() }
 
 // Get returns the newest record the cache knows for k (a pinned change
 // first, then a cached record) and the latest use known on this node
 // (LastUsed of the record or a later local use). ok is false for a miss and
 // for a pinned deletion. It never blocks on I/O and does not allocate.
+//
+// With the 2q and arc policies, the first Get that promotes a record from
+// the "recent" to the "frequent" list allocates one list element inside
+// golang-lru; later Gets of it do not.
 func (c *Cache) Get(k token.Key) (t *token.Token, lastUsed token.Time, ok bool) {
-	panic("unimplemented")
+	s := c.shard(k)
+	s.mu.Lock()
+	e, found := s.findLocked(k, true)
+	if found {
+		s.hits++
+	}
+	s.mu.Unlock()
+	if e == nil {
+		return nil, 0, false
+	}
+	return e.tok, e.lastUsed(), true
 }
-
-// Loader reads one record from the store. It returns (nil, nil) when the
-// store has no such key, and an error when it cannot answer.
-type Loader func(ctx context.Context, k token.Key) (*token.Token, error)
-
-// Lookup is Get with read-through: on a miss it answers unknown keys from the
-// negative cache or the key filter, and otherwise calls load once for all
-// concurrent lookups of k (singleflight) and caches the result, unless the
-// key was changed by the log while the load ran (then the newer state wins,
-// and the load is retried once if the cache no longer holds it). It returns
-// (nil, 0, nil) for an unknown key, and load's error when the store cannot
-// answer (the error is not cached).
-func (c *Cache) Lookup(ctx context.Context, k token.Key, load Loader) (*token.Token, token.Time, error) {
-	panic("unimplemented")
-}
-
-// MarkUsed records a use of k at at on this node, if k is in memory and its
-// last recorded use is older than UseGranularity. Recorded uses are handed
-// out by DrainUsed. It does not allocate in steady state.
-func (c *Cache) MarkUsed(k token.Key, at token.Time) { panic("unimplemented") }
-
-// Use is a last-used time recorded on this node, waiting to be replicated.
-type Use struct {
-	Key token.Key
-	At  token.Time
-}
-
-// DrainUsed removes and returns up to max recorded uses (the latest per key).
-func (c *Cache) DrainUsed(max int) []Use { panic("unimplemented") }
-
-// Put pins t as the newest version of t.Key (t.Index is the log index that
-// wrote it and must be greater than every index Put or Delete saw before).
-// Lookups see it at once; it replaces any cached record and clears the key
-// from the negative cache; it is not evicted until Unpin(i) with i ≥ t.Index.
-// The cache keeps t: the caller must not change it afterwards.
-func (c *Cache) Put(t *token.Token) { panic("unimplemented") }
-
-// Delete pins the deletion of k at index, unless the newest record the cache
-// holds for k has an index above maxIndex (it changed after the deletion was
-// decided; the store applies the same rule). Lookups answer unknown for k
-// without asking the store until Unpin releases the deletion.
-func (c *Cache) Delete(k token.Key, index, maxIndex uint64) { panic("unimplemented") }
-
-// ApplyTouch records a replicated last-used time for k (moves forward only)
-// on whatever record of k is in memory.
-func (c *Cache) ApplyTouch(k token.Key, at token.Time) { panic("unimplemented") }
 
 // Advance records that every log entry up to index has been applied (also
 // the entries that changed no record).
-func (c *Cache) Advance(index uint64) { panic("unimplemented") }
+func (c *Cache) Advance(index uint64) { c.applied.Store(index) }
 
 // AppliedIndex returns the last index given to Advance.
-func (c *Cache) AppliedIndex() uint64 { panic("unimplemented") }
-
-// Change is one pinned change.
-type Change struct {
-	Index    uint64
-	Key      token.Key
-	Token    *token.Token // nil for a deletion
-	MaxIndex uint64       // deletion only: see Delete
-	Applied  time.Time    // when this node applied it (for lag)
-}
-
-// Changes returns the pinned changes with an index above after, oldest
-// first, at most max of them, skipping changes superseded by a later change
-// of the same key. upTo is the index the store will be complete up to once
-// it holds them: the last applied index when no pinned change remains after
-// the returned ones, else the index of the last change returned.
-func (c *Cache) Changes(after uint64, max int) (changes []Change, upTo uint64) {
-	panic("unimplemented")
-}
-
-// EachPinned calls fn for the newest pinned change of every key, in no
-// particular order, until fn returns false. It holds no lock while fn runs
-// for changes of other shards.
-func (c *Cache) EachPinned(fn func(Change) bool) { panic("unimplemented") }
-
-// Unpin releases every pinned change with an index up to upTo: records move
-// to the evictable part (unless a newer change of the key is pinned),
-// deletions are dropped (the store no longer has the row).
-func (c *Cache) Unpin(upTo uint64) { panic("unimplemented") }
-
-// Pinned returns the number of pinned changes (distinct keys).
-func (c *Cache) Pinned() int { panic("unimplemented") }
-
-// OldestPinned returns the applied time of the oldest pinned change.
-func (c *Cache) OldestPinned() (time.Time, bool) { panic("unimplemented") }
+func (c *Cache) AppliedIndex() uint64 { return c.applied.Load() }
 
 // Reset drops every record, pinned change, negative entry and use, and the
-// applied index (a snapshot restore starts from nothing).
-func (c *Cache) Reset() { panic("unimplemented") }
-
-// Mark is a point in the cache's change history, taken before a batch of
-// records is read from the store for Fill.
-type Mark struct{ epochs []uint64 }
-
-// Mark returns the current point in the change history.
-func (c *Cache) Mark() Mark { panic("unimplemented") }
-
-// Fill caches records read from the store after m was taken (warm start),
-// skipping any record whose key the log changed since m, or for which a
-// newer version is known. It stops when the cache is full and returns how
-// many it cached.
-func (c *Cache) Fill(toks []*token.Token, m Mark) int { panic("unimplemented") }
+// applied index (a snapshot restore starts from nothing). It also drops the
+// key filter (the store is about to hold other keys): Lookup asks the store
+// for every miss until BuildKeyFilter succeeds again. Counters are kept.
+func (c *Cache) Reset() {
+	c.keys.reset()
+	c.fifo.mu.Lock()
+	defer c.fifo.mu.Unlock()
+	c.resets.Add(1)
+	for i := range c.shards {
+		s := &c.shards[i].shard
+		s.mu.Lock()
+		s.resetLocked()
+		s.mu.Unlock()
+	}
+	c.fifo.clearLocked()
+	c.pinnedN.Store(0)
+	c.applied.Store(0)
+}
 
 // Full reports whether the cached part holds Capacity records.
-func (c *Cache) Full() bool { panic("unimplemented") }
+func (c *Cache) Full() bool { return c.cachedLen() >= c.cfg.capacity }
 
-// KeyScanner calls fn for every key in the store.
-type KeyScanner func(ctx context.Context, fn func(token.Key) error) error
-
-// BuildKeyFilter (re)builds the key filter from scan, sized for at least
-// expected keys, while Put keeps adding new keys. Until the first build
-// succeeds, Lookup asks the store for every miss. A no-op without
-// Config.KeyFilter.
-func (c *Cache) BuildKeyFilter(ctx context.Context, expected int, scan KeyScanner) error {
-	panic("unimplemented")
+// cachedLen returns the number of cached (evictable) records.
+func (c *Cache) cachedLen() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i].shard
+		s.mu.Lock()
+		n += s.lru.len()
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // Stats are counters for /v1/stats and /metrics.
@@ -206,5 +157,22 @@ type Stats struct {
 	Evictions     uint64
 }
 
-// Stats returns the current counters.
-func (c *Cache) Stats() Stats { panic("unimplemented") }
+// Stats returns the current counters. Misses include the lookups answered
+// by the negative cache or the key filter, so Hits/(Hits+Misses) is the
+// share of lookups answered by a record or pinned deletion in memory.
+func (c *Cache) Stats() Stats {
+	st := Stats{Capacity: c.cfg.capacity, Pinned: c.Pinned()}
+	for i := range c.shards {
+		s := &c.shards[i].shard
+		s.mu.Lock()
+		st.Len += s.lru.len()
+		st.Hits += s.hits
+		st.Misses += s.misses
+		st.Loads += s.loads
+		st.NegativeHits += s.negHits
+		st.FilterRejects += s.filterRejects
+		st.Evictions += s.evictions
+		s.mu.Unlock()
+	}
+	return st
+}

@@ -1,0 +1,203 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/tokencache/tokencache/token"
+)
+
+// randomKeys returns n keys from a seeded generator.
+func randomKeys(seed uint64, n int) []token.Key {
+	r := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	keys := make([]token.Key, n)
+	for i := range keys {
+		for j := 0; j < token.KeySize; j += 8 {
+			v := r.Uint64()
+			for b := range 8 {
+				keys[i][j+b] = byte(v >> (8 * b))
+			}
+		}
+	}
+	return keys
+}
+
+// storeOf returns a fake store holding a record for every key.
+func storeOf(keys []token.Key) *fakeStore {
+	s := newFakeStore()
+	for _, k := range keys {
+		s.set(rec(k, 1))
+	}
+	return s
+}
+
+func TestKeyFilterFlood(t *testing.T) {
+	c := mustNew(t, testConfig(newFakeClock()))
+	known := randomKeys(1, 1000)
+	store := storeOf(known)
+	if err := c.BuildKeyFilter(context.Background(), 100_000, store.scan); err != nil {
+		t.Fatalf("BuildKeyFilter() = %v", err)
+	}
+	const flood = 10_000
+	for _, k := range randomKeys(2, flood) {
+		if got := mustLookup(t, c, k, store.get); got != nil {
+			t.Fatalf("Lookup(%q) of a random key = %v, want nil", k, indexOf(got))
+		}
+	}
+	if n := store.loads.Load(); n != 0 {
+		t.Errorf("a flood of %d random keys loaded %d times, want 0", flood, n)
+	}
+	if st := c.Stats(); st.FilterRejects != flood {
+		t.Errorf("Stats().FilterRejects = %d, want %d", st.FilterRejects, flood)
+	}
+	// Every stored key still loads (no false negatives).
+	for _, k := range known {
+		if got := mustLookup(t, c, k, store.get); got == nil {
+			t.Fatalf("Lookup(%q) of a stored key = nil, want the record", k)
+		}
+	}
+}
+
+func TestKeyFilterNotUsedBeforeBuild(t *testing.T) {
+	c := mustNew(t, testConfig(newFakeClock()))
+	k := keyN(1)
+	c.Put(rec(k, 1)) // Put before any build must not create a filter
+	c.Unpin(1)
+	c.Reset()
+	store := newFakeStore(rec(k, 1))
+	if got := mustLookup(t, c, k, store.get); got == nil {
+		t.Errorf("Lookup(%q) without a key filter = nil, want the record", k)
+	}
+}
+
+func TestKeyFilterDisabled(t *testing.T) {
+	cfg := testConfig(newFakeClock())
+	cfg.KeyFilter = false
+	c := mustNew(t, cfg)
+	scanned := false
+	err := c.BuildKeyFilter(context.Background(), 10, func(context.Context, func(token.Key) error) error {
+		scanned = true
+		return nil
+	})
+	if err != nil || scanned {
+		t.Errorf("BuildKeyFilter() without KeyFilter = %v, scanned %v; want nil, false", err, scanned)
+	}
+	store := newFakeStore()
+	mustLookup(t, c, keyN(1), store.get)
+	if store.loads.Load() != 1 {
+		t.Errorf("Lookup without a key filter did not ask the store")
+	}
+}
+
+// TestKeyFilterWritesDuringBuild checks that no key written around a build
+// is missing from the filter: pinned before it (not in the store yet), put
+// during the scan, and put after it.
+func TestKeyFilterWritesDuringBuild(t *testing.T) {
+	c := mustNew(t, testConfig(newFakeClock()))
+	known := randomKeys(3, 500)
+	store := storeOf(known)
+	pinnedBefore := keyN(1)
+	c.Put(rec(pinnedBefore, 1)) // not in the store
+	during := randomKeys(4, 50)
+	scan := func(ctx context.Context, fn func(token.Key) error) error {
+		for i, k := range during {
+			c.Put(rec(k, uint64(10+i)))
+		}
+		return store.scan(ctx, fn)
+	}
+	if err := c.BuildKeyFilter(context.Background(), 1000, scan); err != nil {
+		t.Fatalf("BuildKeyFilter() = %v", err)
+	}
+	after := keyN(2)
+	c.Put(rec(after, 100))
+	c.Unpin(100)
+	all := append(append([]token.Key{pinnedBefore, after}, during...), known...)
+	for _, k := range all {
+		if !c.keys.mayContain(k) {
+			t.Errorf("key filter rejects %q, written around the build", k)
+		}
+	}
+}
+
+func TestKeyFilterBuildError(t *testing.T) {
+	c := mustNew(t, testConfig(newFakeClock()))
+	store := storeOf(randomKeys(5, 100))
+	if err := c.BuildKeyFilter(context.Background(), 100, store.scan); err != nil {
+		t.Fatalf("BuildKeyFilter() = %v", err)
+	}
+	errScan := errors.New("scan failed")
+	failing := func(ctx context.Context, fn func(token.Key) error) error {
+		_ = fn(keyN(1))
+		return errScan
+	}
+	if err := c.BuildKeyFilter(context.Background(), 100, failing); !errors.Is(err, errScan) {
+		t.Fatalf("BuildKeyFilter(failing scan) = %v, want %v", err, errScan)
+	}
+	// The previous filter stays in use.
+	mustLookup(t, c, randomKeys(6, 1)[0], store.get)
+	if st := c.Stats(); st.FilterRejects != 1 || store.loads.Load() != 0 {
+		t.Errorf("after a failed rebuild: FilterRejects %d, loads %d; want 1, 0", st.FilterRejects, store.loads.Load())
+	}
+	if c.keys.building.Load() != nil {
+		t.Errorf("a failed build left its filter receiving Puts")
+	}
+}
+
+func TestKeyFilterResetDuringBuild(t *testing.T) {
+	c := mustNew(t, testConfig(newFakeClock()))
+	scan := func(ctx context.Context, fn func(token.Key) error) error {
+		c.Reset()
+		return nil
+	}
+	if err := c.BuildKeyFilter(context.Background(), 10, scan); !errors.Is(err, ErrReset) {
+		t.Fatalf("BuildKeyFilter() across Reset = %v, want ErrReset", err)
+	}
+	if c.keys.active.Load() != nil {
+		t.Errorf("a filter built before Reset is in use")
+	}
+}
+
+// TestKeyFilterFalsePositiveRate measures the false-positive rate at the
+// sized count, and after a build whose expected count was far too small
+// (the build resizes and scans again).
+func TestKeyFilterFalsePositiveRate(t *testing.T) {
+	const n, probes = 100_000, 200_000
+	tests := []struct {
+		name     string
+		expected int
+		scans    int
+	}{
+		{"sized", n, 1},
+		{"undersized", n / 10, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustNew(t, testConfig(newFakeClock()))
+			store := storeOf(randomKeys(7, n))
+			scans := 0
+			scan := func(ctx context.Context, fn func(token.Key) error) error {
+				scans++
+				return store.scan(ctx, fn)
+			}
+			if err := c.BuildKeyFilter(context.Background(), tt.expected, scan); err != nil {
+				t.Fatalf("BuildKeyFilter() = %v", err)
+			}
+			if scans != tt.scans {
+				t.Errorf("BuildKeyFilter(expected %d) scanned %d times, want %d", tt.expected, scans, tt.scans)
+			}
+			fp := 0
+			for _, k := range randomKeys(8, probes) {
+				if c.keys.mayContain(k) {
+					fp++
+				}
+			}
+			rate := float64(fp) / probes
+			t.Logf("false positives: %.3f%% (%d of %d) with %d keys", 100*rate, fp, probes, n)
+			if rate > 0.015 {
+				t.Errorf("false-positive rate = %.3f%%, want at most 1.5%%", 100*rate)
+			}
+		})
+	}
+}
