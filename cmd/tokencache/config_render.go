@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Rendering of a Config as YAML or as a plain map (for JSON), with secrets
+// redacted: the only forms in which a Config is ever printed.
+
+// displayValue returns the printable form of key k of c.
+func (c *Config) displayValue(k keyInfo) any {
+	v := c.field(k)
+	switch {
+	case k.typ == secretType:
+		return Secret(v.String()).String()
+	case k.typ == durationType:
+		if d := time.Duration(v.Int()); d == -1 {
+			return -1 // "never"
+		} else {
+			return formatDuration(d)
+		}
+	case k.path == "persist.url":
+		return redactURL(v.String())
+	case k.typ == stringsType:
+		list := v.Interface().([]string)
+		out := make([]string, len(list))
+		for i, s := range list {
+			if k.path == "persist.shards" {
+				s = redactURL(s)
+			}
+			out[i] = s
+		}
+		return out
+	case k.typ == authzRuleType:
+		rules := v.Interface().([]AuthzRule)
+		out := make([]map[string]any, len(rules))
+		for i, r := range rules {
+			scopes := r.Scopes
+			if scopes == nil {
+				scopes = []string{}
+			}
+			out[i] = map[string]any{"path_prefix": r.PathPrefix, "scopes": scopes}
+		}
+		return out
+	}
+	return v.Interface()
+}
+
+// Map returns c as a nested map of printable values (secrets redacted).
+func (c *Config) Map() map[string]any {
+	out := make(map[string]any)
+	for _, k := range configKeys {
+		sec, name, _ := strings.Cut(k.path, ".")
+		m, ok := out[sec].(map[string]any)
+		if !ok {
+			m = make(map[string]any)
+			out[sec] = m
+		}
+		m[name] = c.displayValue(k)
+	}
+	return out
+}
+
+// YAML returns c as YAML in struct order, secrets redacted. With comments,
+// every section and key is preceded by its documentation.
+func (c *Config) YAML(comments bool, header string) ([]byte, error) {
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	var section *yaml.Node
+	current := ""
+	for _, k := range configKeys {
+		sec, name, _ := strings.Cut(k.path, ".")
+		if sec != current {
+			current = sec
+			key := scalar(sec)
+			if comments {
+				key.HeadComment = sectionHelp[sec]
+			}
+			section = &yaml.Node{Kind: yaml.MappingNode}
+			root.Content = append(root.Content, key, section)
+		}
+		key := scalar(name)
+		if comments {
+			key.HeadComment = keyHelp[k.path]
+		}
+		val := new(yaml.Node)
+		if err := val.Encode(c.displayValue(k)); err != nil {
+			return nil, fmt.Errorf("cannot encode %s: %w", k.path, err)
+		}
+		if val.Kind == yaml.SequenceNode && len(val.Content) == 0 {
+			val.Style = yaml.FlowStyle // "[]"
+		}
+		section.Content = append(section.Content, key, val)
+	}
+	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}, HeadComment: header}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("cannot encode configuration: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("cannot encode configuration: %w", err)
+	}
+	return spaceSections(buf.Bytes()), nil
+}
+
+// spaceSections puts a blank line before each top-level section after the
+// first, for a file people read.
+func spaceSections(b []byte) []byte {
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	var out bytes.Buffer
+	for i, l := range lines {
+		if i > 0 && len(l) > 0 && l[0] != ' ' && l[0] != '\n' && len(lines[i-1]) > 0 && lines[i-1][0] == ' ' {
+			out.WriteByte('\n')
+		}
+		out.Write(l)
+	}
+	return out.Bytes()
+}
+
+func scalar(s string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+}
+
+var (
+	urlUserinfoRE = regexp.MustCompile(`^([a-z:]*//[^/@:]*:)[^@/]*@`)
+	urlPasswordRE = regexp.MustCompile(`([?&](?i:password|pass|pwd)=)[^&]*`)
+)
+
+// redactURL hides a password carried in a database URL (user:pass@ or a
+// password= parameter).
+func redactURL(u string) string {
+	u = urlUserinfoRE.ReplaceAllString(u, "${1}"+redacted+"@")
+	return urlPasswordRE.ReplaceAllString(u, "${1}"+redacted)
+}
+
+// defaultTemplate returns the defaults as printed by `config default`:
+// derived keys are left empty (their comments say what empty means).
+func defaultTemplate() *Config {
+	c := Default()
+	c.Node.ID = ""
+	return c
+}

@@ -1,0 +1,412 @@
+package main
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokencache/tokencache/token"
+)
+
+// Problem is one configuration problem, attached to a key path (or, for an
+// environment variable, its name).
+type Problem struct {
+	Key string
+	Msg string
+}
+
+func (p Problem) String() string {
+	if p.Key == "" {
+		return p.Msg
+	}
+	return p.Key + ": " + p.Msg
+}
+
+// Problems is a list of problems; as an error it prints one per line.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Validate reports every problem of c, one per line as "key.path: message",
+// as a Problems error (nil when there is none). Messages never contain a
+// secret value.
+func (c *Config) Validate() error {
+	errs, _ := c.check()
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+// Warnings returns settings that are allowed but probably not meant.
+func (c *Config) Warnings() Problems {
+	_, warns := c.check()
+	return warns
+}
+
+// checker collects problems.
+type checker struct {
+	errs, warns Problems
+}
+
+func (ck *checker) errorf(key, format string, args ...any) {
+	ck.errs = append(ck.errs, Problem{key, fmt.Sprintf(format, args...)})
+}
+
+func (ck *checker) warnf(key, format string, args ...any) {
+	ck.warns = append(ck.warns, Problem{key, fmt.Sprintf(format, args...)})
+}
+
+func (ck *checker) positive(key string, d time.Duration) {
+	if d <= 0 {
+		ck.errorf(key, "must be a positive duration, got %s", formatDuration(d))
+	}
+}
+
+func (ck *checker) positiveInt(key string, n int) {
+	if n <= 0 {
+		ck.errorf(key, "must be positive, got %d", n)
+	}
+}
+
+func (ck *checker) oneOf(key, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	ck.errorf(key, "unknown value %q (want %s)", v, strings.Join(allowed, ", "))
+}
+
+// address checks a host:port. Bind addresses may leave the host empty or
+// unspecified (all interfaces); advertised addresses must name a host that
+// others can reach. Port 0 (pick a free port) only where allowZero.
+func (ck *checker) address(key, addr string, advertise, allowZero bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		ck.errorf(key, "%q is not host:port", addr)
+		return
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (n == 0 && !allowZero) {
+		lo := 1
+		if allowZero {
+			lo = 0
+		}
+		ck.errorf(key, "port %q of %q must be a number from %d to 65535", port, addr, lo)
+	}
+	if advertise && unspecifiedHost(host) {
+		ck.errorf(key, "%q cannot be advertised: other nodes cannot reach an unspecified address; name this node's address", addr)
+		return
+	}
+	if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+		ck.errorf(key, "host %q of %q is neither an IP address nor a host name", host, addr)
+	}
+}
+
+func unspecifiedHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
+
+func validHostname(h string) bool { return len(h) <= 253 && hostnameRE.MatchString(h) }
+
+var (
+	nodeIDRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	clusterNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	// cookieNameRE is an RFC 6265 cookie-name (an RFC 7230 token).
+	cookieNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+)
+
+// minSecretLen is the length below which a configured secret is warned about.
+const minSecretLen = 16
+
+// check returns the problems (errors) and warnings of c.
+func (c *Config) check() (errs, warns Problems) {
+	var ck checker
+	c.checkNode(&ck)
+	c.checkHTTP(&ck)
+	c.checkCluster(&ck)
+	c.checkCache(&ck)
+	c.checkPersist(&ck)
+	c.checkTokens(&ck)
+	c.checkAuthz(&ck)
+	c.checkLog(&ck)
+	return ck.errs, ck.warns
+}
+
+func (c *Config) checkNode(ck *checker) {
+	if !nodeIDRE.MatchString(c.Node.ID) {
+		ck.errorf("node.id", "%q must be 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", c.Node.ID)
+	}
+	if c.Node.DataDir == "" {
+		ck.errorf("node.data_dir", "must be set (the Raft log, SQLite file and admin token live there)")
+	}
+}
+
+func (c *Config) checkHTTP(ck *checker) {
+	h := &c.HTTP
+	ck.address("http.addr", h.Addr, false, true)
+	if n := len(h.AdminToken); n > 0 && n < minSecretLen {
+		ck.warnf("http.admin_token", "is shorter than %d characters; leave it unset to have one generated", minSecretLen)
+	}
+	ck.positiveInt("http.max_body_bytes", h.MaxBodyBytes)
+	ck.positiveInt("http.max_header_bytes", h.MaxHeaderBytes)
+	ck.positive("http.read_timeout", h.ReadTimeout)
+	ck.positive("http.write_timeout", h.WriteTimeout)
+	ck.positive("http.idle_timeout", h.IdleTimeout)
+	if h.DrainDelay < 0 {
+		ck.errorf("http.drain_delay", "must not be negative, got %s", formatDuration(h.DrainDelay))
+	}
+	ck.positive("http.shutdown_timeout", h.ShutdownTimeout)
+}
+
+func (c *Config) checkCluster(ck *checker) {
+	cl := &c.Cluster
+	if !clusterNameRE.MatchString(cl.Name) {
+		ck.errorf("cluster.name", "%q must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", cl.Name)
+	}
+	ck.address("cluster.gossip_addr", cl.GossipAddr, false, false)
+	ck.address("cluster.raft_addr", cl.RaftAddr, false, false)
+	if cl.GossipAdvertise != "" {
+		ck.address("cluster.gossip_advertise", cl.GossipAdvertise, true, false)
+	} else if host, _, err := net.SplitHostPort(cl.GossipAddr); err == nil && unspecifiedHost(host) {
+		ck.warnf("cluster.gossip_advertise", "is not set and cluster.gossip_addr binds every interface: memberlist will advertise the first private IP it finds")
+	}
+	if cl.RaftAdvertise != "" {
+		ck.address("cluster.raft_advertise", cl.RaftAdvertise, true, false)
+	} else if host, _, err := net.SplitHostPort(cl.RaftAddr); err == nil && unspecifiedHost(host) {
+		ck.errorf("cluster.raft_advertise", "must be set when cluster.raft_addr (%q) binds every interface", cl.RaftAddr)
+	}
+	for i, j := range cl.Join {
+		ck.address(fmt.Sprintf("cluster.join[%d]", i), j, true, false)
+	}
+	if cl.BootstrapExpect < 1 {
+		ck.errorf("cluster.bootstrap_expect", "must be at least 1, got %d", cl.BootstrapExpect)
+	}
+	if cl.ReplicationCount < -1 {
+		ck.errorf("cluster.replication_count", "must be -1 (every node votes) or at least 0, got %d", cl.ReplicationCount)
+	}
+	c.checkVoters(ck)
+	ck.oneOf("cluster.replication_policy", cl.ReplicationPolicy, "sync", "async")
+	ck.positive("cluster.max_staleness", cl.MaxStaleness)
+	if cl.EncryptKey != "" {
+		b, err := base64.StdEncoding.DecodeString(cl.EncryptKey.Reveal())
+		if err != nil {
+			ck.errorf("cluster.encrypt_key", "is not valid base64; generate one with `openssl rand -base64 32`")
+		} else if n := len(b); n != 16 && n != 24 && n != 32 {
+			ck.errorf("cluster.encrypt_key", "must decode to 16, 24 or 32 bytes (AES-128/192/256), got %d; generate one with `openssl rand -base64 32`", n)
+		}
+	}
+	ck.oneOf("cluster.raft_store", cl.RaftStore, "boltdb", "memory")
+	ck.positive("cluster.election_timeout", cl.ElectionTimeout)
+	ck.positive("cluster.reconcile_interval", cl.ReconcileInterval)
+	ck.positive("cluster.dead_server_cleanup", cl.DeadServerCleanup)
+	if cl.MaxStaleness > 0 && cl.ElectionTimeout > 0 && cl.MaxStaleness <= cl.ElectionTimeout {
+		ck.warnf("cluster.max_staleness", "%s is not above cluster.election_timeout (%s): followers will fail closed during ordinary elections",
+			formatDuration(cl.MaxStaleness), formatDuration(cl.ElectionTimeout))
+	}
+}
+
+// checkVoters warns when the cluster would start with an even number of
+// voters: it tolerates no more failures than one voter fewer.
+func (c *Config) checkVoters(ck *checker) {
+	r, n := c.Cluster.ReplicationCount, c.Cluster.BootstrapExpect
+	if r < -1 || n < 1 {
+		return
+	}
+	voters := n
+	if r >= 0 && 2*r+1 < n {
+		voters = 2*r + 1
+	}
+	if voters%2 == 1 {
+		return
+	}
+	if r == -1 {
+		ck.warnf("cluster.replication_count", "-1 makes every node a voter, and cluster.bootstrap_expect (%d) starts an even number of voters, which survives no more failures than %d; run an odd number of nodes",
+			n, n-1)
+		return
+	}
+	ck.warnf("cluster.replication_count", "%d wants %d voters, but cluster.bootstrap_expect (%d) starts only %d, an even number, which survives no more failures than %d",
+		r, 2*r+1, n, voters, voters-1)
+}
+
+func (c *Config) checkCache(ck *checker) {
+	ca := &c.Cache
+	ck.positiveInt("cache.capacity", ca.Capacity)
+	ck.oneOf("cache.eviction", ca.Eviction, "lru", "2q", "arc")
+	ck.positiveInt("cache.load_batch_size", ca.LoadBatchSize)
+	switch {
+	case ca.Shards <= 0 || ca.Shards&(ca.Shards-1) != 0:
+		ck.errorf("cache.shards", "must be a positive power of two, got %d", ca.Shards)
+	case ca.Capacity > 0 && ca.Capacity < ca.Shards:
+		ck.errorf("cache.capacity", "%d must be at least cache.shards (%d)", ca.Capacity, ca.Shards)
+	}
+	if ca.NegativeCapacity < 0 {
+		ck.errorf("cache.negative_capacity", "must be 0 (automatic) or positive, got %d", ca.NegativeCapacity)
+	}
+}
+
+func (c *Config) checkPersist(ck *checker) {
+	p := &c.Persist
+	ck.oneOf("persist.store", p.Store, "memory", "sqlite", "mysql")
+	switch p.Store {
+	case "mysql":
+		if p.URL == "" && len(p.Shards) == 0 {
+			ck.errorf("persist.url", "is required when persist.store is mysql (jdbc:mysql://host:3306/database)")
+		}
+	case "memory":
+		ck.warnf("persist.store", "memory keeps nothing across a restart of the whole cluster")
+		if p.URL != "" || len(p.Shards) > 0 {
+			ck.warnf("persist.url", "is ignored by the memory store")
+		}
+	}
+	if p.URL != "" {
+		checkStoreURL(ck, "persist.url", p.URL, p.Store)
+	}
+	for i, u := range p.Shards {
+		checkStoreURL(ck, fmt.Sprintf("persist.shards[%d]", i), u, p.Store)
+	}
+	if n := len(p.Password); n > 0 && p.Store == "mysql" && p.Username == "" {
+		ck.warnf("persist.password", "is set but persist.username is not")
+	}
+	ck.positiveInt("persist.pool_size", p.PoolSize)
+	if p.MaxOverflow < -1 {
+		ck.errorf("persist.max_overflow", "must be -1 (unlimited) or at least 0, got %d", p.MaxOverflow)
+	}
+	if p.PoolRecycle <= 0 && p.PoolRecycle != -1 {
+		ck.errorf("persist.pool_recycle", "must be a positive duration or -1 (never), got %s", formatDuration(p.PoolRecycle))
+	}
+	ck.positive("persist.pool_timeout", p.PoolTimeout)
+	ck.oneOf("persist.write_mode", p.WriteMode, "through", "behind")
+	ck.positiveInt("persist.batch_size", p.BatchSize)
+	ck.positive("persist.flush_interval", p.FlushInterval)
+	ck.positiveInt("persist.max_pending", p.MaxPending)
+	if p.BatchSize > 0 && p.MaxPending > 0 && p.BatchSize > p.MaxPending {
+		ck.errorf("persist.batch_size", "%d must not exceed persist.max_pending (%d)", p.BatchSize, p.MaxPending)
+	}
+	ck.positive("persist.query_timeout", p.QueryTimeout)
+}
+
+// checkStoreURL checks a JDBC-style URL without ever printing it (it may
+// carry a password).
+func checkStoreURL(ck *checker, key, raw, store string) {
+	switch {
+	case strings.HasPrefix(raw, "jdbc:sqlite:"):
+		if strings.TrimPrefix(raw, "jdbc:sqlite:") == "" {
+			ck.errorf(key, "jdbc:sqlite: needs a file path (jdbc:sqlite:/var/lib/tokencache/tokens.db)")
+		}
+		if store == "mysql" {
+			ck.errorf(key, "is a SQLite URL but persist.store is mysql")
+		}
+	case strings.HasPrefix(raw, "jdbc:mysql:"):
+		u, err := url.Parse(strings.TrimPrefix(raw, "jdbc:"))
+		if err != nil || u.Host == "" || strings.Trim(u.Path, "/") == "" {
+			ck.errorf(key, "must look like jdbc:mysql://host:3306/database[?param=value]")
+		}
+		if store == "sqlite" {
+			ck.errorf(key, "is a MySQL URL but persist.store is sqlite")
+		}
+	default:
+		ck.errorf(key, "must start with jdbc:sqlite: or jdbc:mysql://")
+	}
+}
+
+func (c *Config) checkTokens(ck *checker) {
+	t := &c.Tokens
+	ck.positive("tokens.expiry", t.Expiry)
+	ck.positive("tokens.retention", t.Retention)
+	if t.Expiry > 0 && t.Retention > 0 && t.Expiry >= t.Retention {
+		ck.errorf("tokens.expiry", "%s must be less than tokens.retention (%s): a token must be kept longer than it lives",
+			formatDuration(t.Expiry), formatDuration(t.Retention))
+	}
+	if t.IdleTimeout < 0 {
+		ck.errorf("tokens.idle_timeout", "must be 0 (off) or a positive duration, got %s", formatDuration(t.IdleTimeout))
+	}
+	ck.positive("tokens.max_lifetime", t.MaxLifetime)
+	if t.MaxLifetime > 0 && t.Expiry > t.MaxLifetime {
+		ck.errorf("tokens.expiry", "%s must not exceed tokens.max_lifetime (%s)", formatDuration(t.Expiry), formatDuration(t.MaxLifetime))
+	}
+	ck.positive("tokens.reap_interval", t.ReapInterval)
+	if !token.ValidPrefix(t.Prefix) {
+		ck.errorf("tokens.prefix", "%q must match [a-z][a-z0-9]{0,15}", t.Prefix)
+	}
+	if n := len(t.Pepper); n > 0 && n < minSecretLen {
+		ck.warnf("tokens.pepper", "is shorter than %d characters", minSecretLen)
+	}
+	if n := len(t.SafePassword); n > 0 && n < minSecretLen {
+		ck.warnf("tokens.safe_password", "is shorter than %d characters", minSecretLen)
+	}
+}
+
+func (c *Config) checkAuthz(ck *checker) {
+	a := &c.Authz
+	if a.Cookie != "" && !cookieNameRE.MatchString(a.Cookie) {
+		ck.errorf("authz.cookie", "%q is not a valid cookie name", a.Cookie)
+	}
+	seen := make(map[string]int)
+	for i, r := range a.Rules {
+		key := fmt.Sprintf("authz.rules[%d]", i)
+		switch {
+		case r.PathPrefix == "":
+			ck.errorf(key+".path_prefix", "is required")
+		case !strings.HasPrefix(r.PathPrefix, "/"):
+			ck.errorf(key+".path_prefix", "%q must start with /", r.PathPrefix)
+		default:
+			if j, dup := seen[r.PathPrefix]; dup {
+				ck.errorf(key+".path_prefix", "%q is already used by authz.rules[%d]", r.PathPrefix, j)
+			}
+			seen[r.PathPrefix] = i
+		}
+		for j, s := range r.Scopes {
+			if err := token.ValidScope(s); err != nil {
+				ck.errorf(fmt.Sprintf("%s.scopes[%d]", key, j), "%q is not a valid scope (printable ASCII without space, '\"' or '\\')", s)
+			}
+		}
+	}
+}
+
+func (c *Config) checkLog(ck *checker) {
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		ck.errorf("log.level", "unknown value %q (want debug, info, warn or error)", c.Log.Level)
+	}
+	if f := c.Log.Format; f != "" && f != "text" && f != "json" {
+		ck.errorf("log.format", "unknown value %q (want text or json; empty = text on a terminal, json otherwise)", f)
+	}
+}
+
+// formatDuration prints d in the largest unit that divides it ("1h", "90s";
+// -1 as "-1").
+func formatDuration(d time.Duration) string {
+	switch {
+	case d == -1:
+		return "-1"
+	case d == 0:
+		return "0s"
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	case d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	case d%time.Millisecond == 0:
+		return strconv.FormatInt(int64(d/time.Millisecond), 10) + "ms"
+	}
+	return d.String()
+}
