@@ -351,7 +351,7 @@ func TestReusable(t *testing.T) {
 		{"other parent", child(func(c *Token) { c.Ext.Parent = NewKey() }), d, false},
 		{"notebook asked", child(nil), Delegation{Type: TypeNotebook}, false},
 		{"never expiring child", child(func(c *Token) { c.Expires = 0 }), d, true},
-		{"wants never expiring", child(nil), Delegation{Type: TypeInternal, Service: "svc", Scopes: "read"}, false},
+		{"no minimum", child(nil), Delegation{Type: TypeInternal, Service: "svc", Scopes: "read"}, true},
 	}
 	for _, c := range cases {
 		if got := r.Reusable(c.c, parent, c.d, now); got != c.want {

@@ -39,7 +39,7 @@ type Delegation struct {
 	Type       Type   // TypeInternal or TypeNotebook
 	Service    string // internal only
 	Scopes     Scopes // internal only; a notebook token carries its parent's scopes
-	MinExpires Time   // zero: the child must never expire
+	MinExpires Time   // the child must live at least until then; zero: no minimum
 }
 
 // Reusable reports whether child can be handed out again for d under parent
@@ -58,8 +58,5 @@ func (r Rules) Reusable(child, parent *Token, d Delegation, now Time) bool {
 	if r.State(child, now, 0) != StateValid {
 		return false
 	}
-	if child.Expires == 0 {
-		return true
-	}
-	return d.MinExpires != 0 && child.Expires >= d.MinExpires
+	return child.Expires == 0 || child.Expires >= d.MinExpires
 }

@@ -126,7 +126,7 @@ func (s *Service) purgeCandidates(ctx context.Context, includeExpired bool) ([]*
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
 	defer cancel()
-	rows, err := s.store.Ended(rctx, before, s.cfg.ReapBatch)
+	rows, err := s.store.Ended(rctx, before+1, s.cfg.ReapBatch) // Ended is exclusive
 	if err != nil {
 		return nil, s.storeErr(err)
 	}

@@ -247,7 +247,9 @@ func waitPersisted(t testing.TB, n *testNode) {
 func TestCascadeRevokeThreeLevels(t *testing.T) {
 	n := newNode(t, nodeOpts{})
 	root := n.issue(t, IssueRequest{Type: token.TypeSession, Scopes: "a b c"})
+	n.clock.Advance(time.Second)
 	child := n.issue(t, IssueRequest{Type: token.TypeUser, Scopes: "a b", Parent: root.Record.Key})
+	n.clock.Advance(time.Second)
 	grand, err := n.svc.Delegate(context.Background(), DelegateRequest{
 		ParentToken: child.Token,
 		Delegation:  token.Delegation{Type: token.TypeInternal, Service: "svc", Scopes: "a"},
@@ -255,6 +257,7 @@ func TestCascadeRevokeThreeLevels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	n.clock.Advance(time.Second)
 	sibling := n.issue(t, IssueRequest{Type: token.TypeUser, Scopes: "c", Parent: root.Record.Key})
 	other := n.issue(t, IssueRequest{})
 

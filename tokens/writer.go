@@ -288,6 +288,13 @@ func (w *writer) flushOnce(ctx context.Context) (int, error) {
 	changes, upTo := w.cache.Changes(after, w.cfg.BatchSize)
 	touches := w.takeTouches(w.cfg.BatchSize)
 	if len(changes) == 0 && len(touches) == 0 {
+		// Entries that changed no record (touches of absent keys, deletions
+		// skipped by their guard, markers): the store is already complete up
+		// to upTo, and write-through waiters on those entries may go.
+		if upTo > after {
+			w.observePersisted(upTo)
+			w.progress()
+		}
 		return 0, nil
 	}
 	b := &persist.Batch{Touches: touches}
@@ -315,8 +322,8 @@ func (w *writer) flushOnce(ctx context.Context) (int, error) {
 	if !w.healthy.Swap(true) {
 		w.log.Info("store writes recovered")
 	}
+	w.observePersisted(upTo)
 	if len(changes) > 0 {
-		w.observePersisted(upTo)
 		if w.store.Shared() {
 			if f := w.announce.Load(); f != nil {
 				if err := (*f)(ctx, upTo); err != nil {
