@@ -1,0 +1,223 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokencache/tokencache/token"
+)
+
+// Config configures a Server. Start from DefaultConfig; a zero value never
+// means "unbounded" (MaxConnsPerIP, where 0 is documented as "off", is the
+// only switch).
+type Config struct {
+	// Addr is the listen address (http.addr). Serve takes a listener, so
+	// Addr is for the caller that opens it and for messages.
+	Addr string
+	// AdminToken is the resolved admin bearer token (http.admin_token); the
+	// caller loads or generates it. Admin requests must present it as
+	// Authorization: Bearer <token>. Required.
+	AdminToken string
+
+	// MaxBodyBytes bounds a request body; larger bodies answer 413.
+	MaxBodyBytes int
+	// MaxHeaderBytes is fasthttp's ReadBufferSize: the request line and
+	// headers must fit in it, or the answer is 431.
+	MaxHeaderBytes int
+	// ReadTimeout bounds reading one request (headers and body),
+	// WriteTimeout writing one response, IdleTimeout the wait for the next
+	// request on a keep-alive connection.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// RequestTimeout bounds the service calls of one admin, introspect or
+	// revoke request (their context deadline; 503 timeout when it passes).
+	// Validate and authz pass the request context through unchanged: they
+	// answer from memory, and the service bounds its own misses.
+	RequestTimeout time.Duration
+	// Concurrency is the maximum number of connections served at once.
+	Concurrency int
+	// MaxConnsPerIP limits connections from one IP; 0 turns the limit off
+	// (the usual caller is the local gateway, one IP).
+	MaxConnsPerIP int
+
+	// TokenPrefix is the token prefix (tokens.prefix), used to read the
+	// key of a parent token in delegation requests.
+	TokenPrefix string
+	// ListLimit is the number of tokens a listing returns when it names no
+	// limit; MaxListLimit is the largest limit a caller may ask for.
+	ListLimit    int
+	MaxListLimit int
+
+	// Authz configures the forward-auth endpoint.
+	Authz AuthzConfig
+
+	// DrainDelay is how long Shutdown keeps serving after readiness has
+	// turned off, so that load balancers and gateways stop sending first.
+	DrainDelay time.Duration
+
+	// Now is the clock (delegation's min_expires_in, PATCH bounds); nil
+	// means time.Now.
+	Now func() time.Time
+}
+
+// AuthzConfig configures ANY /v1/authz.
+type AuthzConfig struct {
+	// Cookie, when set, names a cookie that carries the token when the
+	// request has no Authorization header.
+	Cookie string
+	// Rules give the scopes a request path needs. The rule with the
+	// longest matching PathPrefix applies (a plain string prefix, as in
+	// NGINX locations and Traefik PathPrefix); paths no rule matches need
+	// only a valid token (plus any scope= of the request).
+	Rules []AuthzRule
+}
+
+// AuthzRule requires Scopes for paths that start with PathPrefix.
+type AuthzRule struct {
+	PathPrefix string
+	Scopes     []string
+}
+
+// Limits of the API that are not configuration.
+const (
+	// MaxLifetime bounds expires_in and the expires of a PATCH (100 years):
+	// beyond it, "never" is what the caller means, and token.Time would
+	// overflow near year 2262.
+	MaxLifetime = 100 * 365 * 24 * time.Hour
+	// maxTokenLen bounds a bearer token; longer ones are malformed without
+	// a lookup (the header limit bounds them anyway).
+	maxTokenLen = 4096
+	// maxIdempotencyKeyLen bounds the Idempotency-Key header (as the log
+	// command encoding does).
+	maxIdempotencyKeyLen = 255
+	// maxAuthzRules bounds Config.Authz.Rules (they are scanned per request).
+	maxAuthzRules = 1024
+)
+
+// DefaultConfig returns the defaults: 127.0.0.1:8080, 64 KiB bodies, 8 KiB
+// headers, 5s read and write timeouts, 60s idle timeout, 10s request
+// timeout, listings of 100 (at most 10000), prefix "tc", 2s drain delay.
+// AdminToken is left empty: the caller must set it.
+func DefaultConfig() Config {
+	return Config{
+		Addr:           "127.0.0.1:8080",
+		MaxBodyBytes:   64 << 10,
+		MaxHeaderBytes: 8 << 10,
+		ReadTimeout:    5 * time.Second,
+		WriteTimeout:   5 * time.Second,
+		IdleTimeout:    60 * time.Second,
+		RequestTimeout: 10 * time.Second,
+		Concurrency:    fasthttp.DefaultConcurrency,
+		TokenPrefix:    token.DefaultPrefix,
+		ListLimit:      100,
+		MaxListLimit:   10000,
+		DrainDelay:     2 * time.Second,
+	}
+}
+
+// Validate reports every problem with c, one per line.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("http.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("addr", "%q is not host:port", c.Addr)
+	}
+	if c.AdminToken == "" {
+		bad("admin_token", "is required")
+	} else if !validBearer([]byte(c.AdminToken)) {
+		bad("admin_token", "must be at most %d characters from A-Z a-z 0-9 - . _ ~ + / (then optional '='), the bearer token syntax of RFC 6750", maxTokenLen)
+	}
+	if c.MaxBodyBytes <= 0 {
+		bad("max_body_bytes", "must be positive, got %d", c.MaxBodyBytes)
+	}
+	if c.MaxHeaderBytes < 1024 {
+		bad("max_header_bytes", "must be at least 1024, got %d", c.MaxHeaderBytes)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout},
+		{"idle_timeout", c.IdleTimeout}, {"request_timeout", c.RequestTimeout},
+	} {
+		if d.v <= 0 {
+			bad(d.key, "must be positive, got %s", d.v)
+		}
+	}
+	if c.Concurrency <= 0 {
+		bad("concurrency", "must be positive, got %d", c.Concurrency)
+	}
+	if c.MaxConnsPerIP < 0 {
+		bad("max_conns_per_ip", "must not be negative (0 = off), got %d", c.MaxConnsPerIP)
+	}
+	if !token.ValidPrefix(c.TokenPrefix) {
+		bad("token_prefix", "%q must be 1 to %d lowercase letters or digits, starting with a letter", c.TokenPrefix, token.MaxPrefixLen)
+	}
+	if c.MaxListLimit <= 0 {
+		bad("max_list_limit", "must be positive, got %d", c.MaxListLimit)
+	}
+	if c.ListLimit <= 0 || (c.MaxListLimit > 0 && c.ListLimit > c.MaxListLimit) {
+		bad("list_limit", "must be between 1 and max_list_limit (%d), got %d", c.MaxListLimit, c.ListLimit)
+	}
+	if c.DrainDelay < 0 {
+		bad("drain_delay", "must not be negative, got %s", c.DrainDelay)
+	}
+	errs = append(errs, c.Authz.validate()...)
+	return errors.Join(errs...)
+}
+
+func (a *AuthzConfig) validate() []error {
+	var errs []error
+	if a.Cookie != "" && !validCookieName(a.Cookie) {
+		errs = append(errs, fmt.Errorf("http.authz.cookie: %q is not a valid cookie name", a.Cookie))
+	}
+	if len(a.Rules) > maxAuthzRules {
+		errs = append(errs, fmt.Errorf("http.authz.rules: at most %d rules, got %d", maxAuthzRules, len(a.Rules)))
+	}
+	seen := make(map[string]int, len(a.Rules))
+	for i, r := range a.Rules {
+		key := fmt.Sprintf("http.authz.rules[%d]", i)
+		if !strings.HasPrefix(r.PathPrefix, "/") {
+			errs = append(errs, fmt.Errorf("%s.path_prefix: %q must start with '/'", key, r.PathPrefix))
+		} else if strings.ContainsAny(r.PathPrefix, "?#%") || hasCTL(r.PathPrefix) {
+			errs = append(errs, fmt.Errorf("%s.path_prefix: %q must be a decoded path without '?', '#', '%%' or control characters", key, r.PathPrefix))
+		}
+		if j, dup := seen[r.PathPrefix]; dup {
+			errs = append(errs, fmt.Errorf("%s.path_prefix: %q repeats rules[%d]", key, r.PathPrefix, j))
+		}
+		seen[r.PathPrefix] = i
+		if _, err := token.NewScopes(r.Scopes); err != nil {
+			errs = append(errs, fmt.Errorf("%s.scopes: %w", key, err))
+		}
+	}
+	return errs
+}
+
+// validCookieName reports whether s is an RFC 6265 cookie-name (an RFC 7230
+// token).
+func validCookieName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func hasCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
