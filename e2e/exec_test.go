@@ -1,0 +1,8 @@
+package e2e
+
+import "os/exec"
+
+func execOutput(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}
