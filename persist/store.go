@@ -30,6 +30,14 @@ var (
 	// ErrCorrupt means a row could not be decoded (bad hash length, unknown
 	// type, …). The row is treated as absent for validation: never valid.
 	ErrCorrupt = errors.New("corrupt row")
+	// ErrSchemaOutdated means the database has an older schema than this
+	// binary needs and persist.create_tables is false, so it was not
+	// migrated.
+	ErrSchemaOutdated = errors.New("database schema is older than this binary and persist.create_tables is false")
+	// ErrConfig is wrapped by every error of Config.Validate.
+	ErrConfig = errors.New("invalid persist configuration")
+	// ErrBadURL is wrapped by every error of ParseURL.
+	ErrBadURL = errors.New("invalid persist.url")
 )
 
 // Store is the durable token set.

@@ -63,8 +63,10 @@ func (t *Token) Validate() error {
 	if t.HasUID && t.UID < 0 {
 		return fmt.Errorf("%w: uid must not be negative", ErrInvalid)
 	}
-	if _, err := ParseScopes(string(t.Scopes)); err != nil {
+	if canon, err := ParseScopes(string(t.Scopes)); err != nil {
 		return err
+	} else if canon != t.Scopes {
+		return fmt.Errorf("%w: scopes must be sorted, single-space separated", ErrInvalid)
 	}
 	if t.Created == 0 {
 		return fmt.Errorf("%w: created is required", ErrInvalid)

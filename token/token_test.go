@@ -270,8 +270,9 @@ func TestTokenValidate(t *testing.T) {
 		"notebook no parent": func(t *Token) {
 			t.Type = TypeNotebook
 		},
-		"own parent": func(t *Token) { t.SetExtra(Extra{Parent: t.Key}) },
-		"bad scopes": func(t *Token) { t.Scopes = "b a" + " " },
+		"own parent":      func(t *Token) { t.SetExtra(Extra{Parent: t.Key}) },
+		"bad scopes":      func(t *Token) { t.Scopes = "a b" + " " },
+		"unsorted scopes": func(t *Token) { t.Scopes = "b a" },
 	}
 	for name, mutate := range mutations {
 		tok := validToken()

@@ -1,0 +1,273 @@
+package persist
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Store kinds (persist.store).
+const (
+	StoreMemory = "memory"
+	StoreSQLite = "sqlite"
+	StoreMySQL  = "mysql"
+)
+
+// Write modes (persist.write_mode).
+const (
+	WriteThrough = "through"
+	WriteBehind  = "behind"
+)
+
+// Config configures the persistence layer: the persist.* keys of DESIGN §7
+// plus the writer's batching knobs. The zero value is not usable; start from
+// DefaultConfig. A Config is a plain value and safe to copy.
+//
+// Config never prints its password: String, GoString, Format (every fmt
+// verb) and LogValue (log/slog) all redact it.
+type Config struct {
+	// Store is "memory", "sqlite" (default) or "mysql" (persist.store).
+	Store string
+	// URL is the JDBC-style location of the database (persist.url):
+	// "jdbc:sqlite:<path>" (relative paths are relative to the data dir;
+	// "jdbc:sqlite::memory:" for tests) or
+	// "jdbc:mysql://host[:port]/db[?param=value&…]". Empty selects
+	// "jdbc:sqlite:<data_dir>/tokens.db" for sqlite; mysql requires one.
+	// Credentials never go in the URL (see ParseURL).
+	URL string
+	// Username and Password authenticate to a server database
+	// (persist.username, persist.password). The password is redacted
+	// wherever a Config is printed or logged.
+	Username string
+	Password string
+
+	// PoolSize is the number of connections kept open when idle
+	// (persist.pool_size, default 5): database/sql SetMaxIdleConns. It must
+	// be at least 1 (tokenserver's "0 = no limit" is not supported: a zero
+	// never means unbounded here; use MaxOverflow -1 for no limit).
+	PoolSize int
+	// MaxOverflow is how many connections may be opened beyond PoolSize
+	// under load, and closed again when returned (persist.max_overflow,
+	// default 10; -1 = unlimited). PoolSize+MaxOverflow is database/sql
+	// SetMaxOpenConns.
+	MaxOverflow int
+	// PoolRecycle is the age after which a connection is closed and
+	// replaced instead of reused (persist.pool_recycle, default -1 = never;
+	// 0 also means never): database/sql SetConnMaxLifetime.
+	PoolRecycle time.Duration
+	// PoolTimeout is how long an operation waits for a free connection
+	// when PoolSize+MaxOverflow are all in use (persist.pool_timeout,
+	// default 30s). Past it the operation fails with ErrUnavailable.
+	PoolTimeout time.Duration
+	// QueryTimeout is the deadline of each read statement once it has a
+	// connection (default 2s). A read that takes longer fails with
+	// ErrUnavailable, so that a miss answers 503 quickly instead of hanging.
+	// Writes and Scan are bounded by the caller's context only.
+	QueryTimeout time.Duration
+	// CreateTables creates missing tables and applies pending migrations
+	// at start (persist.create_tables, default true). When false, missing
+	// tables are ErrNoTables and an older schema is ErrSchemaOutdated.
+	CreateTables bool
+
+	// WriteMode is "through" (a write is acknowledged once it is committed
+	// to the store) or "behind" (acknowledged once applied; the writer
+	// flushes in batches) (persist.write_mode, default "through").
+	WriteMode string
+	// BatchSize is the most changes the writer puts in one Write (default
+	// 512).
+	BatchSize int
+	// FlushInterval is how long the write-behind writer waits to fill a
+	// batch before it writes a partial one (default 50ms).
+	FlushInterval time.Duration
+	// MaxPending bounds the write-behind queue: past it writes are refused
+	// with 503 until the writer catches up (default 100000).
+	MaxPending int
+}
+
+// Defaults (DESIGN §7 and tokenserver's pool settings).
+const (
+	DefaultPoolSize      = 5
+	DefaultMaxOverflow   = 10
+	DefaultPoolRecycle   = time.Duration(-1)
+	DefaultPoolTimeout   = 30 * time.Second
+	DefaultQueryTimeout  = 2 * time.Second
+	DefaultBatchSize     = 512
+	DefaultFlushInterval = 50 * time.Millisecond
+	DefaultMaxPending    = 100000
+	// DefaultSQLiteFile is the file name of the default SQLite store in the
+	// data dir.
+	DefaultSQLiteFile = "tokens.db"
+)
+
+// Upper bounds that catch typos (a batch of a billion rows is not a setting).
+const (
+	maxBatchSize  = 100000
+	maxMaxPending = 100_000_000
+)
+
+// DefaultConfig returns the defaults: SQLite in the data dir, pool 5+10,
+// never recycle, 30s pool timeout, 2s query timeout, create tables, write
+// through, batches of 512 every 50ms at most, 100000 pending changes.
+func DefaultConfig() Config {
+	return Config{
+		Store:         StoreSQLite,
+		PoolSize:      DefaultPoolSize,
+		MaxOverflow:   DefaultMaxOverflow,
+		PoolRecycle:   DefaultPoolRecycle,
+		PoolTimeout:   DefaultPoolTimeout,
+		QueryTimeout:  DefaultQueryTimeout,
+		CreateTables:  true,
+		WriteMode:     WriteThrough,
+		BatchSize:     DefaultBatchSize,
+		FlushInterval: DefaultFlushInterval,
+		MaxPending:    DefaultMaxPending,
+	}
+}
+
+// Validate reports every problem with c in one error (wrapping ErrConfig),
+// or nil. It parses the URL but does not touch the database. The password
+// never appears in the error.
+func (c Config) Validate() error {
+	var probs []string
+	add := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+
+	switch c.Store {
+	case StoreMemory, StoreSQLite, StoreMySQL:
+	default:
+		add("persist.store %q is not one of memory, sqlite, mysql", c.Store)
+	}
+	switch c.Store {
+	case StoreSQLite:
+		if c.URL != "" {
+			// The data dir only matters for relative paths; any
+			// non-empty placeholder lets the syntax be checked here.
+			u, err := ParseURL(c.URL, ".")
+			if err != nil {
+				add("%v", err)
+			} else if u.Kind != StoreSQLite {
+				add("persist.url is a %s URL but persist.store is sqlite", u.Kind)
+			}
+		}
+	case StoreMySQL:
+		if c.URL == "" {
+			add("persist.url is required for persist.store mysql (jdbc:mysql://host:3306/db)")
+		} else if u, err := ParseURL(c.URL, "."); err != nil {
+			add("%v", err)
+		} else if u.Kind != StoreMySQL {
+			add("persist.url is a %s URL but persist.store is mysql", u.Kind)
+		}
+		if c.Username == "" {
+			add("persist.username is required for persist.store mysql")
+		}
+	}
+
+	if c.PoolSize < 1 {
+		add("persist.pool_size must be at least 1, got %d (use max_overflow: -1 for no connection limit)", c.PoolSize)
+	}
+	if c.MaxOverflow < -1 {
+		add("persist.max_overflow must be -1 (unlimited) or at least 0, got %d", c.MaxOverflow)
+	}
+	if c.PoolTimeout <= 0 {
+		add("persist.pool_timeout must be positive, got %s", c.PoolTimeout)
+	}
+	if c.QueryTimeout <= 0 {
+		add("persist.query_timeout must be positive, got %s", c.QueryTimeout)
+	}
+	switch c.WriteMode {
+	case WriteThrough, WriteBehind:
+	default:
+		add("persist.write_mode %q is not one of through, behind", c.WriteMode)
+	}
+	if c.BatchSize < 1 || c.BatchSize > maxBatchSize {
+		add("persist.batch_size must be between 1 and %d, got %d", maxBatchSize, c.BatchSize)
+	}
+	if c.FlushInterval <= 0 {
+		add("persist.flush_interval must be positive, got %s", c.FlushInterval)
+	}
+	if c.MaxPending < 1 || c.MaxPending > maxMaxPending {
+		add("persist.max_pending must be between 1 and %d, got %d", maxMaxPending, c.MaxPending)
+	} else if c.BatchSize >= 1 && c.BatchSize <= maxBatchSize && c.MaxPending < c.BatchSize {
+		add("persist.max_pending (%d) must be at least persist.batch_size (%d)", c.MaxPending, c.BatchSize)
+	}
+	if len(probs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrConfig, strings.Join(probs, "; "))
+}
+
+// maxOpen returns the database/sql SetMaxOpenConns value: PoolSize +
+// MaxOverflow, or 0 (database/sql's "no limit") when MaxOverflow is -1.
+func (c Config) maxOpen() int {
+	if c.MaxOverflow < 0 {
+		return 0
+	}
+	return c.PoolSize + c.MaxOverflow
+}
+
+// connMaxLifetime returns the database/sql SetConnMaxLifetime value:
+// PoolRecycle, or 0 (never) when it is zero or negative.
+func (c Config) connMaxLifetime() time.Duration {
+	if c.PoolRecycle <= 0 {
+		return 0
+	}
+	return c.PoolRecycle
+}
+
+const redacted = "[redacted]"
+
+// redact returns a copy of c whose password, when set, is replaced, and
+// whose URL has any userinfo password (refused by Validate, but a Config can
+// be printed before it is validated) replaced too.
+func (c Config) redact() redactedConfig {
+	if c.Password != "" {
+		c.Password = redacted
+	}
+	c.URL = redactURL(c.URL)
+	return redactedConfig(c)
+}
+
+// redactedConfig has Config's fields and none of its methods, so that fmt
+// prints it field by field without recursing into Config.Format.
+type redactedConfig Config
+
+// String returns c in fmt's %+v form with the password redacted.
+func (c Config) String() string { return fmt.Sprintf("%+v", c.redact()) }
+
+// GoString returns c in fmt's %#v form with the password redacted.
+func (c Config) GoString() string {
+	s := fmt.Sprintf("%#v", c.redact())
+	return strings.Replace(s, "persist.redactedConfig", "persist.Config", 1)
+}
+
+// Format implements fmt.Formatter so that no verb (%v, %+v, %#v, %s, %q,
+// %x, %d, …) can print the password.
+func (c Config) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, c.GoString())
+		return
+	}
+	_, _ = io.WriteString(f, c.String())
+}
+
+// LogValue implements slog.LogValuer: the settings an operator needs, with
+// the password reduced to whether it is set.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("store", c.Store),
+		slog.String("url", redactURL(c.URL)),
+		slog.String("username", c.Username),
+		slog.Bool("password_set", c.Password != ""),
+		slog.Int("pool_size", c.PoolSize),
+		slog.Int("max_overflow", c.MaxOverflow),
+		slog.Duration("pool_recycle", c.PoolRecycle),
+		slog.Duration("pool_timeout", c.PoolTimeout),
+		slog.Duration("query_timeout", c.QueryTimeout),
+		slog.Bool("create_tables", c.CreateTables),
+		slog.String("write_mode", c.WriteMode),
+		slog.Int("batch_size", c.BatchSize),
+		slog.Duration("flush_interval", c.FlushInterval),
+		slog.Int("max_pending", c.MaxPending),
+	)
+}
