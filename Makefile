@@ -30,6 +30,12 @@ check: ## gofmt, go vet, staticcheck
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+bench: build ## standard load-test suite on one spawned node (~5 min): bench/results/latest.json + latest.png
+	$(BIN) bench suite standard --binary $(BIN) --out bench/results/latest.json --chart bench/results/latest.png
+
+bench-compare: build ## tokencache vs Redis GET, bare HTTP, etcd put, bare Raft, MariaDB SELECT (installs redis-server, etcd-server)
+	TOKENCACHE_BIN=$(BIN) bench/scripts/compare.sh
+
 fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
 	scripts/fuzz.sh $(or $(FUZZTIME),60s)
 

@@ -134,7 +134,7 @@ func startNode(t testing.TB, dataDir string, env []string, extra ...string) *nod
 func (n *node) start() {
 	n.t.Helper()
 	n.cmd = exec.Command(binary, n.args...)
-	n.cmd.Env = append(os.Environ(), n.env...)
+	n.cmd.Env = append(daemonEnviron(), n.env...)
 	n.logs = &syncBuffer{}
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
 	if err := n.cmd.Start(); err != nil {

@@ -104,7 +104,7 @@ func (s *Server) checkAdmin(ctx *fasthttp.RequestCtx) bool {
 		msg = "the admin token is missing or wrong"
 		challenge = `Bearer realm="tokencache admin", error="invalid_token"`
 	}
-	ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, challenge)
+	ctx.Response.Header.SetCanonical(hdrWWWAuthenticate, []byte(challenge))
 	writeError(ctx, fasthttp.StatusUnauthorized, "unauthorized", msg)
 	return false
 }

@@ -177,14 +177,14 @@ func (c Config) Validate() error {
 func (a *AuthzConfig) validate() []error {
 	var errs []error
 	if a.Cookie != "" && !validCookieName(a.Cookie) {
-		errs = append(errs, fmt.Errorf("http.authz.cookie: %q is not a valid cookie name", a.Cookie))
+		errs = append(errs, fmt.Errorf("authz.cookie: %q is not a valid cookie name", a.Cookie))
 	}
 	if len(a.Rules) > maxAuthzRules {
-		errs = append(errs, fmt.Errorf("http.authz.rules: at most %d rules, got %d", maxAuthzRules, len(a.Rules)))
+		errs = append(errs, fmt.Errorf("authz.rules: at most %d rules, got %d", maxAuthzRules, len(a.Rules)))
 	}
 	seen := make(map[string]int, len(a.Rules))
 	for i, r := range a.Rules {
-		key := fmt.Sprintf("http.authz.rules[%d]", i)
+		key := fmt.Sprintf("authz.rules[%d]", i)
 		if !strings.HasPrefix(r.PathPrefix, "/") {
 			errs = append(errs, fmt.Errorf("%s.path_prefix: %q must start with '/'", key, r.PathPrefix))
 		} else if strings.ContainsAny(r.PathPrefix, "?#%") || hasCTL(r.PathPrefix) {

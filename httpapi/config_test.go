@@ -52,13 +52,13 @@ func TestConfigValidate(t *testing.T) {
 		{"list limit", func(c *Config) { c.ListLimit = 20000 }, "http.list_limit"},
 		{"max list limit", func(c *Config) { c.MaxListLimit = 0 }, "http.max_list_limit"},
 		{"drain", func(c *Config) { c.DrainDelay = -1 }, "http.drain_delay"},
-		{"cookie", func(c *Config) { c.Authz.Cookie = "a;b" }, "http.authz.cookie"},
-		{"rule prefix", func(c *Config) { c.Authz.Rules = []AuthzRule{{PathPrefix: "admin"}} }, "http.authz.rules[0].path_prefix"},
-		{"rule encoded", func(c *Config) { c.Authz.Rules = []AuthzRule{{PathPrefix: "/a%2Fb"}} }, "http.authz.rules[0].path_prefix"},
+		{"cookie", func(c *Config) { c.Authz.Cookie = "a;b" }, "authz.cookie"},
+		{"rule prefix", func(c *Config) { c.Authz.Rules = []AuthzRule{{PathPrefix: "admin"}} }, "authz.rules[0].path_prefix"},
+		{"rule encoded", func(c *Config) { c.Authz.Rules = []AuthzRule{{PathPrefix: "/a%2Fb"}} }, "authz.rules[0].path_prefix"},
 		{"rule duplicate", func(c *Config) {
 			c.Authz.Rules = []AuthzRule{{PathPrefix: "/a"}, {PathPrefix: "/a", Scopes: []string{"x"}}}
-		}, "http.authz.rules[1].path_prefix"},
-		{"rule scope", func(c *Config) { c.Authz.Rules = []AuthzRule{{PathPrefix: "/", Scopes: []string{"a b"}}} }, "http.authz.rules[0].scopes"},
+		}, "authz.rules[1].path_prefix"},
+		{"rule scope", func(c *Config) { c.Authz.Rules = []AuthzRule{{PathPrefix: "/", Scopes: []string{"a b"}}} }, "authz.rules[0].scopes"},
 	} {
 		c := testConfig()
 		tc.mod(&c)

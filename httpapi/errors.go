@@ -37,6 +37,8 @@ var serviceErrors = []struct {
 	{tokens.ErrNotFound, fasthttp.StatusNotFound, "not_found"},
 	{tokens.ErrParentNotFound, fasthttp.StatusNotFound, "parent_not_found"},
 	{tokens.ErrParentNotValid, fasthttp.StatusConflict, "parent_not_valid"},
+	{tokens.ErrTokenNotValid, fasthttp.StatusConflict, "token_not_valid"},
+	{tokens.ErrTooManyDescendants, fasthttp.StatusConflict, "too_many_descendants"},
 	{tokens.ErrDuplicateName, fasthttp.StatusConflict, "duplicate_name"},
 	{tokens.ErrIdempotencyConflict, fasthttp.StatusConflict, "idempotency_conflict"},
 	{tokens.ErrStoreUnavailable, fasthttp.StatusServiceUnavailable, "store_unavailable"},

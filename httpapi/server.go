@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -304,7 +305,15 @@ func notFound(ctx *fasthttp.RequestCtx) {
 }
 
 func methodNotAllowed(ctx *fasthttp.RequestCtx) {
-	// The router has set the Allow header.
+	// The router has set the Allow header; it lists OPTIONS, which this API
+	// does not answer, so drop it.
+	var allow []string
+	for _, m := range strings.Split(string(ctx.Response.Header.Peek(fasthttp.HeaderAllow)), ",") {
+		if m = strings.TrimSpace(m); m != "" && m != fasthttp.MethodOptions {
+			allow = append(allow, m)
+		}
+	}
+	ctx.Response.Header.Set(fasthttp.HeaderAllow, strings.Join(allow, ", "))
 	writeError(ctx, fasthttp.StatusMethodNotAllowed, codeMethodNotAllowed, "method not allowed on this endpoint (see the Allow header)")
 }
 

@@ -44,4 +44,6 @@ echo "== race: ${race_pkgs[*]}"
 go test -race -count=1 -timeout 12m "${race_pkgs[@]}"
 echo "== tests: ${other_pkgs[*]}"
 go test -count=1 -timeout 12m "${other_pkgs[@]}"
+echo "== bench smoke: tokencache bench --spawn 1 --duration 2s"
+go test -tags benchsmoke -run Smoke -count=1 -timeout 5m ./bench/
 echo "== all tests passed"

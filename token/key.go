@@ -28,7 +28,8 @@ func NewKey() Key {
 	return k
 }
 
-// ParseKey parses the 22-character base64url form of a key.
+// ParseKey parses the 22-character base64url form of a key. The zero key
+// (which means "no key") is never a valid key.
 func ParseKey(s string) (Key, error) {
 	var k Key
 	if !decodeKey(&k, s) {
@@ -45,7 +46,7 @@ func decodeKey[S string | []byte](k *Key, s S) bool {
 	var buf [keyLen]byte
 	copy(buf[:], s)
 	n, err := base64.RawURLEncoding.Decode(k[:], buf[:])
-	if err != nil || n != KeySize {
+	if err != nil || n != KeySize || k.IsZero() {
 		return false
 	}
 	// The last character carries 2 bits of padding; reject non-canonical

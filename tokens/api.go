@@ -17,6 +17,13 @@ var (
 	ErrParentNotFound = errors.New("parent token not found")
 	// ErrParentNotValid: the parent exists but is expired, revoked or idle (409).
 	ErrParentNotValid = errors.New("parent token is not valid")
+	// ErrTokenNotValid: the token is revoked or expired and cannot be
+	// modified (409): a revocation is final, and an expired token is kept
+	// only for its history.
+	ErrTokenNotValid = errors.New("token is not valid")
+	// ErrTooManyDescendants: a cascade would touch more tokens than
+	// tokens.max_descendants allows; nothing was revoked (409).
+	ErrTooManyDescendants = errors.New("too many descendants")
 	// ErrDuplicateName: the user already has a live token with that name (409).
 	ErrDuplicateName = errors.New("the user already has a live token with that name")
 	// ErrIdempotencyConflict: the Idempotency-Key was used for a different

@@ -31,7 +31,7 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
 		key, secret = e.key, e.secret
 	}
 	if len(req.Credentials) > 0 {
-		return Issued{}, fmt.Errorf("%w: credentials need tokens.safe_password, which is not configured", token.ErrInvalid)
+		return Issued{}, fmt.Errorf("%w: storing credentials on a token is not supported by this version", token.ErrInvalid)
 	}
 	spec := &IssueSpec{Request: req, Key: key, Hash: s.hasher.Sum(key, []byte(secret))}
 	spec.Request.Credentials = nil
@@ -53,7 +53,7 @@ func (s *Service) checkIssue(req *IssueRequest) error {
 		req.Realm = token.DefaultRealm
 	}
 	if req.Type == token.TypeUnknown {
-		return fmt.Errorf("%w: type is required", token.ErrInvalid)
+		req.Type = token.TypeUser
 	}
 	if req.ExpiresIn < 0 {
 		return fmt.Errorf("%w: expires_in must not be negative", token.ErrInvalid)
@@ -71,7 +71,7 @@ func (s *Service) checkIssue(req *IssueRequest) error {
 		return fmt.Errorf("%w: Idempotency-Key is longer than %d bytes", token.ErrInvalid, maxIdempotencyKeyLen)
 	}
 	if (req.Type == token.TypeInternal || req.Type == token.TypeNotebook) && req.Parent.IsZero() {
-		return fmt.Errorf("%w: a %s token needs a parent (or use the delegation endpoints)", token.ErrInvalid, req.Type)
+		return fmt.Errorf("%w: an %s token needs a parent (use the delegation endpoints)", token.ErrInvalid, req.Type)
 	}
 	// Validate every field through the record it would become.
 	probe := s.newRecord(req, token.Key{1}, token.Hash{1}, token.At(s.now()))

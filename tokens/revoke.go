@@ -7,6 +7,10 @@ import (
 	"github.com/tokencache/tokencache/token"
 )
 
+// maxPutsPerEntry bounds the records of one log entry (a cascade revoke of
+// a larger tree takes several entries).
+const maxPutsPerEntry = 10_000
+
 // Revoke revokes the token k and all its descendants, and returns their keys
 // (k first, then the descendants breadth-first). It is acknowledged only once
 // every healthy node has applied the revocation.
@@ -69,8 +73,12 @@ func (s *Service) leaderRevoke(ctx context.Context, spec *RevokeSpec) ([]*token.
 	if err != nil {
 		return nil, err
 	}
+	if len(desc) >= s.cfg.MaxDescendants {
+		return nil, fmt.Errorf("%w: %s has at least %d descendants (tokens.max_descendants); nothing was revoked", ErrTooManyDescendants, root.Key, len(desc))
+	}
 	all := append([]*token.Token{root}, desc...)
 	var puts []*token.Token
+	revoked := make(map[token.Key]*token.Token)
 	for _, t := range all {
 		if t.RevokedAt != 0 {
 			continue // keep the first revocation time
@@ -78,17 +86,21 @@ func (s *Service) leaderRevoke(ctx context.Context, spec *RevokeSpec) ([]*token.
 		c := t.Clone()
 		c.RevokedAt = now
 		puts = append(puts, c)
+		revoked[c.Key] = c
 	}
-	if len(puts) > 0 {
-		if _, err := s.propose(ctx, &Command{Op: OpPut, Time: now, Puts: puts}, true); err != nil {
+	// One log entry revokes the whole tree when it fits (atomic on every
+	// node). A huge tree is split: descendants first, the root last, all
+	// under the user's lock, so no child can be added meanwhile; a failure
+	// part-way answers indeterminate and a retry finishes the job.
+	for len(puts) > 0 {
+		n := min(len(puts), maxPutsPerEntry)
+		chunk := puts[len(puts)-n:]
+		if _, err := s.propose(ctx, &Command{Op: OpPut, Time: now, Puts: chunk}, true); err != nil {
 			return nil, err
 		}
+		puts = puts[:len(puts)-n]
 	}
 	out := make([]*token.Token, len(all))
-	revoked := make(map[token.Key]*token.Token, len(puts))
-	for _, p := range puts {
-		revoked[p.Key] = p
-	}
 	for i, t := range all {
 		if r, ok := revoked[t.Key]; ok {
 			t = r
@@ -135,8 +147,11 @@ func (s *Service) leaderModify(ctx context.Context, req *ModifyRequest) (*token.
 		return nil, err
 	}
 	now := token.At(s.now())
-	if cur == nil || s.rules.State(cur, now, 0) == token.StateUnknown {
+	switch st := s.rules.State(cur, now, 0); {
+	case cur == nil || st == token.StateUnknown:
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, req.Key)
+	case st == token.StateRevoked || st == token.StateExpired:
+		return nil, fmt.Errorf("%w: the token is %s", ErrTokenNotValid, st)
 	}
 	next := cur.Clone()
 	e := token.Extra{}

@@ -58,7 +58,7 @@ func DefaultConfig() Config {
 		LoadBatchSize:  1024,
 		ReapInterval:   time.Minute,
 		ReapBatch:      1000,
-		MaxDescendants: 100_000,
+		MaxDescendants: 1_000_000,
 		ListLimit:      100,
 		MaxListLimit:   10_000,
 	}

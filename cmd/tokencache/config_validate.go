@@ -148,7 +148,39 @@ func (c *Config) check() (errs, warns Problems) {
 	c.checkTokens(&ck)
 	c.checkAuthz(&ck)
 	c.checkLog(&ck)
+	if len(ck.errs) == 0 {
+		// The packages validate their own configuration at start-up; run
+		// the same checks here so that `config check` accepts exactly what
+		// `serve` accepts.
+		c.checkPackages(&ck)
+	}
 	return ck.errs, ck.warns
+}
+
+// checkPackages validates the configuration each package receives.
+func (c *Config) checkPackages(ck *checker) {
+	admin := c.HTTP.AdminToken.Reveal()
+	if admin == "" {
+		admin = "generated-at-first-start" // a placeholder of valid syntax
+	}
+	h := httpConfig(c, admin)
+	h.AdminToken = admin
+	for _, err := range []error{
+		persistConfig(c).Validate(),
+		cacheConfig(c).Validate(),
+		writerConfig(c).Validate(),
+		tokensConfig(c).Validate(),
+		h.Validate(),
+	} {
+		if err == nil {
+			continue
+		}
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				ck.errs = append(ck.errs, Problem{Msg: line})
+			}
+		}
+	}
 }
 
 func (c *Config) checkNode(ck *checker) {

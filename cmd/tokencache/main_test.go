@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -13,16 +14,41 @@ import (
 // output. environ replaces the process environment.
 func runCLI(t *testing.T, environ []string, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
+	var out, errOut syncBuffer
+	code = runCLIContext(t, context.Background(), environ, stdin, &out, &errOut, args...)
+	return code, out.String(), errOut.String()
+}
+
+// runCLIContext runs the command line in-process with ctx (cancel it to
+// stop `serve`), writing to out and errOut.
+func runCLIContext(t *testing.T, ctx context.Context, environ []string, stdin string, out, errOut *syncBuffer, args ...string) int {
+	t.Helper()
 	e := &env{
 		stdin:   strings.NewReader(stdin),
-		stdout:  &out,
-		stderr:  &errOut,
+		stdout:  out,
+		stderr:  errOut,
 		environ: func() []string { return environ },
 		exit:    func(code int) { t.Errorf("exit(%d) called", code) },
 	}
-	code = execute(context.Background(), args, e)
-	return code, out.String(), errOut.String()
+	return execute(ctx, args, e)
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // writeFile writes content to name in a temporary directory and returns its path.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tokencache/tokencache/bench"
 	"io"
 	"os"
 	"strings"
@@ -102,7 +103,7 @@ Run a node with 'tokencache serve', manage tokens of a running node with
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCmd(e), newConfigCmd(e), newTokenCmd(e), newVersionCmd(e))
+	root.AddCommand(newServeCmd(e), newConfigCmd(e), newTokenCmd(e), newVersionCmd(e), bench.NewCommand())
 	return root
 }
 

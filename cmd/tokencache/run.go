@@ -82,6 +82,14 @@ func (d *daemon) open(ctx context.Context) error {
 		return fmt.Errorf("cannot read the persisted index: %w", err)
 	}
 	repl := tokens.NewLocalLog(d.state, idx)
+	if d.store.Shared() { // the only node leads its LocalLog: it writes the shared store and announces through the log
+		if err := d.state.SetWriter(ctx, true, func(ctx context.Context, i uint64) error {
+			_, err := repl.Propose(ctx, &tokens.Command{Op: tokens.OpPersisted, Persisted: i})
+			return err
+		}); err != nil {
+			return err
+		}
+	}
 	if d.svc, err = tokens.New(tokensConfig(cfg), d.state, repl, nil, d.log.With("component", "tokens")); err != nil {
 		return err
 	}
@@ -190,6 +198,7 @@ func persistConfig(cfg *Config) persist.Config {
 	p := persist.DefaultConfig()
 	p.Store = cfg.Persist.Store
 	p.URL = cfg.Persist.URL
+	p.Shards = cfg.Persist.Shards
 	p.Username = cfg.Persist.Username
 	p.Password = cfg.Persist.Password.Reveal()
 	p.PoolSize = cfg.Persist.PoolSize
@@ -255,4 +264,3 @@ func httpConfig(cfg *Config, adminToken string) httpapi.Config {
 	}
 	return h
 }
-

@@ -1,0 +1,204 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// checkSane fails unless r has throughput and ordered, non-zero percentiles.
+func checkSane(t *testing.T, r *Result) {
+	t.Helper()
+	l := r.Latency
+	if r.Throughput <= 0 || r.Requests <= 0 || l.Count <= 0 {
+		t.Errorf("%s: throughput %v, requests %d, latencies %d: want all > 0", r.Name, r.Throughput, r.Requests, l.Count)
+	}
+	if !(0 < l.Min && l.Min <= l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
+		t.Errorf("%s: latency %+v, want 0 < min ≤ p50 ≤ p90 ≤ p99 ≤ p99.9 ≤ max", r.Name, l)
+	}
+	if len(r.Series) == 0 {
+		t.Errorf("%s: no time series", r.Name)
+	}
+	var sum int64
+	for _, p := range r.Series {
+		sum += p.Requests
+	}
+	if sum != r.Requests {
+		t.Errorf("%s: the series counts %d requests, the result %d", r.Name, sum, r.Requests)
+	}
+}
+
+// TestRunBaselineHTTP drives the in-process bare server for 1s, closed loop,
+// and draws the chart.
+func TestRunBaselineHTTP(t *testing.T) {
+	c := DefaultConfig()
+	c.Targets, c.BaselineInProcess = []string{kindBaselineHTTP}, true
+	c.Connections, c.Tokens = 8, 500
+	c.Warmup, c.Duration = 200*time.Millisecond, time.Second
+	c.Interval = 250 * time.Millisecond
+	tgt, err := Open(context.Background(), &c)
+	if err != nil {
+		t.Fatalf("Open(baseline-http) error = %v", err)
+	}
+	t.Cleanup(func() {
+		if err := tgt.Close(); err != nil {
+			t.Errorf("Close error = %v", err)
+		}
+	})
+	var progress bytes.Buffer
+	c.Progress = true
+	res, err := Run(context.Background(), c, tgt, &progress)
+	if err != nil {
+		t.Fatalf("Run error = %v", err)
+	}
+	checkSane(t, res)
+	if res.Errors != 0 || res.Seeding == nil || res.Seeding.Items != 500 || res.Target.Kind != kindBaselineHTTP {
+		t.Errorf("Run = errors %d, seeding %+v, kind %q; want 0 errors, 500 seeded, baseline-http", res.Errors, res.Seeding, res.Target.Kind)
+	}
+	if len(res.Series) < 3 || len(res.Series) > 5 {
+		t.Errorf("Run: %d points for 1s at 250ms, want 4 (±1)", len(res.Series))
+	}
+	if !strings.Contains(progress.String(), "req/s") || !strings.Contains(progress.String(), "seeding") {
+		t.Errorf("progress output %q lacks the seeding bar or the progress line", progress.String())
+	}
+	chart := filepath.Join(t.TempDir(), "chart.png")
+	if err := WriteChart(res, chart); err != nil {
+		t.Fatalf("WriteChart error = %v", err)
+	}
+	f, err := os.Open(chart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("png.Decode(chart) error = %v", err)
+	}
+	if b := img.Bounds(); b.Dx() < 400 || b.Dy() < 300 {
+		t.Errorf("chart is %dx%d, want at least 400x300", b.Dx(), b.Dy())
+	}
+	svg := filepath.Join(t.TempDir(), "chart.svg")
+	if err := WriteChart(res, svg); err != nil {
+		t.Fatalf("WriteChart(svg) error = %v", err)
+	}
+	if b, _ := os.ReadFile(svg); !bytes.Contains(b, []byte("<svg")) {
+		t.Error("chart.svg is not an SVG")
+	}
+}
+
+// TestRunEveryWorkload runs every workload against the bare server: each
+// request must get the answer the workload expects (no errors), revoke
+// must consume the pool, issue refill it, and validate-miss walk the cold
+// tokens.
+func TestRunEveryWorkload(t *testing.T) {
+	c := DefaultConfig()
+	c.Targets, c.BaselineInProcess = []string{kindBaselineHTTP}, true
+	c.Mix = MustParseMix("validate=3,validate-miss=1,unknown=1,issue=1,revoke=1,introspect=1,authz=1")
+	c.Connections, c.Tokens, c.Hot, c.RevokePool = 4, 300, 100, 200
+	c.Warmup, c.Duration = 0, 700*time.Millisecond
+	tgt, err := Open(context.Background(), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close()
+	sess, err := Prepare(context.Background(), c, tgt, nil)
+	if err != nil {
+		t.Fatalf("Prepare error = %v", err)
+	}
+	if p := sess.Population(); p.HotLen() != 100 || p.ColdLen() != 200 || p.RevocableLen() != 200 {
+		t.Fatalf("population hot %d cold %d revocable %d, want 100, 200, 200", p.HotLen(), p.ColdLen(), p.RevocableLen())
+	}
+	res, err := sess.Measure(context.Background(), c, nil)
+	if err != nil {
+		t.Fatalf("Measure error = %v", err)
+	}
+	checkSane(t, res)
+	for _, w := range Workloads {
+		wr := res.Workloads[w]
+		if wr == nil || wr.Requests == 0 {
+			t.Errorf("workload %s: no requests", w)
+			continue
+		}
+		if wr.Errors != 0 {
+			t.Errorf("workload %s: %d errors %v, want 0", w, wr.Errors, wr.ErrorsByKind)
+		}
+	}
+	if res.Config.Hot != 100 || res.Config.Cold != 200 || res.Config.RevokePool != 200 {
+		t.Errorf("result config hot/cold/pool = %d/%d/%d, want 100/200/200", res.Config.Hot, res.Config.Cold, res.Config.RevokePool)
+	}
+}
+
+// TestRunCountsHTTPErrors: a wrong admin token makes issue fail with 401s,
+// counted as http_4xx, and a stopped server as connection errors.
+func TestRunCountsHTTPErrors(t *testing.T) {
+	srv, err := StartBaselineServer("127.0.0.1:0", "right", "tc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := DefaultConfig()
+	c.Targets = []string{srv.URL()}
+	c.AdminToken = "wrong"
+	c.Mix = MustParseMix("issue")
+	c.Connections, c.Warmup, c.Duration = 2, 0, 200*time.Millisecond
+	tgt, err := Open(context.Background(), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close()
+	res, err := Run(context.Background(), c, tgt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors == 0 || res.Errors != res.Requests || res.ErrorsByKind[KindStatus4xx] != res.Errors || res.Throughput != 0 {
+		t.Errorf("wrong admin token: requests %d errors %v throughput %v, want every request an http_4xx", res.Requests, res.ErrorsByKind, res.Throughput)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.AdminToken = "right"
+	res, err = Run(context.Background(), c, tgt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors == 0 || res.ErrorsByKind[KindConnection] != res.Errors {
+		t.Errorf("stopped server: errors %v, want only connection errors", res.ErrorsByKind)
+	}
+}
+
+func TestRunRefusesUnsupportedWorkload(t *testing.T) {
+	c := DefaultConfig()
+	c.Targets = []string{kindRaftBare}
+	c.Mix = MustParseMix("validate")
+	_, err := Run(context.Background(), c, &raftTarget{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "cannot run validate") {
+		t.Errorf("Run(raft-bare, validate) error = %v, want ErrUnsupported", err)
+	}
+}
+
+// TestRunPipelined drives the bare server through fasthttp's
+// PipelineClient: 2 connections × 4 requests in flight = 8 workers.
+func TestRunPipelined(t *testing.T) {
+	c := DefaultConfig()
+	c.Targets, c.BaselineInProcess = []string{kindBaselineHTTP}, true
+	c.Mix = MustParseMix("validate=8,unknown=1,issue=1")
+	c.Connections, c.Pipeline, c.Tokens = 2, 4, 200
+	c.Warmup, c.Duration = 0, 300*time.Millisecond
+	tgt, err := Open(context.Background(), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close()
+	res, err := Run(context.Background(), c, tgt, nil)
+	if err != nil {
+		t.Fatalf("Run error = %v", err)
+	}
+	checkSane(t, res)
+	if res.Errors != 0 || res.Config.Workers != 8 || !strings.Contains(res.Target.Notes, "pipelining") {
+		t.Errorf("pipelined run: errors %v, workers %d, notes %q; want 0, 8, pipelining noted", res.ErrorsByKind, res.Config.Workers, res.Target.Notes)
+	}
+}

@@ -1,0 +1,225 @@
+package e2e
+
+// Benchmarks of the MySQL persister through the real daemon, reported as
+// ratios in docs/persistence.md. They need a server (make test's, or
+// eval "$(scripts/mariadb.sh start DIR)") and run only with -bench:
+//
+//	go test ./e2e -run '^$' -bench 'MySQL(MissPath|HitPath|PointSelect)' -benchtime 20000x
+//	go test ./e2e -run '^$' -bench 'MySQLWarmLoad' -benchtime 1x -timeout 30m
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/persist/mysqltest"
+	"github.com/tokencache/tokencache/token"
+)
+
+// seedTokens writes n valid session tokens straight into db (in batches,
+// as the writer would) and returns the token texts of up to keep of them.
+func seedTokens(b *testing.B, db mysqltest.Database, n, keep int) []string {
+	b.Helper()
+	cfg := persist.DefaultConfig()
+	cfg.Store, cfg.URL, cfg.Username, cfg.Password = persist.StoreMySQL, db.URL, db.User, db.Password
+	ctx := context.Background()
+	s, err := persist.Open(ctx, cfg, "", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	h := token.NewHasher(nil)
+	now := time.Now()
+	var texts []string
+	const batch = 2048
+	for off := 0; off < n; off += batch {
+		var puts []*token.Token
+		for i := off; i < min(n, off+batch); i++ {
+			k, secret := token.NewKey(), token.NewSecret()
+			if len(texts) < keep {
+				texts = append(texts, token.Encode(token.DefaultPrefix, k, secret))
+			}
+			created := token.At(now.Add(time.Duration(i-n) * time.Millisecond))
+			puts = append(puts, &token.Token{Key: k, Hash: h.Sum(k, []byte(secret)), Index: uint64(i + 1),
+				Created: created, Expires: created.Add(24 * time.Hour), Username: fmt.Sprintf("user%d", i%5000),
+				Realm: token.DefaultRealm, Scopes: "read", Format: token.FormatOpaque, Type: token.TypeSession})
+		}
+		if err := s.Write(ctx, &persist.Batch{Puts: puts, Index: uint64(min(n, off+batch))}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return texts
+}
+
+// latencies runs b.N calls of fn over 16 goroutines and reports p50, p99
+// and the rate.
+func latencies(b *testing.B, fn func(i int) error) {
+	const clients = 16
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	b.ResetTimer()
+	start := time.Now()
+	for range clients {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < b.N; i = int(next.Add(1)) - 1 {
+				t0 := time.Now()
+				if err := fn(i); err != nil {
+					failed.Store(err)
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+}
+
+func validateOnce(c *http.Client, addr, tok string) error {
+	req, _ := http.NewRequest("GET", addr+"/v1/validate", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("validate = %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func benchClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+}
+
+const benchRows = 20000
+
+// BenchmarkMySQLMissPath: validations of tokens that are in MySQL but not
+// in the cache (capacity 16 for 20,000 tokens): HTTP → cache miss → one
+// primary-key read → answer.
+func BenchmarkMySQLMissPath(b *testing.B) {
+	srv := mysqltest.Shared(b)
+	db := srv.NewDatabase(b)
+	toks := seedTokens(b, db, benchRows, benchRows)
+	n := startNode(b, "", mysqlEnv(db, "", "TOKENCACHE_CACHE_CAPACITY=16", "TOKENCACHE_CACHE_SHARDS=1", "TOKENCACHE_LOG_LEVEL=warn"))
+	c := benchClient()
+	latencies(b, func(i int) error { return validateOnce(c, n.addr, toks[rand.IntN(len(toks))]) })
+	b.ReportMetric(n.metric("tokencache_store_reads_total")/float64(b.N), "reads/op")
+}
+
+// BenchmarkMySQLHitPath: the same requests answered from the cache (HTTP
+// and validation cost without the database).
+func BenchmarkMySQLHitPath(b *testing.B) {
+	srv := mysqltest.Shared(b)
+	db := srv.NewDatabase(b)
+	toks := seedTokens(b, db, benchRows, benchRows)
+	n := startNode(b, "", mysqlEnv(db, "", "TOKENCACHE_LOG_LEVEL=warn"))
+	c := benchClient()
+	for _, tk := range toks { // warm the cache
+		if err := validateOnce(c, n.addr, tk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	latencies(b, func(i int) error { return validateOnce(c, n.addr, toks[rand.IntN(len(toks))]) })
+}
+
+// BenchmarkMySQLPointSelect is the floor of the miss path: the same
+// primary-key SELECT of a whole row, from Go, on the same server, with a
+// prepared statement and 16 clients.
+func BenchmarkMySQLPointSelect(b *testing.B) {
+	srv := mysqltest.Shared(b)
+	db := srv.NewDatabase(b)
+	seedTokens(b, db, benchRows, 0)
+	sqlDB := db.DB(b)
+	sqlDB.SetMaxOpenConns(16)
+	sqlDB.SetMaxIdleConns(16)
+	var keys [][]byte
+	rows, err := sqlDB.Query("SELECT token_key FROM tokens")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+		var k []byte
+		if err := rows.Scan(&k); err != nil {
+			b.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	rows.Close()
+	st, err := sqlDB.Prepare("SELECT token_key, idx, hash, format, type, username, realm, uid, scopes, name, service, client_id, " +
+		"parent_key, credentials, sealed, created, expires, last_used, revoked_at, end_of_use FROM tokens WHERE token_key = ?")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	latencies(b, func(i int) error {
+		r, err := st.Query(keys[rand.IntN(len(keys))])
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		if !r.Next() {
+			return fmt.Errorf("row not found")
+		}
+		dest := make([]any, 20)
+		for j := range dest {
+			dest[j] = new(any)
+		}
+		return r.Scan(dest...)
+	})
+}
+
+var warmDone = regexp.MustCompile(`"msg":"warm start done".*"loaded":(\d+).*"seconds":([0-9.e+-]+)`)
+
+// BenchmarkMySQLWarmLoad: a node starting on a database of 1,000,000
+// tokens loads them newest first in batches of cache.load_batch_size; the
+// figure is the daemon's own "warm start done" log line.
+func BenchmarkMySQLWarmLoad(b *testing.B) {
+	const rows = 1_000_000
+	srv := mysqltest.Shared(b)
+	db := srv.NewDatabase(b)
+	t0 := time.Now()
+	seedTokens(b, db, rows, 0)
+	seeded := time.Since(t0)
+	b.ReportMetric(float64(rows)/seeded.Seconds(), "seed-rows/s")
+	b.ResetTimer()
+	for range b.N {
+		n := startNode(b, "", mysqlEnv(db, ""))
+		var m []string
+		waitFor(b, 10*time.Minute, "warm start done", func() bool {
+			m = warmDone.FindStringSubmatch(n.logs.String())
+			return m != nil
+		})
+		loaded, _ := strconv.Atoi(m[1])
+		secs, _ := strconv.ParseFloat(m[2], 64)
+		// The cache is sharded: it is full once its fullest shards are,
+		// a little before capacity (rows) tokens.
+		if loaded < rows*95/100 {
+			b.Fatalf("warm start loaded %d tokens, want about %d", loaded, rows)
+		}
+		b.ReportMetric(float64(loaded), "loaded")
+		b.ReportMetric(float64(loaded)/secs, "tokens/s")
+		b.ReportMetric(secs, "load-s")
+		_ = n.stop(15)
+	}
+}
