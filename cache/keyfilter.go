@@ -37,7 +37,7 @@ const (
 	bloomBitsPerKey = 10
 	bloomHashes     = 7
 	// minFilterKeys is the smallest count a filter is sized for.
-	minFilterKeys = 1024
+	minFilterKeys = 1 << 16 // 80 KiB: small next to the cache, and no early rebuilds
 )
 
 // bloomBlock is one cache line of the filter.
@@ -100,12 +100,19 @@ type keyFilter struct {
 	mu      sync.Mutex   // guards the swap against Reset
 	gen     uint64       // bumped by Reset; guarded by mu
 	sized   atomic.Int64 // keys counted by the last build
+	// capacity is the key count the active filter was sized for, count the
+	// keys in it (the build's plus every key added since): when count runs
+	// well past capacity, false positives climb and the filter needs a
+	// rebuild (KeyFilterLoad).
+	capacity atomic.Int64
+	count    atomic.Int64
 }
 
 // addActive adds k to the filter Lookup uses.
 func (f *keyFilter) addActive(k token.Key) {
 	if a := f.active.Load(); a != nil {
 		a.add(k)
+		f.count.Add(1)
 	}
 }
 
@@ -185,8 +192,22 @@ func (c *Cache) BuildKeyFilter(ctx context.Context, expected int, scan KeyScanne
 		}
 		f.active.Store(b)
 		f.sized.Store(int64(n))
+		f.capacity.Store(int64(size))
+		f.count.Store(int64(n))
 		return nil
 	}
+}
+
+// KeyFilterLoad returns how many keys the active key filter holds and how
+// many it was sized for. Deleted keys stay counted until the next build.
+// When keys runs well past capacity (more than 1.25×), false positives climb
+// and the caller should rebuild it with BuildKeyFilter. Both are 0 before
+// the first build or without Config.KeyFilter.
+func (c *Cache) KeyFilterLoad() (keys, capacity int) {
+	if c.keys.active.Load() == nil {
+		return 0, 0
+	}
+	return int(c.keys.count.Load()), int(c.keys.capacity.Load())
 }
 
 // addPinnedKeys adds the key of every pinned record to b.

@@ -201,3 +201,63 @@ func TestKeyFilterFalsePositiveRate(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyFilterLoadAndRebuild: keys added after a build fill the filter past
+// what it was sized for (false positives climb); KeyFilterLoad reports it,
+// and a rebuild sized from it brings the false-positive rate back down.
+func TestKeyFilterLoadAndRebuild(t *testing.T) {
+	c := mustNew(t, testConfig(newFakeClock()))
+	var stored []token.Key
+	scan := func(ctx context.Context, fn func(token.Key) error) error {
+		for _, k := range stored {
+			if err := fn(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if keys, capacity := c.KeyFilterLoad(); keys != 0 || capacity != 0 {
+		t.Fatalf("KeyFilterLoad before a build = %d, %d; want 0, 0", keys, capacity)
+	}
+	if err := c.BuildKeyFilter(context.Background(), 0, scan); err != nil {
+		t.Fatal(err)
+	}
+	_, capacity := c.KeyFilterLoad()
+	n := 4 * capacity
+	for i := range n {
+		k := keyN(i)
+		stored = append(stored, k)
+		c.Put(rec(k, uint64(i+1)))
+	}
+	c.Unpin(uint64(n))
+	keys, capacity := c.KeyFilterLoad()
+	if keys != n || keys <= capacity+capacity/4 {
+		t.Fatalf("KeyFilterLoad after %d puts = %d keys, sized for %d; want it reported as over capacity", n, keys, capacity)
+	}
+	fp := func() float64 {
+		hits := 0
+		for i := range 20000 {
+			if c.keys.mayContain(keyN(10_000_000 + i)) {
+				hits++
+			}
+		}
+		return float64(hits) / 20000
+	}
+	if rate := fp(); rate < 0.05 {
+		t.Fatalf("false-positive rate of an overfull filter = %.3f; the test needs it high", rate)
+	}
+	if err := c.BuildKeyFilter(context.Background(), 2*keys, scan); err != nil {
+		t.Fatal(err)
+	}
+	if keys, capacity := c.KeyFilterLoad(); capacity < keys {
+		t.Errorf("after rebuild: %d keys, sized for %d", keys, capacity)
+	}
+	if rate := fp(); rate > 0.02 {
+		t.Errorf("false-positive rate after rebuild = %.3f, want about 1%%", rate)
+	}
+	for _, k := range stored {
+		if !c.keys.mayContain(k) {
+			t.Fatalf("rebuilt filter lost key %v", k)
+		}
+	}
+}

@@ -261,10 +261,38 @@ func (s *Service) warmStart() {
 	if loaded > 0 {
 		s.log.Info("warm start done", "loaded", loaded, "seconds", s.now().Sub(start).Seconds())
 	}
-	err := s.cache.BuildKeyFilter(ctx, read, func(ctx context.Context, fn func(token.Key) error) error {
+	s.keyFilterLoop(ctx, read)
+}
+
+// keyFilterCheck is how often the key filter's load is checked.
+const keyFilterCheck = 5 * time.Second
+
+// keyFilterLoop builds the key filter, then rebuilds it (sized for twice the
+// keys it holds) whenever new tokens have filled it past 1.25× what it was
+// sized for, so that false positives, and with them the store reads a flood
+// of unknown tokens costs, stay near 1%.
+func (s *Service) keyFilterLoop(ctx context.Context, expected int) {
+	scan := func(ctx context.Context, fn func(token.Key) error) error {
 		return s.store.Scan(ctx, func(t *token.Token) error { return fn(t.Key) })
-	})
-	if err != nil && ctx.Err() == nil {
-		s.log.Warn("cannot build the key filter; unknown keys will query the store", "err", err)
+	}
+	build := func(n int) {
+		if err := s.cache.BuildKeyFilter(ctx, n, scan); err != nil && ctx.Err() == nil {
+			s.log.Warn("cannot build the key filter; unknown keys will query the store", "err", err)
+		}
+	}
+	build(expected)
+	t := time.NewTicker(keyFilterCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		keys, capacity := s.cache.KeyFilterLoad()
+		if capacity == 0 || keys > capacity+capacity/4 {
+			s.log.Debug("rebuilding the key filter", "keys", keys, "sized_for", capacity)
+			build(2 * keys)
+		}
 	}
 }
