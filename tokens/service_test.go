@@ -3,9 +3,11 @@ package tokens
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,6 +112,7 @@ func newNode(t testing.TB, o nodeOpts) *testNode {
 	wcfg := DefaultWriterConfig()
 	wcfg.Mode = o.mode
 	wcfg.FlushInterval = 5 * time.Millisecond
+	wcfg.RetryMax = 50 * time.Millisecond
 	state, err := NewState(wcfg, c, o.store, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -239,8 +242,15 @@ func waitPersisted(t testing.TB, n *testNode) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := n.state.writer.waitPersisted(ctx, n.state.AppliedIndex()); err != nil {
-		t.Fatalf("waitPersisted: %v", err)
+	for {
+		err := n.state.writer.waitPersisted(ctx, n.state.AppliedIndex())
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil { // the writer retries a failing store: wait for it
+			t.Fatalf("waitPersisted: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -571,4 +581,71 @@ func TestSnapshotRestore(t *testing.T) {
 			t.Error("Restore(corrupted snapshot) succeeded")
 		}
 	}
+}
+
+// flakyStore fails every call while fail is set.
+type flakyStore struct {
+	persist.Store
+	fail atomic.Bool
+}
+
+func (f *flakyStore) Get(ctx context.Context, k token.Key) (*token.Token, error) {
+	if f.fail.Load() {
+		return nil, fmt.Errorf("test outage: %w", persist.ErrUnavailable)
+	}
+	return f.Store.Get(ctx, k)
+}
+
+func (f *flakyStore) Write(ctx context.Context, b *persist.Batch) error {
+	if f.fail.Load() {
+		return fmt.Errorf("test outage: %w", persist.ErrUnavailable)
+	}
+	return f.Store.Write(ctx, b)
+}
+
+// TestStoreOutage: with the store down, cached tokens keep validating, a
+// miss cannot decide (never valid), write-through writes are refused without
+// changing anything, and a revocation still takes effect everywhere at once
+// and reaches the store when it is back.
+func TestStoreOutage(t *testing.T) {
+	fs := &flakyStore{Store: openMemory(t)}
+	n := newNode(t, nodeOpts{store: fs, capacity: 2})
+	var toks []Issued
+	for range 10 {
+		toks = append(toks, n.issue(t, IssueRequest{}))
+	}
+	waitPersisted(t, n)
+	hot := toks[9]
+	wantState(t, n, hot.Token, token.StateValid) // in the cache
+	fs.fail.Store(true)
+
+	wantState(t, n, hot.Token, token.StateValid)
+	if v := n.svc.Validate(context.Background(), []byte(toks[0].Token)); !errors.Is(v.Err, ErrStoreUnavailable) || v.State == token.StateValid {
+		t.Errorf("Validate(evicted token, store down) = %v %v, want ErrStoreUnavailable", v.State, v.Err)
+	}
+	// The first write finds out the store is down after it was applied
+	// (indeterminate); from then on writes are refused before the log.
+	if _, err := n.svc.Issue(context.Background(), IssueRequest{Username: "a"}); !errors.Is(err, ErrIndeterminate) {
+		t.Errorf("Issue(store just went down) error = %v, want ErrIndeterminate", err)
+	}
+	before := n.state.AppliedIndex()
+	if _, err := n.svc.Issue(context.Background(), IssueRequest{Username: "a"}); !errors.Is(err, ErrStoreUnavailable) {
+		t.Errorf("Issue(store down) error = %v, want ErrStoreUnavailable", err)
+	}
+	if n.state.AppliedIndex() != before {
+		t.Error("a refused write reached the log")
+	}
+	if _, err := n.svc.Revoke(context.Background(), hot.Record.Key); !errors.Is(err, ErrIndeterminate) {
+		t.Errorf("Revoke(store down) error = %v, want ErrIndeterminate (applied, not yet stored)", err)
+	}
+	wantState(t, n, hot.Token, token.StateRevoked)
+
+	fs.fail.Store(false)
+	waitPersisted(t, n)
+	row, err := fs.Store.Get(context.Background(), hot.Record.Key)
+	if err != nil || row.RevokedAt == 0 {
+		t.Fatalf("store row after recovery = %+v, %v; want revoked", row, err)
+	}
+	wantState(t, n, toks[0].Token, token.StateValid)
+	n.issue(t, IssueRequest{})
 }

@@ -124,8 +124,14 @@ func (s *Service) LeaderWrite(ctx context.Context, w *WriteRequest) (*WriteResul
 // by the log under its replication policy, then, with write-through, until
 // the store holds it, and for a revocation until every healthy node applied
 // it.
+//
+// A revocation is admitted even when the write-behind queue is full or the
+// store is down: it takes effect in every node's memory at once (pinned
+// until the store has it), and refusing it would leave a token usable that
+// its owner wants dead. If the store then cannot confirm it, the caller gets
+// ErrIndeterminate and a retry is harmless.
 func (s *Service) propose(ctx context.Context, cmd *Command, revocation bool) (Applied, error) {
-	if cmd.Op != OpTouch && cmd.Op != OpPersisted {
+	if cmd.Op != OpTouch && cmd.Op != OpPersisted && !revocation {
 		if err := s.state.writer.admit(); err != nil {
 			return Applied{}, err
 		}
