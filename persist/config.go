@@ -37,6 +37,12 @@ type Config struct {
 	// "jdbc:sqlite:<data_dir>/tokens.db" for sqlite; mysql requires one.
 	// Credentials never go in the URL (see ParseURL).
 	URL string
+	// Shards, when not empty, spreads the tokens over several databases of
+	// the same kind (persist.shards, tokenserver's sharded `databases`):
+	// each entry is a URL of the same form as URL, and it replaces URL. A
+	// token's row lives in the shard ShardOf picks from its key. The order
+	// is part of the data: never reorder the list (see Sharded).
+	Shards []string
 	// Username and Password authenticate to a server database
 	// (persist.username, persist.password). The password is redacted
 	// wherever a Config is printed or logged.
@@ -105,6 +111,7 @@ const (
 const (
 	maxBatchSize  = 100000
 	maxMaxPending = 100_000_000
+	maxShards     = 1024
 )
 
 // DefaultConfig returns the defaults: SQLite in the data dir, pool 5+10,
@@ -151,15 +158,53 @@ func (c Config) Validate() error {
 			}
 		}
 	case StoreMySQL:
-		if c.URL == "" {
+		switch {
+		case len(c.Shards) > 0:
+		case c.URL == "":
 			add("persist.url is required for persist.store mysql (jdbc:mysql://host:3306/db)")
-		} else if u, err := ParseURL(c.URL, "."); err != nil {
-			add("%v", err)
-		} else if u.Kind != StoreMySQL {
-			add("persist.url is a %s URL but persist.store is mysql", u.Kind)
+		default:
+			if u, err := ParseURL(c.URL, "."); err != nil {
+				add("%v", err)
+			} else if u.Kind != StoreMySQL {
+				add("persist.url is a %s URL but persist.store is mysql", u.Kind)
+			} else if _, err := mysqlDriverConfig(c, u.MySQL); err != nil {
+				add("%v", err)
+			}
 		}
 		if c.Username == "" {
 			add("persist.username is required for persist.store mysql")
+		}
+	}
+	if len(c.Shards) > 0 {
+		if c.Store == StoreMemory {
+			add("persist.shards is not used by the memory store")
+		}
+		if len(c.Shards) > maxShards {
+			add("persist.shards lists %d databases, at most %d are supported", len(c.Shards), maxShards)
+		}
+		seen := make(map[string]int, len(c.Shards))
+		for i, raw := range c.Shards {
+			if j, dup := seen[raw]; dup {
+				add("persist.shards[%d] repeats persist.shards[%d]: each shard needs its own database", i, j)
+				continue
+			}
+			seen[raw] = i
+			if c.Store == StoreMemory {
+				continue
+			}
+			u, err := ParseURL(raw, ".")
+			switch {
+			case err != nil:
+				add("persist.shards[%d]: %v", i, err)
+			case u.Kind != c.Store:
+				add("persist.shards[%d] is a %s URL but persist.store is %s", i, u.Kind, c.Store)
+			case u.Kind == StoreSQLite && u.Path == SQLiteMemory:
+				add("persist.shards[%d]: an in-memory SQLite database cannot be a shard", i)
+			case u.Kind == StoreMySQL:
+				if _, err := mysqlDriverConfig(c, u.MySQL); err != nil {
+					add("persist.shards[%d]: %v", i, err)
+				}
+			}
 		}
 	}
 
@@ -225,7 +270,19 @@ func (c Config) redact() redactedConfig {
 		c.Password = redacted
 	}
 	c.URL = redactURL(c.URL)
+	c.Shards = redactURLs(c.Shards)
 	return redactedConfig(c)
+}
+
+func redactURLs(urls []string) []string {
+	if urls == nil {
+		return nil
+	}
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = redactURL(u)
+	}
+	return out
 }
 
 // redactedConfig has Config's fields and none of its methods, so that fmt
@@ -257,6 +314,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("store", c.Store),
 		slog.String("url", redactURL(c.URL)),
+		slog.Any("shards", redactURLs(c.Shards)),
 		slog.String("username", c.Username),
 		slog.Bool("password_set", c.Password != ""),
 		slog.Int("pool_size", c.PoolSize),

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	want := Config{Store: "sqlite", PoolSize: 5, MaxOverflow: 10, PoolRecycle: -1, PoolTimeout: 30 * time.Second,
 		QueryTimeout: 2 * time.Second, CreateTables: true, WriteMode: "through", BatchSize: 512,
 		FlushInterval: 50 * time.Millisecond, MaxPending: 100000}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("DefaultConfig() = %+v, want %+v", c, want)
 	}
 	if got := c.maxOpen(); got != 15 {

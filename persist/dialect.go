@@ -30,14 +30,15 @@ import (
 //     tables vs binary collations), in the migration files;
 //   - driver errors: *sqlite.Error result codes vs *mysql.MySQLError numbers.
 //
-// How MySQL plugs in (a later task): openMySQL takes ParseURL's
-// *mysql.Config, sets User and Passwd from the Config, opens one *sql.DB
-// with mysql.NewConnector, and builds an SQLStore with d = mysqlDialect{},
-// rdb = wdb (one pool: a server has no single-writer rule), rgate = wgate =
-// newGate(pool_size + max_overflow), shared = true, and the pool settings
-// of Open's doc. migrate, prepareWrites, every query and the error
-// translation are then the ones SQLite uses. Its tests call storetest.Run
-// with a Corrupter that runs UPDATE with check_constraint_checks off.
+// How MySQL plugs in (mysql.go): openMySQL takes ParseURL's *mysql.Config,
+// sets User and Passwd from the Config and tokencache's connection defaults
+// (mysqlDriverConfig), opens one *sql.DB with mysql.NewConnector, and builds
+// an SQLStore with d = mysqlDialect{}, rdb = wdb (one pool: a server has no
+// single-writer rule), rgate = wgate = newGate(pool_size + max_overflow),
+// shared = true, and the pool settings of Open's doc. migrate,
+// prepareWrites, every query and the error translation are then the ones
+// SQLite uses. Its tests (mysql_test.go) call storetest.Run with a
+// Corrupter that runs UPDATE with check_constraint_checks off.
 type dialect interface {
 	// name is the dialect's name: the database/sql driver name and the
 	// directory of its migrations.
@@ -63,6 +64,9 @@ type dialect interface {
 	// migrations, to keep two processes from migrating at once ("" when the
 	// transaction itself is enough).
 	migrationLock() (lock, unlock string)
+	// insertIgnore is "INSERT … INTO" that skips rows whose primary key
+	// exists.
+	insertIgnore() string
 	// classify maps a driver error to ErrUnavailable (the database cannot
 	// be reached, is busy, full or read-only: retry later), ErrCorrupt
 	// (the database file is damaged), ErrNoTables, or nil (anything else:
@@ -135,6 +139,8 @@ func (sqliteDialect) migrationsTableDDL() string {
 // IMMEDIATE, which already excludes every other writer of the file.
 func (sqliteDialect) migrationLock() (string, string) { return "", "" }
 
+func (sqliteDialect) insertIgnore() string { return "INSERT OR IGNORE INTO" }
+
 // SQLite primary result codes (the low byte of an extended code).
 const (
 	sqliteBusy      = 5
@@ -166,8 +172,7 @@ func (sqliteDialect) classify(err error) error {
 }
 
 // mysqlDialect is MySQL/MariaDB through github.com/go-sql-driver/mysql
-// (driver "mysql"). Its SQL is written against MariaDB 10.11 and MySQL 8;
-// the driver wiring and its run of the conformance suite are a later task.
+// (driver "mysql"). Its SQL is written against MariaDB 10.11 and MySQL 8.
 type mysqlDialect struct{}
 
 func (mysqlDialect) name() string           { return "mysql" }
@@ -221,10 +226,16 @@ func (mysqlDialect) migrationsTableDDL() string {
 }
 
 // migrationLock: several nodes share one MySQL database and may start at
-// once; a named lock (held by the connection) lets one of them migrate.
+// once; a named lock (held by the connection) lets one of them migrate. Lock
+// names are server-wide, so the name carries the database (hashed: a name
+// is at most 64 characters), and the shards or tenants of one server do not
+// wait for each other. A node waits up to 60 s for another's migration.
 func (mysqlDialect) migrationLock() (string, string) {
-	return "SELECT GET_LOCK('tokencache.migrate', 60)", "SELECT RELEASE_LOCK('tokencache.migrate')"
+	const name = "CONCAT('tokencache.migrate.', SHA1(DATABASE()))"
+	return "SELECT GET_LOCK(" + name + ", 60)", "SELECT RELEASE_LOCK(" + name + ")"
 }
+
+func (mysqlDialect) insertIgnore() string { return "INSERT IGNORE INTO" }
 
 // MySQL and MariaDB server error numbers that mean "retry later".
 var mysqlUnavailable = map[uint16]bool{
@@ -232,6 +243,7 @@ var mysqlUnavailable = map[uint16]bool{
 	1053: true, // ER_SERVER_SHUTDOWN
 	1205: true, // ER_LOCK_WAIT_TIMEOUT
 	1213: true, // ER_LOCK_DEADLOCK
+	1317: true, // ER_QUERY_INTERRUPTED (KILL QUERY, shutdown)
 	1290: true, // ER_OPTION_PREVENTS_STATEMENT (--read-only)
 	1792: true, // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
 	1836: true, // ER_READ_ONLY_MODE

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -24,8 +26,14 @@ import (
 //     cluster (each node rebuilds it from the Raft log and snapshots).
 //   - sqlite: an SQLStore over a file (default <dataDir>/tokens.db), local
 //     to this node (Shared is false).
-//   - mysql: not implemented yet (a later task); Open returns an error
-//     wrapping errors.ErrUnsupported.
+//   - mysql: an SQLStore over a MySQL or MariaDB database
+//     (go-sql-driver/mysql), shared by every node (Shared is true: only the
+//     leader writes it). See mysqlDriverConfig for the connection settings
+//     tokencache adds to the URL's (timeouts, strict sql_mode, utf8mb4).
+//
+// With cfg.Shards, every listed database is opened (in parallel) and the
+// store is a *Sharded over them; otherwise a database records that it is
+// not sharded, so that it is never silently used as one shard of several.
 //
 // The tokenserver pool settings map onto database/sql like this:
 //
@@ -60,26 +68,78 @@ func Open(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (St
 	case StoreMemory:
 		log.Info("using the memory store: nothing in it survives a restart of the whole cluster")
 		return NewMemory(), nil
-	case StoreSQLite:
+	case StoreSQLite, StoreMySQL:
+		if len(cfg.Shards) > 0 {
+			s, err := openSharded(ctx, cfg, dataDir, log)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		}
 		raw := cfg.URL
-		if raw == "" {
+		if raw == "" && cfg.Store == StoreSQLite {
 			if dataDir == "" {
 				return nil, fmt.Errorf("cannot open the sqlite store: persist.url is empty and no data dir was given: %w", ErrConfig)
 			}
 			raw = DefaultSQLiteURL(dataDir)
 		}
-		u, err := ParseURL(raw, dataDir)
+		s, err := openOne(ctx, cfg, raw, dataDir, 0, 1, log)
 		if err != nil {
-			return nil, fmt.Errorf("cannot open the sqlite store: %w", err)
+			return nil, err
 		}
-		if u.Kind != StoreSQLite {
-			return nil, fmt.Errorf("cannot open the sqlite store: persist.url is a %s URL: %w", u.Kind, ErrConfig)
-		}
-		return openSQLite(ctx, cfg, u.Path, log, sqliteOptions{})
-	case StoreMySQL:
-		return nil, fmt.Errorf("cannot open the mysql store: persist.store mysql is not implemented yet: %w", errors.ErrUnsupported)
+		return s, nil
 	}
 	return nil, fmt.Errorf("cannot open store %q: %w", cfg.Store, ErrConfig)
+}
+
+// openOne opens the SQL database at raw as shard of shards.
+func openOne(ctx context.Context, cfg Config, raw, dataDir string, shard, shards int, log *slog.Logger) (*SQLStore, error) {
+	if cfg.Store == StoreMySQL {
+		return openMySQL(ctx, cfg, raw, shard, shards, log)
+	}
+	u, err := ParseURL(raw, dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the sqlite store: %w", err)
+	}
+	if u.Kind != StoreSQLite {
+		return nil, fmt.Errorf("cannot open the sqlite store: persist.url is a %s URL: %w", u.Kind, ErrConfig)
+	}
+	return openSQLite(ctx, cfg, u.Path, log, sqliteOptions{shard: shard, shards: shards})
+}
+
+// openSharded opens every database of cfg.Shards, in parallel, as one
+// Sharded store.
+func openSharded(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (*Sharded, error) {
+	if cfg.URL != "" && !slices.Contains(cfg.Shards, cfg.URL) {
+		log.Warn("persist.shards is set: persist.url is ignored", "url", redactURL(cfg.URL))
+	}
+	n := len(cfg.Shards)
+	stores := make([]*SQLStore, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, raw := range cfg.Shards {
+		wg.Go(func() {
+			stores[i], errs[i] = openOne(ctx, cfg, raw, dataDir, i, n, log)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("shard %d: %w", i, errs[i])
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, s := range stores {
+			if s != nil {
+				_ = s.Close()
+			}
+		}
+		return nil, fmt.Errorf("cannot open the sharded %s store: %w", cfg.Store, err)
+	}
+	shards := make([]Store, n)
+	for i, s := range stores {
+		shards[i] = s
+	}
+	log.Info("opened sharded store", "store", cfg.Store, "shards", n)
+	return NewSharded(shards)
 }
 
 // SQLite settings tokencache chooses (the URL takes no parameters).
@@ -101,7 +161,8 @@ const (
 
 // sqliteOptions are knobs for tests and benchmarks.
 type sqliteOptions struct {
-	synchronous string // "" = sqliteSynchronous
+	synchronous   string // "" = sqliteSynchronous
+	shard, shards int    // which shard of how many (0 of 0 or 1: not sharded)
 }
 
 // openSQLite opens (creating when allowed) the SQLite database at path, or
@@ -170,6 +231,10 @@ func openSQLite(ctx context.Context, cfg Config, path string, log *slog.Logger, 
 	}
 	if !inMemory && !strings.EqualFold(mode, "wal") {
 		log.Warn("sqlite is not in WAL mode: readers will block the writer", "path", path, "journal_mode", mode)
+	}
+	if err := s.claimShard(ctx, opt.shard, max(opt.shards, 1)); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("cannot open %s: %w", s.what, err)
 	}
 	if err := s.prepareWrites(ctx); err != nil {
 		_ = s.Close()

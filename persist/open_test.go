@@ -32,12 +32,23 @@ func TestOpenMemory(t *testing.T) {
 	}
 }
 
-func TestOpenMySQLNotImplemented(t *testing.T) {
+// TestOpenMySQLUnreachable: a server that refuses connections is
+// ErrUnavailable at once (not a hang until pool_timeout), and the error
+// does not carry the password.
+func TestOpenMySQLUnreachable(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Store, cfg.URL, cfg.Username, cfg.Password = StoreMySQL, "jdbc:mysql://127.0.0.1:1/tc", "tc", "pw"
+	const pw = "n0t-in-any-error"
+	cfg.Store, cfg.URL, cfg.Username, cfg.Password = StoreMySQL, "jdbc:mysql://127.0.0.1:1/tc", "tc", pw
+	start := time.Now()
 	s, err := Open(testCtx(t), cfg, t.TempDir(), nil)
-	if !errors.Is(err, errors.ErrUnsupported) || s != nil {
-		t.Fatalf("Open(mysql) = %v, %v; want errors.ErrUnsupported", s, err)
+	if !errors.Is(err, ErrUnavailable) || s != nil {
+		t.Fatalf("Open(mysql on a closed port) = %v, %v; want ErrUnavailable", s, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Open(mysql on a closed port) took %s, want it to fail at once", d)
+	}
+	if strings.Contains(err.Error(), pw) {
+		t.Errorf("Open error contains the password: %v", err)
 	}
 }
 

@@ -28,6 +28,9 @@ type URL struct {
 	// database and the URL's parameters, without credentials (Open sets
 	// User and Passwd from persist.username and persist.password).
 	MySQL *mysql.Config
+	// Notes says, for the log, which JDBC parameters of the URL were
+	// translated to driver parameters or accepted without effect.
+	Notes []string
 }
 
 // ParseURL parses a JDBC-style persist.url:
@@ -40,7 +43,13 @@ type URL struct {
 // For MySQL the port defaults to 3306, the database name is required, and
 // the parameters are handed to go-sql-driver/mysql, which validates the
 // ones it knows (timeout, readTimeout, tls, charset, …) and sends the others
-// as session variables. User names and passwords are refused in the URL
+// as session variables (SET name = value on every new connection). The
+// usual Connector/J parameters are translated (useSSL, sslMode,
+// connectTimeout, socketTimeout, …) or accepted without effect where
+// tokencache already does what they ask (see jdbcParams); any other
+// camelCase parameter is refused here, since it could only fail at the
+// first connection as an unknown system variable. The character set must
+// be utf8mb4. User names and passwords are refused in the URL
 // (userinfo or user/password parameters): they belong in persist.username
 // and persist.password, so that the URL can be logged and the password can
 // come from the environment. Errors wrap ErrBadURL and never contain a
@@ -58,11 +67,11 @@ func ParseURL(raw, dataDir string) (URL, error) {
 		}
 		return URL{Kind: StoreSQLite, Path: p}, nil
 	case strings.HasPrefix(rest, "mysql:"):
-		c, err := parseMySQL(rest)
+		c, notes, err := parseMySQL(rest)
 		if err != nil {
 			return URL{}, err
 		}
-		return URL{Kind: StoreMySQL, MySQL: c}, nil
+		return URL{Kind: StoreMySQL, MySQL: c, Notes: notes}, nil
 	}
 	return URL{}, fmt.Errorf("%w: %q: unsupported database (want jdbc:sqlite: or jdbc:mysql://)", ErrBadURL, redactURL(raw))
 }
@@ -112,58 +121,62 @@ var mysqlForbiddenParams = map[string]string{
 	"strict":   "strict mode was removed from go-sql-driver/mysql",
 }
 
-func parseMySQL(rest string) (*mysql.Config, error) {
+func parseMySQL(rest string) (*mysql.Config, []string, error) {
 	// rest is "mysql://…"; url.Parse needs the scheme to split the authority.
 	u, err := url.Parse(rest)
 	if err != nil {
 		if strings.Contains(rest, "@") {
 			// The parser's message may quote part of a password.
-			return nil, fmt.Errorf("%w: %s cannot be parsed (credentials do not belong in the URL: use persist.username and persist.password)", ErrBadURL, redactURL("jdbc:"+rest))
+			return nil, nil, fmt.Errorf("%w: %s cannot be parsed (credentials do not belong in the URL: use persist.username and persist.password)", ErrBadURL, redactURL("jdbc:"+rest))
 		}
-		return nil, fmt.Errorf("%w: jdbc:%s cannot be parsed: %w", ErrBadURL, rest, errors.Unwrap(err))
+		return nil, nil, fmt.Errorf("%w: jdbc:%s cannot be parsed: %w", ErrBadURL, rest, errors.Unwrap(err))
 	}
 	shown := "jdbc:" + u.Redacted()
 	if u.Opaque != "" || !strings.HasPrefix(rest, "mysql://") {
-		return nil, fmt.Errorf("%w: %s: want jdbc:mysql://host:port/db", ErrBadURL, shown)
+		return nil, nil, fmt.Errorf("%w: %s: want jdbc:mysql://host:port/db", ErrBadURL, shown)
 	}
 	if u.User != nil {
 		if _, hasPass := u.User.Password(); hasPass {
-			return nil, fmt.Errorf("%w: %s contains a password: remove it from the URL and set persist.password (or its environment variable) instead", ErrBadURL, shown)
+			return nil, nil, fmt.Errorf("%w: %s contains a password: remove it from the URL and set persist.password (or its environment variable) instead", ErrBadURL, shown)
 		}
-		return nil, fmt.Errorf("%w: %s contains a user name: set persist.username instead", ErrBadURL, shown)
+		return nil, nil, fmt.Errorf("%w: %s contains a user name: set persist.username instead", ErrBadURL, shown)
 	}
 	if u.Fragment != "" {
-		return nil, fmt.Errorf("%w: %s: unexpected #fragment", ErrBadURL, shown)
+		return nil, nil, fmt.Errorf("%w: %s: unexpected #fragment", ErrBadURL, shown)
 	}
 	host := u.Hostname()
 	if host == "" {
-		return nil, fmt.Errorf("%w: %s: host is missing", ErrBadURL, shown)
+		return nil, nil, fmt.Errorf("%w: %s: host is missing", ErrBadURL, shown)
 	}
 	port := u.Port()
 	if port == "" {
 		if strings.HasSuffix(u.Host, ":") {
-			return nil, fmt.Errorf("%w: %s: port is empty", ErrBadURL, shown)
+			return nil, nil, fmt.Errorf("%w: %s: port is empty", ErrBadURL, shown)
 		}
 		port = "3306"
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return nil, fmt.Errorf("%w: %s: port %q is not between 1 and 65535", ErrBadURL, shown, port)
+		return nil, nil, fmt.Errorf("%w: %s: port %q is not between 1 and 65535", ErrBadURL, shown, port)
 	}
 	db := strings.TrimPrefix(u.Path, "/")
 	if db == "" {
-		return nil, fmt.Errorf("%w: %s: database name is missing (jdbc:mysql://host:port/db)", ErrBadURL, shown)
+		return nil, nil, fmt.Errorf("%w: %s: database name is missing (jdbc:mysql://host:port/db)", ErrBadURL, shown)
 	}
 	if strings.Contains(db, "/") {
-		return nil, fmt.Errorf("%w: %s: database name %q contains a slash", ErrBadURL, shown, db)
+		return nil, nil, fmt.Errorf("%w: %s: database name %q contains a slash", ErrBadURL, shown, db)
 	}
 	query, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: bad parameters: %w", ErrBadURL, shown, errors.Unwrap(err))
+		return nil, nil, fmt.Errorf("%w: %s: bad parameters: %w", ErrBadURL, shown, errors.Unwrap(err))
 	}
 	for k := range query {
 		if why, bad := mysqlForbiddenParams[strings.ToLower(k)]; bad {
-			return nil, fmt.Errorf("%w: %s: parameter %q is not allowed: %s", ErrBadURL, shown, k, why)
+			return nil, nil, fmt.Errorf("%w: %s: parameter %q is not allowed: %s", ErrBadURL, shown, k, why)
 		}
+	}
+	notes, err := translateJDBCParams(query)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrBadURL, shown, err)
 	}
 	// Let the driver parse the parameters: it knows which ones exist and
 	// how to read their values. Its DSN wants values query-escaped and
@@ -185,9 +198,12 @@ func parseMySQL(rest string) (*mysql.Config, error) {
 	}
 	cfg, err := mysql.ParseDSN(b.String())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrBadURL, shown, err)
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrBadURL, shown, err)
 	}
-	return cfg, nil
+	if err := checkCharset(query); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrBadURL, shown, err)
+	}
+	return cfg, notes, nil
 }
 
 // redactURL returns raw with any password in its userinfo replaced, for

@@ -302,7 +302,9 @@ func testReset(t *testing.T, s persist.Store) {
 }
 
 func testUnicodeUsernames(t *testing.T, s persist.Store) {
-	users := []string{"José", "josé", "JOSÉ", "Jose\u0301", "ΑΒΓ", "αβγ", "用户", "🙂", "straße", "strasse", "i̇", "ı"}
+	// "pad" and "pad ": MySQL's _bin collations are PAD SPACE (trailing
+	// spaces ignored), so the schema must not compare usernames with one.
+	users := []string{"José", "josé", "JOSÉ", "Jose\u0301", "ΑΒΓ", "αβγ", "用户", "🙂", "straße", "strasse", "i̇", "ı", "pad", "pad "}
 	byUser := make(map[string]*token.Token)
 	var rows []*token.Token
 	for i, u := range users {
