@@ -291,7 +291,8 @@ func (f *fakeTokens) Stats(ctx context.Context) (tokens.Stats, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return tokens.Stats{Tokens: int64(len(f.byKey)), UniqueSessions: 1, CacheHits: 3, CacheMisses: 1, CacheHitRate: 0.75}, nil
+	n, one := int64(len(f.byKey)), int64(1)
+	return tokens.Stats{Tokens: &n, UniqueSessions: &one, CacheHits: 3, CacheMisses: 1, CacheHitRate: 0.75}, nil
 }
 
 func (f *fakeTokens) Orphaned(ctx context.Context) ([]*token.Token, error) {

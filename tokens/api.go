@@ -120,11 +120,14 @@ type ListQuery struct {
 	Limit    int // 0 = default
 }
 
-// Stats is /v1/stats.
+// Stats is /v1/stats. The token counts come from the store; while it cannot
+// answer they are null and StoreError says why, and the cache and lag
+// figures (which matter most then) are still there.
 type Stats struct {
-	Tokens         int64   `json:"tokens"`
-	UniqueSessions int64   `json:"unique_sessions"`
-	UserTokens     int64   `json:"user_tokens"`
+	Tokens         *int64  `json:"tokens"`
+	UniqueSessions *int64  `json:"unique_sessions"`
+	UserTokens     *int64  `json:"user_tokens"`
+	StoreError     string  `json:"store_error,omitempty"`
 	CacheSize      int     `json:"cache_size"`
 	CachePinned    int     `json:"cache_pinned"`
 	CacheCapacity  int     `json:"cache_capacity"`

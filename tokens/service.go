@@ -239,15 +239,8 @@ func (s *Service) Consistent(ctx context.Context) error {
 func (s *Service) Stats(ctx context.Context) (Stats, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
 	defer cancel()
-	st, err := s.store.Stats(ctx, token.At(s.now()))
-	if err != nil {
-		return Stats{}, s.storeErr(err)
-	}
 	cs := s.cache.Stats()
 	out := Stats{
-		Tokens:         st.Tokens,
-		UniqueSessions: st.UniqueSessions,
-		UserTokens:     st.UserTokens,
 		CacheSize:      cs.Len,
 		CachePinned:    cs.Pinned,
 		CacheCapacity:  cs.Capacity,
@@ -264,6 +257,12 @@ func (s *Service) Stats(ctx context.Context) (Stats, error) {
 	if at, ok := s.cache.OldestPinned(); ok {
 		out.PersistLagSeconds = s.now().Sub(at).Seconds()
 	}
+	st, err := s.store.Stats(ctx, token.At(s.now()))
+	if err != nil {
+		out.StoreError = s.storeErr(err).Error()
+		return out, nil
+	}
+	out.Tokens, out.UniqueSessions, out.UserTokens = &st.Tokens, &st.UniqueSessions, &st.UserTokens
 	return out, nil
 }
 

@@ -596,6 +596,13 @@ func (f *flakyStore) Get(ctx context.Context, k token.Key) (*token.Token, error)
 	return f.Store.Get(ctx, k)
 }
 
+func (f *flakyStore) Stats(ctx context.Context, now token.Time) (persist.Stats, error) {
+	if f.fail.Load() {
+		return persist.Stats{}, fmt.Errorf("test outage: %w", persist.ErrUnavailable)
+	}
+	return f.Store.Stats(ctx, now)
+}
+
 func (f *flakyStore) Write(ctx context.Context, b *persist.Batch) error {
 	if f.fail.Load() {
 		return fmt.Errorf("test outage: %w", persist.ErrUnavailable)
@@ -639,6 +646,10 @@ func TestStoreOutage(t *testing.T) {
 		t.Errorf("Revoke(store down) error = %v, want ErrIndeterminate (applied, not yet stored)", err)
 	}
 	wantState(t, n, hot.Token, token.StateRevoked)
+	st, err := n.svc.Stats(context.Background())
+	if err != nil || st.Tokens != nil || st.StoreError == "" || st.PersistLagEntries == 0 {
+		t.Errorf("Stats(store down) = %+v, %v; want cache and lag figures, no counts, the store error", st, err)
+	}
 
 	fs.fail.Store(false)
 	waitPersisted(t, n)

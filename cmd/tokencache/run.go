@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -230,6 +231,9 @@ func writerConfig(cfg *Config) tokens.WriterConfig {
 	w.BatchSize = cfg.Persist.BatchSize
 	w.FlushInterval = cfg.Persist.FlushInterval
 	w.MaxPending = cfg.Persist.MaxPending
+	// A write transaction may take a few statements' time; past that the
+	// store is treated as down (write-through answers 503 instead of hanging).
+	w.Timeout = max(3*cfg.Persist.QueryTimeout, 2*time.Second)
 	return w
 }
 
