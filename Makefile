@@ -22,6 +22,9 @@ build: ## build bin/tokencache
 run: build ## start one node on 127.0.0.1:8080 with SQLite under ./data
 	$(BIN) serve --config configs/tokencache.yaml
 
+cluster: build ## start three nodes on loopback (data under ./data/n1..n3); Ctrl-C stops them
+	scripts/cluster.sh
+
 test: ## every test: unit, race, SQLite + MariaDB conformance, cluster, end-to-end (starts MariaDB and nginx privately)
 	scripts/test.sh
 
