@@ -113,10 +113,11 @@ func startNode(t testing.TB, dataDir string, env []string, extra ...string) *nod
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	port := freePort(t)
+	port, gossip, raft := freePort(t), freePort(t), freePort(t)
 	n := &node{
 		t: t, dataDir: dataDir, addr: fmt.Sprintf("http://127.0.0.1:%d", port), env: env,
-		args: append([]string{"serve", "--data-dir", dataDir, "--http-addr", fmt.Sprintf("127.0.0.1:%d", port), "--node-id", "e2e"}, extra...),
+		args: append([]string{"serve", "--data-dir", dataDir, "--http-addr", fmt.Sprintf("127.0.0.1:%d", port), "--node-id", "e2e",
+			"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", gossip), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", raft)}, extra...),
 	}
 	n.start()
 	t.Cleanup(func() {

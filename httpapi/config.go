@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -60,6 +61,12 @@ type Config struct {
 	// DrainDelay is how long Shutdown keeps serving after readiness has
 	// turned off, so that load balancers and gateways stop sending first.
 	DrainDelay time.Duration
+
+	// LeaderCheck, when set, is consulted by /readyz?leader=required: it
+	// fails while the node knows no cluster leader. Plain /readyz never
+	// depends on a leader (a gateway pod must not leave service because the
+	// cluster lost one).
+	LeaderCheck func(ctx context.Context) error
 
 	// Now is the clock (delegation's min_expires_in, PATCH bounds); nil
 	// means time.Now.

@@ -30,6 +30,14 @@ func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx) {
 	}
 	var failed []check
 	checks := []check{{name: "draining"}, {name: "tokens"}}
+	if s.cfg.LeaderCheck != nil && string(ctx.QueryArgs().Peek("leader")) == "required" {
+		checks = append(checks, check{name: "leader"})
+		lctx, lcancel := s.requestContext()
+		if err := s.cfg.LeaderCheck(lctx); err != nil {
+			checks[2].code, checks[2].message = "no_leader", err.Error()
+		}
+		lcancel()
+	}
 	if !s.ready.Load() {
 		checks[0].code, checks[0].message = "draining", "the node is shutting down or draining"
 		failed = append(failed, checks[0])
@@ -46,6 +54,9 @@ func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx) {
 		// operators (warm start, catching up, …).
 		checks[1].code, checks[1].message = code, err.Error()
 		failed = append(failed, checks[1])
+	}
+	if len(checks) > 2 && checks[2].code != "" {
+		failed = append(failed, checks[2])
 	}
 
 	status := fasthttp.StatusOK

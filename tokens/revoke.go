@@ -92,6 +92,18 @@ func (s *Service) leaderRevoke(ctx context.Context, spec *RevokeSpec) ([]*token.
 	// node). A huge tree is split: descendants first, the root last, all
 	// under the user's lock, so no child can be added meanwhile; a failure
 	// part-way answers indeterminate and a retry finishes the job.
+	if len(puts) == 0 {
+		// Everything was revoked already, perhaps by an attempt whose answer
+		// was lost (indeterminate): acknowledge only once every node applied
+		// those revocations, as for a first attempt.
+		var last uint64
+		for _, t := range all {
+			last = max(last, t.Index)
+		}
+		if err := s.repl.WaitApplied(ctx, last); err != nil {
+			return nil, fmt.Errorf("%w: revocation at index %d not yet applied everywhere: %w", ErrIndeterminate, last, err)
+		}
+	}
 	for len(puts) > 0 {
 		n := min(len(puts), maxPutsPerEntry)
 		chunk := puts[len(puts)-n:]

@@ -123,8 +123,10 @@ type Service struct {
 	fwd   Forwarder
 	fence atomic.Pointer[Fence]
 	catch atomic.Pointer[CatchUp]
-	locks userLocks
-	memo  *memo
+	// readyCheck is the replication layer's readiness (nil: always ready).
+	readyCheck atomic.Pointer[ReadyCheck]
+	locks      userLocks
+	memo       *memo
 
 	stopping atomic.Bool
 	started  atomic.Bool
@@ -218,13 +220,24 @@ func (s *Service) Rules() token.Rules { return s.rules }
 // State returns the service's state machine.
 func (s *Service) State() *State { return s.state }
 
-// Ready reports whether the node can answer validations.
+// ReadyCheck reports whether the replication layer lets this node answer
+// (joined, caught up); the cluster installs one with SetReadyCheck.
+type ReadyCheck func(ctx context.Context) error
+
+// SetReadyCheck installs the replication layer's readiness check.
+func (s *Service) SetReadyCheck(f ReadyCheck) { s.readyCheck.Store(&f) }
+
+// Ready reports whether the node can answer validations: started, not
+// stopping, and (in a cluster) joined and caught up.
 func (s *Service) Ready(ctx context.Context) error {
 	switch {
 	case s.stopping.Load():
 		return ErrShuttingDown
 	case !s.started.Load():
 		return errors.New("starting")
+	}
+	if f := s.readyCheck.Load(); f != nil {
+		return (*f)(ctx)
 	}
 	return nil
 }

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,12 +14,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/valyala/fasthttp"
 
 	"github.com/tokencache/tokencache/cache"
+	"github.com/tokencache/tokencache/cluster"
 	"github.com/tokencache/tokencache/httpapi"
 	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/tokens"
@@ -36,6 +42,8 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
+	case <-d.left:
+		log.Info("left the cluster; shutting down")
 	case err := <-d.serveErr:
 		log.Error("HTTP server stopped", "err", err)
 	}
@@ -52,8 +60,11 @@ type daemon struct {
 	store    persist.Store
 	cache    *cache.Cache
 	state    *tokens.State
+	node     *cluster.Node
 	svc      *tokens.Service
 	http     *httpapi.Server
+	left     chan struct{} // closed once the node left the cluster (cluster leave)
+	leaveMu  sync.Mutex
 	httpLn   net.Listener
 	serveErr chan error
 	registry *prometheus.Registry
@@ -78,35 +89,46 @@ func (d *daemon) open(ctx context.Context) error {
 	if d.state, err = tokens.NewState(writerConfig(cfg), d.cache, d.store, d.log.With("component", "state")); err != nil {
 		return err
 	}
-	idx, err := d.store.PersistedIndex(ctx)
-	if err != nil {
-		return fmt.Errorf("cannot read the persisted index: %w", err)
-	}
-	repl := tokens.NewLocalLog(d.state, idx)
-	if d.store.Shared() { // the only node leads its LocalLog: it writes the shared store and announces through the log
-		if err := d.state.SetWriter(ctx, true, func(ctx context.Context, i uint64) error {
-			_, err := repl.Propose(ctx, &tokens.Command{Op: tokens.OpPersisted, Persisted: i})
-			return err
-		}); err != nil {
-			return err
-		}
-	}
-	if d.svc, err = tokens.New(tokensConfig(cfg), d.state, repl, nil, d.log.With("component", "tokens")); err != nil {
+	// Every node, alone or not, runs on the Raft log: a single node with the
+	// defaults bootstraps a cluster of one.
+	if d.node, err = cluster.New(clusterConfig(cfg), d.state, d.log); err != nil {
 		return err
 	}
-	if err := d.svc.Start(ctx); err != nil {
+	tcfg := tokensConfig(cfg)
+	if bound := d.node.RevocationWaitBound(); tcfg.WriteTimeout <= bound {
+		// A revocation may wait this long for a silent node's fence to close.
+		tcfg.WriteTimeout = bound + 2*time.Second
+	}
+	if d.svc, err = tokens.New(tcfg, d.state, d.node, d.node, d.log.With("component", "tokens")); err != nil {
 		return err
 	}
+	d.node.SetService(d.svc)
 
 	d.registry = prometheus.NewRegistry()
 	d.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		d.svc.Collector(),
+		d.node.Collector(),
 	)
-	if d.http, err = httpapi.New(httpConfig(cfg, adminToken), d.svc, d.log.With("component", "http"), d.registry, d.registry); err != nil {
+	// The node first: Raft restores the last snapshot and replays the log
+	// into the state before the service reads from it.
+	if err := d.node.Start(ctx); err != nil {
 		return err
 	}
+	if err := d.svc.Start(ctx); err != nil {
+		return err
+	}
+
+	hcfg := httpConfig(cfg, adminToken)
+	hcfg.RequestTimeout = max(hcfg.RequestTimeout, tcfg.WriteTimeout+time.Second)
+	hcfg.LeaderCheck = func(ctx context.Context) error { return d.node.Ready(ctx, true) }
+	if d.http, err = httpapi.New(hcfg, d.svc, d.log.With("component", "http"), d.registry, d.registry); err != nil {
+		return err
+	}
+	d.left = make(chan struct{})
+	d.http.Handle(fasthttp.MethodGet, "/v1/cluster", d.handleClusterStatus, true)
+	d.http.Handle(fasthttp.MethodPost, "/v1/cluster/leave", d.handleClusterLeave, true)
 	if d.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
 		return fmt.Errorf("cannot listen on http.addr %s: %w", cfg.HTTP.Addr, err)
 	}
@@ -133,6 +155,12 @@ func (d *daemon) close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("cannot shut the HTTP server down: %w", err))
 		}
 	}
+	if d.node != nil {
+		// Leadership transfer, gossip leave, Raft shutdown.
+		if err := d.node.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("cannot stop the cluster node: %w", err))
+		}
+	}
 	if d.svc != nil {
 		if err := d.svc.Close(ctx); err != nil {
 			errs = append(errs, err)
@@ -149,6 +177,47 @@ func (d *daemon) close(ctx context.Context) error {
 	}
 	d.log.Info("stopped")
 	return nil
+}
+
+// handleClusterStatus answers GET /v1/cluster (DESIGN §5).
+func (d *daemon) handleClusterStatus(ctx *fasthttp.RequestCtx) {
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := json.Marshal(d.node.Status(rctx))
+	if err != nil {
+		ctx.Error(`{"error":"internal","message":"cannot encode the cluster status"}`, fasthttp.StatusInternalServerError)
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+
+// handleClusterLeave answers POST /v1/cluster/leave: the node leaves the
+// cluster for good (handing leadership over first) and then shuts down, as
+// `consul leave` does.
+func (d *daemon) handleClusterLeave(ctx *fasthttp.RequestCtx) {
+	d.leaveMu.Lock()
+	defer d.leaveMu.Unlock()
+	select {
+	case <-d.left:
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"left":true}`)
+		return
+	default:
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.node.Leave(rctx); err != nil {
+		d.log.Error("cannot leave the cluster", "err", err)
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetContentType("application/json")
+		b, _ := json.Marshal(map[string]string{"error": "leave_failed", "message": err.Error()})
+		ctx.SetBody(b)
+		return
+	}
+	close(d.left)
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"left":true}`)
 }
 
 // adminTokenFile is the file a generated admin token is kept in.
@@ -213,6 +282,46 @@ func persistConfig(cfg *Config) persist.Config {
 	p.FlushInterval = cfg.Persist.FlushInterval
 	p.MaxPending = cfg.Persist.MaxPending
 	return p
+}
+
+func clusterConfig(cfg *Config) cluster.Config {
+	c := cluster.DefaultConfig()
+	c.NodeID = cfg.Node.ID
+	c.DataDir = cfg.Node.DataDir
+	c.Name = cfg.Cluster.Name
+	c.GossipAddr = cfg.Cluster.GossipAddr
+	c.GossipAdvertise = cfg.Cluster.GossipAdvertise
+	c.RaftAddr = cfg.Cluster.RaftAddr
+	c.RaftAdvertise = cfg.Cluster.RaftAdvertise
+	c.HTTPAddr = cfg.HTTP.Addr
+	c.Join = cfg.Cluster.Join
+	c.BootstrapExpect = cfg.Cluster.BootstrapExpect
+	c.ReplicationCount = cfg.Cluster.ReplicationCount
+	c.Policy = cfg.Cluster.ReplicationPolicy
+	c.MaxStaleness = cfg.Cluster.MaxStaleness
+	c.EncryptKey = cfg.Cluster.EncryptKey.Reveal()
+	c.RaftStore = cfg.Cluster.RaftStore
+	c.ElectionTimeout = cfg.Cluster.ElectionTimeout
+	c.HeartbeatTimeout = cfg.Cluster.ElectionTimeout
+	c.LeaderLease = min(c.LeaderLease, cfg.Cluster.ElectionTimeout/2)
+	c.ReconcileInterval = cfg.Cluster.ReconcileInterval
+	c.DeadServerCleanup = cfg.Cluster.DeadServerCleanup
+	c.Fingerprint = fingerprint(cfg)
+	return c
+}
+
+// fingerprint digests the settings every node of a cluster must share: the
+// token rules and format (judged identically everywhere), the pepper (a
+// hash of it; a token hashed under one pepper is unknown under another) and
+// whether the store is shared (only then does the leader alone write it). A
+// node whose fingerprint differs is refused a vote.
+func fingerprint(cfg *Config) string {
+	pepper := sha256.Sum256([]byte(cfg.Tokens.Pepper.Reveal()))
+	shared := cfg.Persist.Store == persist.StoreMySQL
+	s := fmt.Sprintf("v1|expiry=%s|retention=%s|idle=%s|prefix=%s|pepper=%x|shared=%t",
+		cfg.Tokens.Expiry, cfg.Tokens.Retention, cfg.Tokens.IdleTimeout, cfg.Tokens.Prefix, pepper[:8], shared)
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
 }
 
 func cacheConfig(cfg *Config) cache.Config {

@@ -1,0 +1,659 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tokencache/tokencache/token"
+	"github.com/tokencache/tokencache/tokens"
+)
+
+func TestClusterFormsWithTargetVoters(t *testing.T) {
+	for _, tt := range []struct {
+		n, r                int
+		voters, nonvoters   int
+		expect              int
+		wantMet, wantTarget int
+	}{
+		{n: 3, r: 1, voters: 3, nonvoters: 0, wantTarget: 3},
+		{n: 5, r: 2, voters: 5, nonvoters: 0, wantTarget: 5},
+		{n: 5, r: 1, voters: 3, nonvoters: 2, expect: 3, wantTarget: 3},
+		{n: 4, r: -1, voters: 4, nonvoters: 0, expect: 3, wantTarget: 4},
+	} {
+		t.Run(fmt.Sprintf("n%d_r%d", tt.n, tt.r), func(t *testing.T) {
+			tc := newTestCluster(t, tt.n, clusterOpts{r: intp(tt.r), expect: tt.expect})
+			var l *testNode
+			waitFor(t, 20*time.Second, fmt.Sprintf("%d voters and %d non-voters", tt.voters, tt.nonvoters), func() bool {
+				l = tc.leader()
+				if l == nil {
+					return false
+				}
+				v, nv := countSuffrage(tc.configuration(l))
+				return v == tt.voters && nv == tt.nonvoters
+			})
+			// It stays that way (no flapping promotions or demotions).
+			time.Sleep(3 * tc.nodes[0].cfg.ServerStabilization)
+			l = tc.waitLeader()
+			if v, nv := countSuffrage(tc.configuration(l)); v != tt.voters || nv != tt.nonvoters {
+				t.Fatalf("configuration = %d voters, %d non-voters; want %d, %d", v, nv, tt.voters, tt.nonvoters)
+			}
+			for _, tn := range tc.nodes {
+				var st Status
+				waitFor(t, 10*time.Second, tn.id+" status with the leader, every member and the target met", func() bool {
+					st = tn.node.Status(context.Background())
+					l := tc.leader()
+					return l != nil && st.LeaderID == l.id && len(st.Members) == tt.n &&
+						st.Replication.VotersTarget == tt.wantTarget && st.Replication.Met
+				})
+				voters := 0
+				for _, m := range st.Members {
+					if m.Suffrage == "voter" {
+						voters++
+					}
+				}
+				if voters != tt.voters {
+					t.Errorf("%s: Status() shows %d voters, want %d: %+v", tn.id, voters, tt.voters, st.Members)
+				}
+			}
+		})
+	}
+}
+
+func TestStatusJSONAndMetrics(t *testing.T) {
+	tc := newTestCluster(t, 3, clusterOpts{})
+	l := tc.waitLeader()
+	f := tc.followers()[0]
+	issue(t, l, "alice")
+	waitFor(t, 5*time.Second, "applied indexes reported", func() bool {
+		st := f.node.Status(context.Background())
+		for _, m := range st.Members {
+			if m.AppliedIndex == nil {
+				return false
+			}
+		}
+		return true
+	})
+	b, err := json.Marshal(f.node.Status(context.Background()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"node_id", "leader_id", "leader_http_addr", "term", "commit_index", "applied_index", "persisted_index", "replication", "members"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("Status JSON lacks %q: %s", k, b)
+		}
+	}
+	if got["leader_id"] != l.id || got["leader_http_addr"] != l.cfg.HTTPAddr || got["node_id"] != f.id {
+		t.Errorf("Status JSON = %s; want leader %s at %s", b, l.id, l.cfg.HTTPAddr)
+	}
+	members := got["members"].([]any)
+	m0 := members[0].(map[string]any)
+	for _, k := range []string{"id", "http_addr", "raft_addr", "gossip_addr", "suffrage", "status", "applied_index"} {
+		if _, ok := m0[k]; !ok {
+			t.Errorf("member JSON lacks %q: %v", k, m0)
+		}
+	}
+	if m0["suffrage"] != "voter" || m0["status"] != "alive" {
+		t.Errorf("member = %v, want an alive voter", m0)
+	}
+
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(l.node.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			if mf.GetName() == "tokencache_cluster_members" {
+				for _, lp := range m.GetLabel() {
+					if lp.GetValue() == "alive" {
+						have["members_alive"] = v
+					}
+				}
+				continue
+			}
+			have[mf.GetName()] = v
+		}
+	}
+	for name, want := range map[string]float64{
+		"tokencache_raft_has_leader": 1, "tokencache_raft_is_leader": 1, "members_alive": 3,
+	} {
+		if have[name] != want {
+			t.Errorf("metric %s = %v, want %v", name, have[name], want)
+		}
+	}
+	for _, name := range []string{"tokencache_raft_term", "tokencache_raft_commit_index", "tokencache_raft_applied_index", "tokencache_raft_leader_changes_total"} {
+		if have[name] < 1 {
+			t.Errorf("metric %s = %v, want ≥ 1", name, have[name])
+		}
+	}
+	if _, ok := have["tokencache_revoke_fence_seconds"]; !ok {
+		// Histograms have no gauge value; check presence by name.
+		found := false
+		for _, mf := range mfs {
+			found = found || mf.GetName() == "tokencache_revoke_fence_seconds"
+		}
+		if !found {
+			t.Error("metric tokencache_revoke_fence_seconds missing")
+		}
+	}
+}
+
+// An issue received by a follower is forwarded to the leader; the follower
+// sees its own write at once, every node validates it, and no token secret
+// crosses the network.
+func TestForwardedIssueValidatesEverywhere(t *testing.T) {
+	tc := newTestCluster(t, 3, clusterOpts{})
+	var mu sync.Mutex
+	var sent [][]byte
+	tc.net.setTap(func(from, to string, p []byte) {
+		mu.Lock()
+		sent = append(sent, append([]byte(nil), p...))
+		mu.Unlock()
+	})
+	tc.waitLeader()
+	f := tc.followers()[0]
+	var texts []string
+	for i := 0; i < 20; i++ {
+		iss := issue(t, f, fmt.Sprintf("user%d", i%3))
+		texts = append(texts, iss.Token)
+		// Read-your-writes on the node that took the request.
+		wantValid(t, f, iss.Token, token.StateValid)
+	}
+	for _, tn := range tc.nodes {
+		for _, text := range texts {
+			waitFor(t, 5*time.Second, tn.id+" validates a forwarded token", func() bool {
+				st, err := validate(tn, text)
+				return err == nil && st == token.StateValid
+			})
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) == 0 {
+		t.Fatal("the tap saw no traffic")
+	}
+	for _, p := range sent {
+		for _, text := range texts {
+			if containsSecret(p, text) {
+				t.Fatalf("a token secret went over the network: %q", p)
+			}
+		}
+	}
+}
+
+// A follower's consistent read sees a write acknowledged just before.
+func TestFollowerConsistentReadSeesAckedWrite(t *testing.T) {
+	tc := newTestCluster(t, 3, clusterOpts{})
+	l := tc.waitLeader()
+	fs := tc.followers()
+	for i := 0; i < 20; i++ {
+		iss := issue(t, l, "bob")
+		f := fs[i%len(fs)]
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := f.svc.Consistent(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Consistent on %s: %v", f.id, err)
+		}
+		if got := f.state.AppliedIndex(); got < iss.Record.Index {
+			t.Fatalf("after Consistent, %s applied %d < the write's index %d", f.id, got, iss.Record.Index)
+		}
+		if _, _, ok := f.cache.Get(iss.Record.Key); !ok {
+			t.Fatalf("after Consistent, %s does not hold the token just issued", f.id)
+		}
+	}
+}
+
+// Invariant 1: sync-acknowledged writes survive the loss of R nodes,
+// the leader among them.
+func TestInvariant1SyncWritesSurviveLossOfR(t *testing.T) {
+	for _, tt := range []struct{ n, r int }{{3, 1}, {5, 2}} {
+		t.Run(fmt.Sprintf("n%d_r%d", tt.n, tt.r), func(t *testing.T) {
+			tc := newTestCluster(t, tt.n, clusterOpts{r: intp(tt.r)})
+			l := tc.waitLeader()
+			var mu sync.Mutex
+			var acked []tokens.Issued
+			var wg sync.WaitGroup
+			for w := 0; w < 4; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 15; i++ {
+						tn := tc.nodes[(w+i)%len(tc.nodes)]
+						ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+						iss, err := tn.svc.Issue(ctx, tokens.IssueRequest{Username: fmt.Sprintf("u%d", w), Type: token.TypeUser})
+						cancel()
+						if err == nil {
+							mu.Lock()
+							acked = append(acked, iss)
+							mu.Unlock()
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if len(acked) < 50 {
+				t.Fatalf("only %d of 60 writes acknowledged on a healthy cluster", len(acked))
+			}
+			// Kill R nodes, the leader first, right after the last ack.
+			victims := []*testNode{l}
+			for _, f := range tc.followers() {
+				if len(victims) == tt.r {
+					break
+				}
+				victims = append(victims, f)
+			}
+			for _, v := range victims {
+				tc.kill(v)
+			}
+			nl := tc.waitLeader()
+			t.Logf("killed %d nodes incl. leader %s; new leader %s", len(victims), l.id, nl.id)
+			for _, tn := range tc.up() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if err := tn.svc.Consistent(ctx); err != nil {
+					t.Fatalf("Consistent on %s: %v", tn.id, err)
+				}
+				cancel()
+				waitFor(t, 5*time.Second, tn.id+" fence open", func() bool { return tn.node.Fence()() == nil })
+				for _, iss := range acked {
+					wantValid(t, tn, iss.Token, token.StateValid)
+				}
+			}
+		})
+	}
+}
+
+// Invariant 5: a write whose outcome is unknown is reported as
+// indeterminate, never as failed, and a retry with the same Idempotency-Key
+// yields one token.
+func TestInvariant5IndeterminateAndIdempotentRetry(t *testing.T) {
+	t.Run("leader lost mid-commit", func(t *testing.T) {
+		tc := newTestCluster(t, 3, clusterOpts{})
+		l := tc.waitLeader()
+		var others []string
+		for _, f := range tc.followers() {
+			others = append(others, f.id)
+		}
+		tc.net.partition([]string{l.id}, others)
+		req := tokens.IssueRequest{Username: "carol", Type: token.TypeUser, IdempotencyKey: "idem-1"}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := l.svc.Issue(ctx, req)
+		cancel()
+		if !errors.Is(err, tokens.ErrIndeterminate) || errors.Is(err, tokens.ErrNoLeader) {
+			t.Fatalf("Issue on a leader cut off mid-commit = %v, want ErrIndeterminate", err)
+		}
+		tc.net.heal()
+		waitFor(t, 20*time.Second, "a leader among all three", func() bool {
+			nl := tc.leader()
+			return nl != nil && nl.node.Ready(context.Background(), true) == nil && l.node.Ready(context.Background(), true) == nil
+		})
+		retryUntilOK(t, l, req)
+		retryUntilOK(t, l, req)
+		assertOneToken(t, tc, "carol")
+	})
+	t.Run("answer lost after commit", func(t *testing.T) {
+		tc := newTestCluster(t, 3, clusterOpts{})
+		l := tc.waitLeader()
+		f := tc.followers()[0]
+		// Cut follower→leader as soon as the forwarded write has been sent:
+		// the leader commits it, the follower never hears back.
+		var once sync.Once
+		tc.net.setTap(func(from, to string, p []byte) {
+			if from == f.id && to == l.id && strings.Contains(string(p), "idem-2") {
+				once.Do(func() { tc.net.cutLink(f.id, l.id) }) // this frame goes out; nothing comes back
+			}
+		})
+		req := tokens.IssueRequest{Username: "dave", Type: token.TypeUser, IdempotencyKey: "idem-2"}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err := f.svc.Issue(ctx, req)
+		cancel()
+		if !errors.Is(err, tokens.ErrIndeterminate) {
+			t.Fatalf("Issue whose answer was lost = %v, want ErrIndeterminate", err)
+		}
+		tc.net.setTap(nil)
+		tc.net.heal()
+		// The retry may even reach the leader before the first attempt (both
+		// carry the key the receiving node remembered): one token either way.
+		iss := retryUntilOK(t, f, req)
+		again := retryUntilOK(t, f, req)
+		if again.Record.Key != iss.Record.Key || !again.Reused {
+			t.Errorf("second retry = %s (reused %v), want %s reused", again.Record.Key, again.Reused, iss.Record.Key)
+		}
+		assertOneToken(t, tc, "dave")
+	})
+}
+
+func retryUntilOK(t *testing.T, tn *testNode, req tokens.IssueRequest) tokens.Issued {
+	t.Helper()
+	var iss tokens.Issued
+	var err error
+	waitFor(t, 20*time.Second, "a retry to succeed", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		iss, err = tn.svc.Issue(ctx, req)
+		if err != nil {
+			t.Logf("retry on %s: %v", tn.id, err)
+		}
+		return err == nil
+	})
+	return iss
+}
+
+func assertOneToken(t *testing.T, tc *testCluster, user string) {
+	t.Helper()
+	for _, tn := range tc.up() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := tn.svc.Consistent(ctx); err != nil {
+			t.Fatalf("Consistent on %s: %v", tn.id, err)
+		}
+		ts, err := tn.svc.List(ctx, tokens.ListQuery{Username: user})
+		cancel()
+		if err != nil {
+			t.Fatalf("List on %s: %v", tn.id, err)
+		}
+		if len(ts) != 1 {
+			t.Fatalf("%s lists %d tokens for %s, want exactly 1", tn.id, len(ts), user)
+		}
+	}
+}
+
+// A leader crash: writes resume within a few election timeouts.
+func TestLeaderCrashWritesResume(t *testing.T) {
+	tc := newTestCluster(t, 3, clusterOpts{})
+	l := tc.waitLeader()
+	f := tc.followers()[0]
+	issue(t, f, "erin")
+	start := time.Now()
+	tc.kill(l)
+	var elapsed time.Duration
+	waitFor(t, 20*time.Second, "a write after the leader crashed", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := f.svc.Issue(ctx, tokens.IssueRequest{Username: "erin", Type: token.TypeUser})
+		elapsed = time.Since(start)
+		return err == nil
+	})
+	t.Logf("first acknowledged write %s after the leader crashed", elapsed)
+	if limit := 30 * f.cfg.ElectionTimeout; elapsed > limit {
+		t.Fatalf("writes resumed after %s, want within %s", elapsed, limit)
+	}
+}
+
+// A node whose settings fingerprint differs never gets a vote (nor
+// entries), is shown in the status, and fails closed.
+func TestFingerprintMismatchNeverVotes(t *testing.T) {
+	tc := startTestCluster(t, 3, clusterOpts{r: intp(-1), expect: 2, fingerprint: func(i int) string {
+		if i == 2 {
+			return "fp-other"
+		}
+		return "fp-1"
+	}})
+	odd := tc.nodes[2]
+	var l *testNode
+	waitFor(t, 20*time.Second, "a leader with two voters", func() bool {
+		l = tc.leader()
+		return l != nil && len(tc.configuration(l).Servers) == 2
+	})
+	// Long enough for promotion (R=-1 would make every eligible node vote).
+	deadline := time.Now().Add(10 * odd.cfg.ServerStabilization)
+	for time.Now().Before(deadline) {
+		if l = tc.leader(); l != nil {
+			for _, s := range tc.configuration(l).Servers {
+				if nodeOfRaftID(string(s.ID)) == odd.id {
+					t.Fatalf("mismatched node is in the raft configuration as %v", s.Suffrage)
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if odd.node.IsLeader() {
+		t.Fatal("mismatched node leads")
+	}
+	st := l.node.Status(context.Background())
+	found := false
+	for _, m := range st.Members {
+		if m.ID == odd.id {
+			found = true
+			if !m.FingerprintMismatch || m.Suffrage == "voter" {
+				t.Errorf("Status member %+v, want fingerprint_mismatch and no vote", m)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("Status members %+v lack the mismatched node", st.Members)
+	}
+	if err := odd.node.Fence()(); !errors.Is(err, tokens.ErrStale) {
+		t.Errorf("mismatched node's fence = %v, want ErrStale", err)
+	}
+	if err := odd.node.Ready(context.Background(), false); err == nil {
+		t.Error("mismatched node reports ready")
+	}
+}
+
+// Two clusters with different names on one host never merge, even when one
+// is told to join the other.
+func TestClustersWithDifferentNamesNeverMerge(t *testing.T) {
+	a := newTestCluster(t, 1, clusterOpts{name: "alpha"})
+	b := startTestCluster(t, 1, clusterOpts{name: "beta"})
+	// Point beta's node at alpha's gossip port: it keeps trying.
+	bn := b.nodes[0]
+	an := a.nodes[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if n, err := bn.node.disc.ml.Join([]string{an.cfg.GossipAddr}); err == nil && n > 0 {
+		t.Fatalf("Join across cluster names contacted %d nodes", n)
+	}
+	<-ctx.Done()
+	if got := an.node.disc.ml.NumMembers(); got != 1 {
+		t.Errorf("alpha has %d gossip members, want 1", got)
+	}
+	if got := bn.node.disc.ml.NumMembers(); got != 1 {
+		t.Errorf("beta has %d gossip members, want 1", got)
+	}
+	if v, nv := countSuffrage(a.configuration(an)); v+nv != 1 {
+		t.Errorf("alpha's raft configuration has %d servers, want 1", v+nv)
+	}
+	// Control: a node of the same name does merge (the test can fail).
+	c := startTestCluster(t, 1, clusterOpts{name: "alpha", expect: 2, idPrefix: "m"})
+	if n, err := c.nodes[0].node.disc.ml.Join([]string{an.cfg.GossipAddr}); err != nil || n != 1 {
+		t.Fatalf("Join within one cluster name = %d, %v; want 1 contacted", n, err)
+	}
+	waitFor(t, 5*time.Second, "same-name node in alpha's gossip", func() bool { return an.node.disc.ml.NumMembers() == 2 })
+}
+
+// bootstrap_expect=3 with three nodes started at once forms one cluster,
+// every time.
+func TestBootstrapExpectSimultaneousStart(t *testing.T) {
+	runs := 3
+	if chaos() {
+		runs = 30
+	}
+	for i := 0; i < runs; i++ {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			tc := startTestCluster(t, 3, clusterOpts{expect: 3})
+			l := tc.waitFormed(3)
+			term := l.node.raft.CurrentTerm()
+			for _, tn := range tc.nodes {
+				_, id := tn.node.raft.LeaderWithID()
+				if nodeOfRaftID(string(id)) != l.id {
+					t.Errorf("%s follows %q, want %s", tn.id, id, l.id)
+				}
+				c := tc.configuration(tn)
+				if v, _ := countSuffrage(c); v != 3 {
+					t.Errorf("%s: configuration %+v, want 3 voters", tn.id, c.Servers)
+				}
+				if got := tn.node.raft.CurrentTerm(); got != term {
+					t.Errorf("%s: term %d, leader's %d", tn.id, got, term)
+				}
+			}
+		})
+	}
+}
+
+// A memory-mode node that restarts comes back under a new Raft identity;
+// the stale one is removed and the new one takes its vote.
+func TestMemoryModeRestartGetsNewIdentity(t *testing.T) {
+	tc := newTestCluster(t, 3, clusterOpts{})
+	tc.waitLeader()
+	f := tc.followers()[0]
+	old := f.node.RaftID()
+	iss := issue(t, tc.leader(), "frank")
+	tc.kill(f)
+	tc.restart(f)
+	if f.node.RaftID() == old {
+		t.Fatalf("restarted memory-mode node kept raft id %s", old)
+	}
+	waitFor(t, 30*time.Second, "the new identity voting and the old one gone", func() bool {
+		l := tc.leader()
+		if l == nil {
+			return false
+		}
+		c := tc.configuration(l)
+		newVoter, oldIn := false, false
+		for _, s := range c.Servers {
+			oldIn = oldIn || string(s.ID) == old
+			newVoter = newVoter || (string(s.ID) == f.node.RaftID() && s.Suffrage == raft.Voter)
+		}
+		return newVoter && !oldIn && len(c.Servers) == 3
+	})
+	waitFor(t, 10*time.Second, "the restarted node to hold earlier tokens", func() bool {
+		st, err := validate(f, iss.Token)
+		return err == nil && st == token.StateValid
+	})
+}
+
+// A boltdb-mode node keeps its identity and its log across restarts, and a
+// data dir refuses another node id.
+func TestBoltRestartKeepsIdentity(t *testing.T) {
+	tc := newTestCluster(t, 3, clusterOpts{raftStore: StoreBoltDB, persist: "sqlite"})
+	tc.waitLeader()
+	f := tc.followers()[0]
+	old := f.node.RaftID()
+	iss := issue(t, tc.leader(), "gina")
+	tc.stopNode(f, true)
+	tc.restart(f)
+	if f.node.RaftID() != old {
+		t.Fatalf("restarted node has raft id %s, want %s", f.node.RaftID(), old)
+	}
+	waitFor(t, 20*time.Second, "restarted node ready", func() bool { return f.node.Ready(context.Background(), true) == nil })
+	wantValid(t, f, iss.Token, token.StateValid)
+	if _, err := loadIdentity(f.node.raftDir(), "someone-else"); !errors.Is(err, ErrIdentityMismatch) {
+		t.Fatalf("loadIdentity with another node id = %v, want ErrIdentityMismatch", err)
+	}
+}
+
+// async: a write is acknowledged once the leader accepted it (Applied.Done
+// false) and reaches every node; a revocation is proposed synchronously
+// whatever the policy, so invariant 2 holds under async too.
+func TestAsyncPolicy(t *testing.T) {
+	tc := newTestCluster(t, 3, clusterOpts{policy: PolicyAsync})
+	l := tc.waitLeader()
+	a, err := l.node.Propose(context.Background(), &tokens.Command{Op: tokens.OpTouch})
+	if err != nil || a.Done || a.Index != 0 {
+		t.Fatalf("async Propose = %+v, %v; want accepted, not done", a, err)
+	}
+	f := tc.followers()[0]
+	var texts []string
+	for i := 0; i < 10; i++ {
+		texts = append(texts, issue(t, f, "async").Token)
+	}
+	for _, tn := range tc.nodes {
+		for _, text := range texts {
+			waitFor(t, 5*time.Second, tn.id+" validates an async write", func() bool {
+				st, err := validate(tn, text)
+				return err == nil && st == token.StateValid
+			})
+		}
+	}
+	k, _, _ := token.Parse("tc", []byte(texts[0]))
+	if _, err := f.svc.Revoke(context.Background(), k); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	for _, tn := range tc.nodes {
+		wantValid(t, tn, texts[0], token.StateRevoked)
+	}
+}
+
+// Leave removes a node from the Raft configuration for good; a non-voter
+// takes its vote.
+func TestLeave(t *testing.T) {
+	tc := newTestCluster(t, 4, clusterOpts{expect: 3})
+	l := tc.waitLeader()
+	waitFor(t, 10*time.Second, "3 voters and a non-voter", func() bool {
+		v, nv := countSuffrage(tc.configuration(l))
+		return v == 3 && nv == 1
+	})
+	var leaver *testNode
+	for _, f := range tc.followers() {
+		for _, s := range tc.configuration(l).Servers {
+			if string(s.ID) == f.node.RaftID() && s.Suffrage == raft.Voter {
+				leaver = f
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := leaver.node.Leave(ctx); err != nil {
+		t.Fatalf("Leave: %v", err)
+	}
+	tc.stopNode(leaver, true)
+	waitFor(t, 20*time.Second, "3 voters without the leaver", func() bool {
+		l := tc.leader()
+		if l == nil {
+			return false
+		}
+		c := tc.configuration(l)
+		for _, s := range c.Servers {
+			if string(s.ID) == leaver.node.RaftID() {
+				return false
+			}
+		}
+		v, nv := countSuffrage(c)
+		return v == 3 && nv == 0
+	})
+}
+
+// Gossip encryption: nodes sharing the key form a cluster; a node with
+// another key never becomes a member.
+func TestGossipEncryption(t *testing.T) {
+	keyA := "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	keyB := "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB="
+	tc := startTestCluster(t, 3, clusterOpts{expect: 2, encryptKey: func(i int) string {
+		if i == 2 {
+			return keyB
+		}
+		return keyA
+	}})
+	var l *testNode
+	waitFor(t, 20*time.Second, "the two nodes sharing a key to form", func() bool {
+		l = tc.leader()
+		return l != nil && len(tc.configuration(l).Servers) == 2
+	})
+	time.Sleep(time.Second)
+	for _, tn := range tc.nodes[:2] {
+		if got := tn.node.disc.ml.NumMembers(); got != 2 {
+			t.Errorf("%s has %d gossip members, want 2 (the node with another key must stay out)", tn.id, got)
+		}
+	}
+	if got := tc.nodes[2].node.disc.ml.NumMembers(); got != 1 {
+		t.Errorf("node with another key sees %d members, want 1", got)
+	}
+}

@@ -1,0 +1,91 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tokencache/tokencache/tokens"
+)
+
+// Forward implements tokens.Forwarder: it sends w (JSON, hashes only) to the
+// leader, whose Service.LeaderWrite runs it. While no leader is known, or
+// the node it reached answers that it is not (or not yet) the leader, it
+// retries with backoff until ctx ends: tokens.ErrNoLeader then, since
+// nothing was sent that could have been applied. Once a request has gone
+// out and its answer is lost (connection cut, deadline), the outcome is
+// unknown: tokens.ErrIndeterminate at once (retry with the same
+// Idempotency-Key). The leader's errors come back as stable codes that
+// unwrap to the same tokens sentinels.
+//
+// On success the node records the leader's commit index, so that its
+// read-your-writes hook (CatchUp) waits for it on a miss; after a modify it
+// waits (up to a second, within ctx) until it has applied it.
+func (n *Node) Forward(ctx context.Context, w *tokens.WriteRequest) (*tokens.WriteResult, error) {
+	backoff := 5 * time.Millisecond
+	var last string
+	for {
+		if !n.running() {
+			return nil, n.notRunning()
+		}
+		if n.IsLeader() {
+			if svc := n.service(); svc != nil {
+				return svc.LeaderWrite(ctx, w)
+			}
+		}
+		if addr, leader := n.leaderRPCAddr(); addr != "" && leader != n.cfg.NodeID {
+			res, retry, err := n.forwardOnce(ctx, addr, leader, w)
+			if !retry {
+				return res, err
+			}
+			last = err.Error()
+		} else {
+			last = "no leader known"
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: the write was not accepted before its deadline (%s): %w", tokens.ErrNoLeader, last, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, max(n.cfg.ElectionTimeout/4, 10*time.Millisecond))
+	}
+}
+
+// forwardOnce sends w to the leader at addr. retry is true when nothing was
+// applied there and another try may succeed.
+func (n *Node) forwardOnce(ctx context.Context, addr, leader string, w *tokens.WriteRequest) (res *tokens.WriteResult, retry bool, err error) {
+	req := forwardRequest{Write: w, Timeout: defaultRPCDelay}
+	if dl, ok := ctx.Deadline(); ok {
+		req.Timeout = time.Until(dl)
+	}
+	var resp forwardResponse
+	sent, err := n.rpc.call(ctx, addr, leader, rpcForward, req, &resp)
+	switch {
+	case err != nil && !sent:
+		return nil, true, err
+	case err != nil:
+		return nil, false, fmt.Errorf("%w: the write was sent to leader %s but its answer was lost: %v", tokens.ErrIndeterminate, leader, err)
+	}
+	switch resp.Code {
+	case codeOK:
+	case codeNotLeader, codeNoLeader, codeShuttingDown:
+		// Refused before anything was appended: try again.
+		return nil, true, errorFromCode(resp.Code, resp.Msg)
+	default:
+		return nil, false, errorFromCode(resp.Code, resp.Msg)
+	}
+	if resp.Result == nil {
+		resp.Result = &tokens.WriteResult{}
+	}
+	// Read-your-writes on this node: the leader's commit index is now known
+	// here, so a lookup that misses waits for it (CatchUp). A modify changes
+	// a token this node may already hold, which a miss would not catch: wait
+	// for it before answering (at most CommitTimeout in practice).
+	n.noteCommit(resp.Index)
+	if w.Modify != nil {
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_ = n.waitApplied(wctx, resp.Index)
+	}
+	return resp.Result, false, nil
+}

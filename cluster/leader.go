@@ -1,0 +1,196 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/tokencache/tokencache/tokens"
+)
+
+// Leadership. raft's NotifyCh (buffered, always drained) tells this node
+// when it gains or loses leadership. On gaining it, the node commits an
+// OpNoop through the FSM: once that entry is applied here, this node's state
+// holds every entry of earlier terms (the same guarantee as raft.Barrier,
+// but the log's tail stays a command, which applied-index comparisons rely
+// on). Only then is it a ready leader (IsLeader), does it become the SQL
+// writer of a shared store, and does it reconcile membership.
+
+func (n *Node) leadershipLoop(ctx context.Context) {
+	defer n.stopLeaderSession()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case leader := <-n.notifyCh:
+			if leader {
+				n.startLeaderSession(ctx)
+			} else {
+				n.stopLeaderSession()
+			}
+		}
+	}
+}
+
+func (n *Node) startLeaderSession(parent context.Context) {
+	n.stopLeaderSession()
+	ctx, cancel := context.WithCancel(parent)
+	done := make(chan struct{})
+	n.leaderStop = func() {
+		cancel()
+		<-done
+	}
+	n.peers.reset()
+	go func() {
+		defer close(done)
+		n.leaderSession(ctx)
+	}()
+}
+
+func (n *Node) stopLeaderSession() {
+	if n.leaderStop == nil {
+		return
+	}
+	n.leaderStop()
+	n.leaderStop = nil
+	if n.readyTerm.Swap(0) != 0 {
+		n.log.Info("no longer the leader")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.state.SetWriter(ctx, false, nil); err != nil {
+		n.log.Warn("cannot stop the store writer", "err", err)
+	}
+}
+
+func (n *Node) leaderSession(ctx context.Context) {
+	term, started, err := n.leaderBarrier(ctx)
+	if err != nil {
+		return
+	}
+	n.readyTerm.Store(term)
+	// The barrier committed on a quorum: contact confirmed as of its start.
+	n.storeVerified(started)
+	n.log.Info("leader ready", "term", term, "applied_index", n.state.AppliedIndex())
+	select {
+	case n.fenceKick <- struct{}{}:
+	default:
+	}
+	if err := n.state.SetWriter(ctx, true, n.announce); err != nil {
+		n.log.Error("cannot become the store writer", "err", err)
+	}
+	n.kick()
+	<-ctx.Done()
+}
+
+// leaderBarrier commits and applies an OpNoop in this term, retrying until
+// it succeeds or leadership ends. It returns the term it applied in and
+// when the successful attempt started (since epoch).
+func (n *Node) leaderBarrier(ctx context.Context) (uint64, int64, error) {
+	backoff := 10 * time.Millisecond
+	for {
+		if n.raft.State() != raft.Leader {
+			return 0, 0, fmt.Errorf("cannot commit leadership barrier: not leader")
+		}
+		term, started := n.raft.CurrentTerm(), n.sinceEpoch()
+		err := waitFuture(ctx, n.raft.Apply(noopCommand, n.cfg.ElectionTimeout))
+		if err == nil && n.raft.CurrentTerm() == term {
+			return term, started, nil
+		}
+		if ctx.Err() != nil {
+			return 0, 0, ctx.Err()
+		}
+		n.log.Debug("leadership barrier failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, n.cfg.ElectionTimeout)
+	}
+}
+
+// IsLeader implements tokens.Log: this node is the Raft leader and its
+// leadership barrier has applied in the current term.
+func (n *Node) IsLeader() bool {
+	if n.raft == nil || n.closing.Load() {
+		return false
+	}
+	t := n.readyTerm.Load()
+	return t != 0 && n.raft.State() == raft.Leader && n.raft.CurrentTerm() == t
+}
+
+// observe consumes raft observations: heartbeat failures give the leader
+// Raft-level silence per server; leader changes are counted.
+func (n *Node) observe(ctx context.Context, ch <-chan raft.Observation) {
+	var lastLeader raft.ServerID
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-ch:
+			switch d := o.Data.(type) {
+			case raft.FailedHeartbeatObservation:
+				n.peers.heartbeatFailed(string(d.PeerID), d.LastContact)
+			case raft.ResumedHeartbeatObservation:
+				n.peers.heartbeatResumed(string(d.PeerID))
+			case raft.LeaderObservation:
+				if d.LeaderID != lastLeader {
+					lastLeader = d.LeaderID
+					n.metrics.leaderChanges.Inc()
+					n.log.Info("leader changed", "leader", string(d.LeaderID))
+				}
+				n.kick()
+			}
+		}
+	}
+}
+
+// announce is the writer's OpPersisted hook (shared store): it records the
+// index and makes sure one sender proposes it. At most one OpPersisted is in
+// flight; a later index replaces an earlier one not yet sent. It never
+// blocks the writer.
+func (n *Node) announce(_ context.Context, index uint64) error {
+	for {
+		cur := n.annLatest.Load()
+		if index <= cur || n.annLatest.CompareAndSwap(cur, index) {
+			break
+		}
+	}
+	if n.closing.Load() {
+		return fmt.Errorf("%w: cannot announce the persisted index", tokens.ErrShuttingDown)
+	}
+	if n.annRunning.CompareAndSwap(false, true) {
+		// Not tracked by n.wg: the writer may call this after Close (its
+		// final flush); the loop ends at once then (Propose refuses).
+		go n.announceLoop()
+	}
+	return nil
+}
+
+func (n *Node) announceLoop() {
+	var sent uint64
+	for {
+		idx := n.annLatest.Load()
+		if idx <= sent {
+			n.annRunning.Store(false)
+			// An index recorded after the load above but before the store
+			// found annRunning set and started no sender: take it over.
+			if n.annLatest.Load() > sent && n.annRunning.CompareAndSwap(false, true) {
+				continue
+			}
+			return
+		}
+		ctx, cancel := context.WithTimeout(n.runCtx, 10*n.cfg.ElectionTimeout)
+		_, err := n.Propose(ctx, &tokens.Command{Op: tokens.OpPersisted, Persisted: idx, Time: 0})
+		cancel()
+		if err != nil {
+			n.log.Debug("cannot announce persisted index", "index", idx, "err", err)
+			n.annRunning.Store(false)
+			return
+		}
+		sent = idx
+	}
+}

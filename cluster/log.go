@@ -1,0 +1,344 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/tokencache/tokencache/tokens"
+)
+
+var (
+	_ tokens.Log       = (*Node)(nil)
+	_ tokens.Forwarder = (*Node)(nil)
+)
+
+// noopCommand is an encoded OpNoop (readiness barrier, replication nudge).
+var noopCommand = func() []byte {
+	b, err := (&tokens.Command{Op: tokens.OpNoop}).MarshalBinary()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
+
+// Propose implements tokens.Log. Only a ready leader proposes; anything else
+// gets tokens.ErrNoLeader (nothing appended).
+//
+// sync (and every revocation, whatever the policy): waits until the entry is
+// committed and applied here, and returns Applied{Index, Done: true, Result}.
+// async: returns once the leader accepted the entry (queued it for its log),
+// with Done false; see DESIGN.md for the loss window.
+//
+// Raft's ErrNotLeader and ErrLeadershipTransferInProgress come before the
+// append: tokens.ErrNoLeader. ErrLeadershipLost, ErrRaftShutdown and a ctx
+// that ends while waiting leave the outcome unknown: tokens.ErrIndeterminate.
+func (n *Node) Propose(ctx context.Context, cmd *tokens.Command) (tokens.Applied, error) {
+	if !n.running() {
+		return tokens.Applied{}, n.notRunning()
+	}
+	if !n.IsLeader() {
+		return tokens.Applied{}, fmt.Errorf("%w: this node is not the ready leader", tokens.ErrNoLeader)
+	}
+	data, err := cmd.MarshalBinary()
+	if err != nil {
+		return tokens.Applied{}, fmt.Errorf("cannot encode %s command: %w", cmd.Op, err)
+	}
+	timeout := time.Duration(0)
+	if dl, ok := ctx.Deadline(); ok {
+		if timeout = time.Until(dl); timeout <= 0 {
+			return tokens.Applied{}, fmt.Errorf("%w: deadline passed before proposing", tokens.ErrNoLeader)
+		}
+	}
+	if n.cfg.Policy == PolicyAsync && !mustSync(cmd) {
+		select {
+		case n.asyncSem <- struct{}{}:
+		case <-ctx.Done():
+			return tokens.Applied{}, fmt.Errorf("%w: %d async writes wait for a quorum", tokens.ErrOverloaded, cap(n.asyncSem))
+		}
+		f := n.raft.Apply(data, timeout)
+		n.metrics.asyncPending.Inc()
+		go func() {
+			err := f.Error()
+			<-n.asyncSem
+			n.metrics.asyncPending.Dec()
+			if err != nil {
+				n.metrics.asyncFailed.Inc()
+				n.log.Warn("an acknowledged async write was not committed", "op", cmd.Op.String(), "err", err)
+			}
+		}()
+		return tokens.Applied{}, nil
+	}
+	f := n.raft.Apply(data, timeout)
+	if err := waitFuture(ctx, f); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return tokens.Applied{}, fmt.Errorf("%w: deadline passed while committing: %w", tokens.ErrIndeterminate, err)
+		}
+		return tokens.Applied{}, translateApplyError(err)
+	}
+	switch r := f.Response().(type) {
+	case tokens.Result:
+		return tokens.Applied{Index: f.Index(), Done: true, Result: r}, nil
+	case error:
+		return tokens.Applied{Index: f.Index()}, fmt.Errorf("%w: committed at index %d but not applied: %w", tokens.ErrIndeterminate, f.Index(), r)
+	}
+	return tokens.Applied{Index: f.Index(), Done: true}, nil
+}
+
+// mustSync reports whether cmd is proposed synchronously whatever the
+// policy: revocations (invariant 2 needs their index), puts of child tokens
+// (a revocation of the parent reads the leader's view for descendants right
+// after; an accepted but unapplied child would escape the cascade), named
+// tokens (the next write of the user checks name uniqueness against the
+// applied state), issues with an Idempotency-Key (the replay is detected by
+// applying) and no-ops.
+func mustSync(cmd *tokens.Command) bool {
+	switch cmd.Op {
+	case tokens.OpNoop:
+		return true
+	case tokens.OpPut:
+		if cmd.IdempotencyKey != "" {
+			return true
+		}
+		for _, t := range cmd.Puts {
+			if t.RevokedAt != 0 || !t.Parent().IsZero() || t.Name() != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// appliedAtLeast reports whether this node's state reflects every entry up to
+// target. State's applied index covers commands and configuration entries;
+// raft's own no-op (first entry of a term) never reaches the FSM, so a gap
+// made only of such entries, already handed to the FSM, counts as applied.
+func (n *Node) appliedAtLeast(target uint64) bool {
+	a := n.state.AppliedIndex()
+	if a >= target {
+		return true
+	}
+	if n.fsm.haltErr() != nil || n.raft.AppliedIndex() < target || target-a > 8 {
+		return false
+	}
+	for i := a + 1; i <= target; i++ {
+		var l raft.Log
+		if err := n.stores.logs.GetLog(i, &l); err != nil {
+			return false
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return false
+		}
+	}
+	return true
+}
+
+// waitApplied blocks until appliedAtLeast(target) or ctx ends.
+func (n *Node) waitApplied(ctx context.Context, target uint64) error {
+	var timer *time.Timer
+	for {
+		ch := n.fsm.waitCh()
+		if n.appliedAtLeast(target) {
+			return nil
+		}
+		if err := n.fsm.haltErr(); err != nil {
+			return err
+		}
+		if timer == nil {
+			timer = time.NewTimer(10 * time.Millisecond)
+			defer timer.Stop()
+		} else {
+			timer.Reset(10 * time.Millisecond)
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+		case <-ctx.Done():
+			return fmt.Errorf("cannot reach applied index %d (at %d): %w", target, n.state.AppliedIndex(), ctx.Err())
+		}
+	}
+}
+
+// noteCommit records a commit index learned from the leader outside Raft's
+// own replication (read index, forwarded writes, applied-index waits).
+func (n *Node) noteCommit(index uint64) {
+	for {
+		cur := n.knownCommit.Load()
+		if index <= cur || n.knownCommit.CompareAndSwap(cur, index) {
+			return
+		}
+	}
+}
+
+// commitKnown returns the highest commit index this node knows of.
+func (n *Node) commitKnown() uint64 {
+	return max(n.raft.CommitIndex(), n.knownCommit.Load())
+}
+
+// Consistent implements tokens.Log, a linearizable read barrier. On the
+// leader: capture the commit index, confirm leadership with a quorum
+// (VerifyLeader), wait until applied reaches the captured index. On a
+// follower: ask the leader for that read index over RPC, then wait until
+// this node applied it. No leader within ctx: tokens.ErrNoLeader.
+func (n *Node) Consistent(ctx context.Context) error {
+	backoff := 10 * time.Millisecond
+	for {
+		if !n.running() {
+			return n.notRunning()
+		}
+		if n.IsLeader() {
+			if idx, err := n.readIndexLocal(ctx); err == nil {
+				return n.waitApplied(ctx, idx)
+			}
+		} else if addr, leader := n.leaderRPCAddr(); addr != "" && leader != n.cfg.NodeID {
+			var resp readIndexResponse
+			_, err := n.rpc.call(ctx, addr, leader, rpcReadIndex, readIndexRequest{}, &resp)
+			if err == nil && resp.Code == codeOK {
+				n.noteCommit(resp.Index)
+				if err := n.waitApplied(ctx, resp.Index); err != nil {
+					return fmt.Errorf("%w: %w", tokens.ErrStale, err)
+				}
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: no leader confirmed a read index: %w", tokens.ErrNoLeader, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, n.cfg.ElectionTimeout/2)
+	}
+}
+
+// readIndexLocal returns the commit index captured before a successful
+// VerifyLeader on this (ready) leader.
+func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
+	idx := n.raft.CommitIndex()
+	if !n.IsLeader() {
+		return 0, fmt.Errorf("%w: not the ready leader", tokens.ErrNoLeader)
+	}
+	start := n.sinceEpoch()
+	if err := waitFuture(ctx, n.raft.VerifyLeader()); err != nil {
+		return 0, fmt.Errorf("%w: cannot verify leadership: %v", tokens.ErrNoLeader, err)
+	}
+	n.storeVerified(start)
+	return idx, nil
+}
+
+func (n *Node) storeVerified(ts int64) {
+	for {
+		cur := n.leaderVerified.Load()
+		if ts <= cur || n.leaderVerified.CompareAndSwap(cur, ts) {
+			return
+		}
+	}
+}
+
+// fenceMargin is how long past MaxStaleness a silent node's fence is
+// certainly closed (DESIGN.md, "WaitApplied"): a deposed leader may keep
+// heartbeating its minority for up to 2 leader leases; the fence verdict is
+// refreshed every fenceInterval and trusted for at most maxVerdictAge;
+// clocks may run 10% apart; plus one heartbeat timeout of slack.
+func (n *Node) fenceMargin() time.Duration {
+	return 2*n.cfg.LeaderLease + maxVerdictAge + fenceInterval + n.cfg.MaxStaleness/10 + n.cfg.HeartbeatTimeout
+}
+
+// RevocationWaitBound is the longest WaitApplied waits for a silent server
+// (MaxStaleness + margin). A revocation's write timeout shorter than this
+// ends indeterminate whenever a node is partitioned away; callers should
+// check their write timeout against it at start-up.
+func (n *Node) RevocationWaitBound() time.Duration { return n.cfg.MaxStaleness + n.fenceMargin() }
+
+// WaitApplied implements tokens.Log (the revocation fence wait, invariant 2).
+// It returns once every server in the Raft configuration (voters and
+// non-voters; also servers removed in the last MaxStaleness+margin) has
+// either confirmed over RPC that it applied index, or been silent long enough
+// that its own fence has certainly closed: the leader has had no Raft
+// contact with it since S, and now ≥ max(S, start) + MaxStaleness + margin,
+// where start is when WaitApplied was called (after the entry committed).
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	if !n.running() {
+		return n.notRunning()
+	}
+	start := time.Now()
+	defer func() { n.metrics.fenceSeconds.Observe(time.Since(start).Seconds()) }()
+	if err := n.waitApplied(ctx, index); err != nil {
+		return err
+	}
+	cf := n.raft.GetConfiguration()
+	if err := waitFuture(ctx, cf); err != nil {
+		return fmt.Errorf("cannot read the raft configuration: %v", err)
+	}
+	type target struct{ id, addr string }
+	var targets []target
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) == n.raftID {
+			continue
+		}
+		hostport, _ := splitRaftAddress(s.Address)
+		targets = append(targets, target{string(s.ID), hostport})
+	}
+	for id, r := range n.peers.recentlyRemoved(n.RevocationWaitBound()) {
+		targets = append(targets, target{id, r.addr})
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	// Followers learn that index is committed on the leader's next append,
+	// up to CommitTimeout from now when nothing else is written: append a
+	// no-op at once (fire and forget; an FSM command, not raft.Barrier, so
+	// the log's tail stays visible to appliedAtLeast).
+	if n.IsLeader() {
+		n.raft.Apply(noopCommand, 0)
+	}
+	wait := n.RevocationWaitBound()
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = n.confirmApplied(ctx, t.id, t.addr, index, start, wait)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// confirmApplied asks one server to confirm index until it does, or until
+// it is excused by Raft-level silence (see WaitApplied).
+func (n *Node) confirmApplied(ctx context.Context, id, addr string, index uint64, start time.Time, wait time.Duration) error {
+	backoff := 10 * time.Millisecond
+	node := nodeOfRaftID(id)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, max(n.cfg.HeartbeatTimeout, 250*time.Millisecond))
+		var resp waitAppliedResponse
+		_, err := n.rpc.call(cctx, addr, node, rpcWaitApplied, waitAppliedRequest{Index: index, RaftID: id, Timeout: max(n.cfg.HeartbeatTimeout, 250*time.Millisecond) - 20*time.Millisecond}, &resp)
+		cancel()
+		if err == nil && resp.Code == codeOK {
+			return nil
+		}
+		// Raft contact is tracked only by the current leader's session.
+		if last, failing := n.peers.lastContact(id); failing && n.IsLeader() {
+			from := start
+			if last.After(from) {
+				from = last
+			}
+			if time.Since(from) >= wait {
+				n.log.Info("revocation not confirmed by a silent server; its fence has closed", "server", id,
+					"index", index, "silent_for", time.Since(last).Round(time.Millisecond).String())
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot confirm index %d on %s: %w", index, id, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}

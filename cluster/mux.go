@@ -1,0 +1,298 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// One TCP port carries Raft and the internal RPC (like rqlite's mux): the
+// first byte of every connection selects the protocol. A Raft connection
+// then names the Raft server ID it is meant for, and a node drops
+// connections meant for another ID: after a restart under a new ID (memory
+// mode, wiped data dir) the process at the old address never answers for
+// the old ID, so one process can never count as two voters.
+const (
+	muxRaft byte = 1
+	muxRPC  byte = 2
+
+	muxHeaderTimeout = 5 * time.Second
+	maxRaftIDLen     = maxIDLen + 1 + 16 // node id, "@", hex suffix; < 128 (one-byte length)
+)
+
+var errPartitioned = errors.New("link cut by the partition hook")
+
+// netHooks is the test seam on this node's outgoing traffic (Raft, RPC and
+// gossip): Blocked drops traffic to a peer (named by node id or by address),
+// Sent sees every byte sent. Nil in production.
+type netHooks interface {
+	Blocked(from, to string) bool
+	Sent(from, to string, p []byte)
+}
+
+// raftAddr is the address of a Raft server as stored in the Raft
+// configuration: "host:port/raftID".
+func raftAddress(hostport, raftID string) raft.ServerAddress {
+	return raft.ServerAddress(hostport + "/" + raftID)
+}
+
+// splitRaftAddress undoes raftAddress.
+func splitRaftAddress(a raft.ServerAddress) (hostport, raftID string) {
+	s := string(a)
+	if i := strings.LastIndexByte(s, '/'); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	return s, ""
+}
+
+// nodeOfRaftID returns the node id part of a Raft server ID ("node@suffix").
+func nodeOfRaftID(id string) string {
+	if i := strings.LastIndexByte(id, '@'); i >= 0 {
+		return id[:i]
+	}
+	return id
+}
+
+// mux owns the listener and routes accepted connections.
+type mux struct {
+	ln        net.Listener
+	advertise string
+	self      string // node id
+	raftID    string
+	hooks     netHooks
+	log       *slog.Logger
+
+	raftCh   chan net.Conn
+	rpcServe func(net.Conn)
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // accepted RPC connections, closed with the mux
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	wg        sync.WaitGroup
+}
+
+func newMux(ln net.Listener, advertise, self, raftID string, hooks netHooks, log *slog.Logger) *mux {
+	return &mux{
+		ln:        ln,
+		advertise: advertise,
+		self:      self,
+		raftID:    raftID,
+		hooks:     hooks,
+		log:       log,
+		raftCh:    make(chan net.Conn, 16),
+		conns:     make(map[net.Conn]struct{}),
+		closed:    make(chan struct{}),
+	}
+}
+
+// serve accepts connections until close.
+func (m *mux) serve() {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		for {
+			c, err := m.ln.Accept()
+			if err != nil {
+				select {
+				case <-m.closed:
+					return
+				default:
+				}
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					continue
+				}
+				m.log.Error("cannot accept connection", "err", err)
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				m.route(c)
+			}()
+		}
+	}()
+}
+
+func (m *mux) route(c net.Conn) {
+	_ = c.SetReadDeadline(time.Now().Add(muxHeaderTimeout))
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		c.Close()
+		return
+	}
+	switch b[0] {
+	case muxRaft:
+		id, err := readShortString(c, maxRaftIDLen)
+		if err != nil {
+			c.Close()
+			return
+		}
+		if id != m.raftID {
+			// Meant for an earlier incarnation of this node (or another
+			// node that had this address): never answer for it.
+			m.log.Debug("dropping raft connection for another server id", "want", id, "self", m.raftID, "remote", c.RemoteAddr().String())
+			c.Close()
+			return
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		select {
+		case m.raftCh <- c:
+		case <-m.closed:
+			c.Close()
+		}
+	case muxRPC:
+		_ = c.SetReadDeadline(time.Time{})
+		m.mu.Lock()
+		select {
+		case <-m.closed:
+			m.mu.Unlock()
+			c.Close()
+			return
+		default:
+		}
+		m.conns[c] = struct{}{}
+		m.mu.Unlock()
+		defer func() {
+			m.mu.Lock()
+			delete(m.conns, c)
+			m.mu.Unlock()
+		}()
+		if m.rpcServe == nil {
+			c.Close()
+			return
+		}
+		m.rpcServe(c)
+	default:
+		m.log.Warn("dropping connection with unknown protocol byte", "byte", b[0], "remote", c.RemoteAddr().String())
+		c.Close()
+	}
+}
+
+// dial opens a connection to hostport (the node toNode) and writes header.
+func (m *mux) dial(hostport, toNode string, header []byte, timeout time.Duration) (net.Conn, error) {
+	if m.hooks != nil && m.hooks.Blocked(m.self, toNode) {
+		return nil, fmt.Errorf("cannot dial %s: %w", hostport, errPartitioned)
+	}
+	c, err := net.DialTimeout("tcp", hostport, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("cannot dial %s: %w", hostport, err)
+	}
+	if m.hooks != nil {
+		c = &hookedConn{Conn: c, hooks: m.hooks, from: m.self, to: toNode}
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := c.Write(header); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("cannot write header to %s: %w", hostport, err)
+	}
+	_ = c.SetWriteDeadline(time.Time{})
+	return c, nil
+}
+
+func (m *mux) close() {
+	m.closeOnce.Do(func() {
+		m.mu.Lock()
+		close(m.closed)
+		for c := range m.conns {
+			c.Close()
+		}
+		m.mu.Unlock()
+		m.ln.Close()
+	})
+	m.wg.Wait()
+}
+
+// hookedConn applies netHooks to an outgoing connection: once its link is
+// cut, every read and write fails and the connection is closed (so the
+// other side sees it end too).
+type hookedConn struct {
+	net.Conn
+	hooks    netHooks
+	from, to string
+}
+
+func (c *hookedConn) Read(p []byte) (int, error) {
+	if c.hooks.Blocked(c.from, c.to) {
+		c.Conn.Close()
+		return 0, errPartitioned
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *hookedConn) Write(p []byte) (int, error) {
+	if c.hooks.Blocked(c.from, c.to) {
+		c.Conn.Close()
+		return 0, errPartitioned
+	}
+	c.hooks.Sent(c.from, c.to, p)
+	return c.Conn.Write(p)
+}
+
+// raftLayer is the raft.StreamLayer over the mux.
+type raftLayer struct {
+	m    *mux
+	addr raftNetAddr
+}
+
+var _ raft.StreamLayer = (*raftLayer)(nil)
+
+type raftNetAddr string
+
+func (a raftNetAddr) Network() string { return "tcp" }
+func (a raftNetAddr) String() string  { return string(a) }
+
+func (l *raftLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.m.raftCh:
+		return c, nil
+	case <-l.m.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close is called by raft's transport; the mux closes with the node.
+func (l *raftLayer) Close() error { return nil }
+
+func (l *raftLayer) Addr() net.Addr { return l.addr }
+
+func (l *raftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	hostport, id := splitRaftAddress(address)
+	if id == "" {
+		return nil, fmt.Errorf("cannot dial raft address %q: no server id", address)
+	}
+	header := append([]byte{muxRaft}, appendShortString(nil, id)...)
+	return l.m.dial(hostport, nodeOfRaftID(id), header, timeout)
+}
+
+func appendShortString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func readShortString(r io.Reader, max int) (string, error) {
+	var lb [1]byte
+	if _, err := io.ReadFull(r, lb[:]); err != nil {
+		return "", err
+	}
+	n := int(lb[0])
+	if n >= 0x80 || n > max {
+		return "", fmt.Errorf("string length %d over %d", n, max)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return "", err
+	}
+	return string(b), nil
+}

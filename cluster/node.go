@@ -1,0 +1,473 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/tokencache/tokencache/tokens"
+)
+
+// leaderWriter runs a forwarded write on the leader (tokens.Service).
+type leaderWriter interface {
+	LeaderWrite(ctx context.Context, w *tokens.WriteRequest) (*tokens.WriteResult, error)
+}
+
+// Node is one member of a tokencache cluster: gossip membership, the Raft
+// group, the internal RPC and the staleness fence. It implements tokens.Log
+// and tokens.Forwarder. All methods are safe for concurrent use; Propose,
+// Forward, Consistent and WaitApplied block (bounded by their ctx).
+type Node struct {
+	cfg   Config
+	state *tokens.State
+	log   *slog.Logger
+	// hooks is the test seam on outgoing traffic (nil in production); set
+	// before Start.
+	hooks netHooks
+
+	raftID string
+	epoch  time.Time // monotonic base of atomics holding times
+
+	svc atomic.Pointer[leaderWriter]
+
+	// Set by Start.
+	raft     *raft.Raft
+	trans    *raft.NetworkTransport
+	stores   *raftStores
+	fsm      *fsm
+	mux      *mux
+	rpc      *rpcClient
+	disc     *discovery
+	notifyCh chan bool
+	hadState bool
+	raftAdv  string // advertised raft host:port
+
+	peers       *peerTracker
+	metrics     *metrics
+	reconcileCh chan struct{}
+
+	// Leadership: the term in which this node's readiness barrier applied
+	// (0 = not a ready leader), and when it last confirmed quorum contact
+	// (nanoseconds since epoch).
+	readyTerm      atomic.Uint64
+	leaderVerified atomic.Int64
+
+	// The fence: the last verdict and when it was computed.
+	fence       atomic.Pointer[fenceVerdict]
+	fenceKick   chan struct{} // recompute the verdict now (leadership changed)
+	knownCommit atomic.Uint64 // highest commit index learned outside raft (RPC)
+	// staleGen counts stale verdicts; freshGen is the staleGen value as of
+	// the last read index this node obtained from the leader and applied.
+	// The fence opens only when they are equal (fence.go).
+	staleGen    atomic.Uint64
+	freshGen    atomic.Uint64
+	lagTarget   uint64    // fence goroutine only
+	lagSince    time.Time // fence goroutine only
+	lastVerdict int64     // fence goroutine only: when it last computed (since epoch)
+
+	// OpPersisted announcements: the latest index asked for, and whether a
+	// sender runs.
+	annLatest  atomic.Uint64
+	annRunning atomic.Bool
+
+	asyncSem chan struct{}
+
+	joined     atomic.Bool // gossip join succeeded (or nothing to join)
+	caughtUp   atomic.Bool // Ready: joined and applied ≥ the leader's commit at join
+	runCtx     context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	started    atomic.Bool
+	closing    atomic.Bool
+	closeOnce  sync.Once
+	closeErr   error
+	leaderStop func() // stops the running leader session; leadership goroutine only
+}
+
+// New returns a node for state. It checks cfg and the data directory's
+// identity; nothing listens until Start.
+func New(cfg Config, state *tokens.State, log *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid cluster configuration: %w", err)
+	}
+	if state == nil {
+		return nil, errors.New("cannot create cluster node: nil state")
+	}
+	if log == nil {
+		log = cfg.Logger
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "cluster", "node", cfg.NodeID)
+	n := &Node{
+		cfg:         cfg,
+		state:       state,
+		log:         log,
+		epoch:       time.Now(),
+		reconcileCh: make(chan struct{}, 1),
+		fenceKick:   make(chan struct{}, 1),
+		notifyCh:    make(chan bool, 16),
+		asyncSem:    make(chan struct{}, cfg.MaxAsyncPending),
+	}
+	if cfg.RaftStore == StoreMemory {
+		n.raftID = newRaftID(cfg.NodeID)
+	} else {
+		id, err := loadIdentity(n.raftDir(), cfg.NodeID)
+		if err != nil {
+			return nil, err
+		}
+		n.raftID = id
+	}
+	n.peers = newPeerTracker()
+	n.staleGen.Store(1) // stale until the first catch-up
+	n.metrics = newMetrics(n)
+	n.setVerdict(fmt.Errorf("%w: node not started", tokens.ErrStale))
+	return n, nil
+}
+
+// SetService wires the token service: forwarded writes run through its
+// LeaderWrite, and the node installs its fence (Service.SetFence) and
+// read-your-writes hook (Service.SetCatchUp). Call it before Start.
+func (n *Node) SetService(svc *tokens.Service) {
+	var lw leaderWriter = svc
+	n.svc.Store(&lw)
+	svc.SetFence(n.Fence())
+	svc.SetCatchUp(n.CatchUp)
+	svc.SetReadyCheck(func(ctx context.Context) error { return n.Ready(ctx, false) })
+}
+
+func (n *Node) service() leaderWriter {
+	if p := n.svc.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// ID returns the node id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// RaftID returns this incarnation's Raft server ID.
+func (n *Node) RaftID() string { return n.raftID }
+
+func (n *Node) raftDir() string { return filepath.Join(n.cfg.DataDir, raftDirName) }
+
+// Start opens the Raft/RPC port and the gossip port, starts Raft, joins the
+// cluster in the background and returns. The node answers stale until it
+// has a leader; Ready reports when it has caught up.
+func (n *Node) Start(ctx context.Context) (err error) {
+	if !n.started.CompareAndSwap(false, true) {
+		return errors.New("cannot start cluster node: already started")
+	}
+	n.runCtx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.abortStart()
+		}
+	}()
+
+	ln, err := net.Listen("tcp", n.cfg.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on raft address %s: %w", n.cfg.RaftAddr, err)
+	}
+	n.raftAdv = advertiseFor(n.cfg.raftAdvertise(), ln.Addr())
+	n.mux = newMux(ln, n.raftAdv, n.cfg.NodeID, n.raftID, n.hooks, n.log.With("component", "mux"))
+	n.mux.rpcServe = n.serveRPC
+	n.rpc = newRPCClient(n.mux)
+	n.mux.serve()
+
+	dir := n.raftDir()
+	raftLog := n.log.With("component", "raft")
+	hcl := newHCLogger(raftLog)
+	n.stores, err = openRaftStores(n.cfg, dir, hcl.StandardWriter(&hclogStdOpts))
+	if err != nil {
+		return err
+	}
+	n.hadState, err = raft.HasExistingState(n.stores.logs, n.stores.stable, n.stores.snaps)
+	if err != nil {
+		return fmt.Errorf("cannot inspect raft state: %w", err)
+	}
+	n.fsm = newFSM(n.runCtx, n.state, n.log.With("component", "fsm"), n.onHalt)
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  &raftLayer{m: n.mux, addr: raftNetAddr(raftAddress(n.raftAdv, n.raftID))},
+		MaxPool: 3,
+		Timeout: transportTimeout(n.cfg),
+		Logger:  hcl.Named("transport"),
+	})
+	rc := raftConfig(n.cfg, n.raftID, n.notifyCh, hcl)
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.stores.logs, n.stores.stable, n.stores.snaps, n.trans)
+	if err != nil {
+		return fmt.Errorf("cannot start raft: %w", err)
+	}
+	obsCh := make(chan raft.Observation, 64)
+	n.raft.RegisterObserver(raft.NewObserver(obsCh, true, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation:
+			return true
+		}
+		return false
+	}))
+
+	n.disc, err = newDiscovery(n)
+	if err != nil {
+		return err
+	}
+	if len(n.cfg.Join) == 0 {
+		n.joined.Store(true)
+	}
+
+	n.setVerdict(fmt.Errorf("%w: not yet in contact with a leader", tokens.ErrStale))
+	n.goRun(func(ctx context.Context) { n.observe(ctx, obsCh) })
+	n.goRun(n.leadershipLoop)
+	n.goRun(n.disc.eventLoop)
+	n.goRun(n.disc.reconnectLoop)
+	n.goRun(n.fenceLoop)
+	n.goRun(n.reconcileLoop)
+	n.goRun(n.freshnessLoop)
+	if !n.hadState {
+		n.goRun(n.bootstrapLoop)
+	}
+	if len(n.cfg.Join) > 0 {
+		n.goRun(n.disc.joinLoop)
+	}
+	n.log.Info("cluster node started", "raft_id", n.raftID, "raft_addr", n.raftAdv,
+		"gossip_addr", n.disc.advertise, "existing_state", n.hadState, "raft_store", n.cfg.RaftStore)
+	return nil
+}
+
+// advertiseFor returns adv, with the bound port filled in when adv's port
+// is 0 or adv is empty.
+func advertiseFor(adv string, bound net.Addr) string {
+	ta, _ := bound.(*net.TCPAddr)
+	host, port, err := net.SplitHostPort(adv)
+	if err != nil || ta == nil {
+		return adv
+	}
+	if port == "0" {
+		port = strconv.Itoa(ta.Port)
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// goRun runs f on its own goroutine until the node closes (n.wg waits).
+func (n *Node) goRun(f func(ctx context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f(n.runCtx)
+	}()
+}
+
+// abortStart releases what a failed Start opened.
+func (n *Node) abortStart() {
+	n.closeOnce.Do(func() {}) // a later Close has nothing left to do
+	n.closing.Store(true)
+	n.cancel()
+	if n.disc != nil {
+		n.disc.shutdown()
+	}
+	if n.raft != nil {
+		_ = n.raft.Shutdown().Error()
+	}
+	if n.trans != nil {
+		_ = n.trans.Close()
+	}
+	if n.mux != nil {
+		n.mux.close()
+	}
+	if n.rpc != nil {
+		n.rpc.close()
+	}
+	n.wg.Wait()
+	if n.stores != nil && n.stores.closer != nil {
+		_ = n.stores.closer.Close()
+	}
+}
+
+// onHalt is called (once, on its own goroutine) when the FSM halts: the node
+// stops taking part in Raft, so it neither votes nor acknowledges entries.
+func (n *Node) onHalt(err error) {
+	n.setVerdict(fmt.Errorf("%w: %w", tokens.ErrStale, err))
+	if n.raft != nil {
+		_ = n.raft.Shutdown().Error()
+	}
+}
+
+// Close leaves the cluster gracefully and stops the node: leadership
+// transfer when leader (up to 3 tries), memberlist Leave, Raft shutdown,
+// then the listeners and the log store. It is idempotent; ctx bounds the
+// graceful steps (the rest always runs).
+func (n *Node) Close(ctx context.Context) error {
+	n.closeOnce.Do(func() {
+		if !n.started.Load() {
+			n.closing.Store(true)
+			return
+		}
+		n.closing.Store(true)
+		n.setVerdict(fmt.Errorf("%w: node is shutting down", tokens.ErrStale))
+		// 1. Hand leadership over, so that writes resume within one
+		//    round trip instead of an election timeout.
+		if n.raft.State() == raft.Leader {
+			n.transferLeadership(ctx)
+		}
+		// 2. Tell gossip we leave on purpose (the leader removes us from
+		//    Raft once we are also silent there).
+		var errs []error
+		if err := n.disc.leave(ctx); err != nil {
+			// Nobody left to tell (the whole cluster stops), or the
+			// network is down: the others find out by probing.
+			n.log.Warn("leaving gossip", "err", err)
+		}
+		// 3. Stop Raft; then everything else.
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("cannot shut raft down: %w", err))
+		}
+		n.cancel()
+		n.disc.shutdown()
+		_ = n.trans.Close()
+		n.mux.close()
+		n.rpc.close()
+		n.wg.Wait()
+		if n.stores.closer != nil {
+			if err := n.stores.closer.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("cannot close raft log store: %w", err))
+			}
+		}
+		n.closeErr = errors.Join(errs...)
+		n.log.Info("cluster node stopped")
+	})
+	return n.closeErr
+}
+
+func (n *Node) transferLeadership(ctx context.Context) {
+	if !n.hasOtherVoter(ctx) {
+		return
+	}
+	for i := 0; i < 3; i++ {
+		if ctx.Err() != nil || n.raft.State() != raft.Leader {
+			return
+		}
+		err := waitFuture(ctx, n.raft.LeadershipTransfer())
+		if err == nil {
+			n.log.Info("transferred leadership")
+			return
+		}
+		n.log.Warn("cannot transfer leadership", "try", i+1, "err", err)
+	}
+}
+
+// hasOtherVoter reports whether the configuration has a voter besides this
+// node (someone to hand leadership to).
+func (n *Node) hasOtherVoter(ctx context.Context) bool {
+	cf := n.raft.GetConfiguration()
+	if waitFuture(ctx, cf) != nil {
+		return false
+	}
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Voter && string(s.ID) != n.raftID {
+			return true
+		}
+	}
+	return false
+}
+
+// Leave removes this node from the cluster for good (tokencache cluster
+// leave): it hands leadership over, asks the leader to remove it from the
+// Raft configuration, and leaves gossip. Close it afterwards.
+func (n *Node) Leave(ctx context.Context) error {
+	if !n.started.Load() || n.closing.Load() {
+		return ErrClosed
+	}
+	if n.raft.State() == raft.Leader {
+		n.transferLeadership(ctx)
+	}
+	backoff := 20 * time.Millisecond
+	for {
+		addr, leaderNode := n.leaderRPCAddr()
+		if addr != "" && leaderNode != n.cfg.NodeID {
+			var resp leaveResponse
+			_, err := n.rpc.call(ctx, addr, leaderNode, rpcLeave, leaveRequest{RaftID: n.raftID}, &resp)
+			if err == nil && resp.Code == codeOK {
+				break
+			}
+			if err == nil && resp.Code != codeNotLeader {
+				return fmt.Errorf("cannot leave: leader answered: %w", errorFromCode(resp.Code, resp.Msg))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot leave: no leader removed this node: %w", ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+	n.log.Info("removed from the raft configuration; leaving gossip")
+	return n.disc.leave(ctx)
+}
+
+// waitFuture waits for f, bounded by ctx.
+func waitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sinceEpoch returns the monotonic time since the node's epoch, as stored
+// in atomics.
+func (n *Node) sinceEpoch() int64 { return int64(time.Since(n.epoch)) }
+
+// ago returns how long ago an epoch-relative timestamp was.
+func (n *Node) ago(ts int64) time.Duration { return time.Duration(n.sinceEpoch() - ts) }
+
+// running reports whether the node has started and is not closing; the
+// methods other packages call check it first.
+func (n *Node) running() bool {
+	return n.started.Load() && !n.closing.Load() && n.raft != nil
+}
+
+// notRunning is the error of a method called before Start or after Close.
+func (n *Node) notRunning() error {
+	if !n.started.Load() {
+		return fmt.Errorf("%w: cluster node not started", tokens.ErrNoLeader)
+	}
+	return fmt.Errorf("%w: cluster node closing", tokens.ErrShuttingDown)
+}
+
+// leaderRPCAddr returns the host:port and node id of the current leader, or
+// "" when none is known.
+func (n *Node) leaderRPCAddr() (string, string) {
+	if n.raft == nil {
+		return "", ""
+	}
+	addr, id := n.raft.LeaderWithID()
+	if addr == "" || id == "" {
+		return "", ""
+	}
+	hostport, rid := splitRaftAddress(addr)
+	if rid == "" {
+		rid = string(id)
+	}
+	return hostport, nodeOfRaftID(rid)
+}
+
+// kick asks the reconcile loop for a pass (non-blocking).
+func (n *Node) kick() {
+	select {
+	case n.reconcileCh <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,154 @@
+package cluster
+
+import (
+	"sync"
+	"time"
+)
+
+// peerTracker is what the leader knows about each Raft server's health:
+// Raft-level contact (from raft's heartbeat observations) and the last
+// stats answered over the internal RPC. It is reset on every new leadership
+// term. Safe for concurrent use.
+type peerTracker struct {
+	mu sync.Mutex
+	// failing: servers whose heartbeats fail, with the last time raft had
+	// contact with them. A server absent from the map is in contact.
+	failing map[string]time.Time
+	stats   map[string]*peerStats // by raft id
+	// removed: servers removed from the configuration recently, kept for
+	// WaitApplied (their fence may still be open).
+	removed map[string]removedServer
+}
+
+type peerStats struct {
+	at           time.Time // when the last poll answered
+	resp         statsResponse
+	healthySince time.Time // zero when not healthy
+	failedPolls  int
+}
+
+type removedServer struct {
+	addr string // host:port
+	at   time.Time
+}
+
+func newPeerTracker() *peerTracker {
+	return &peerTracker{
+		failing: make(map[string]time.Time),
+		stats:   make(map[string]*peerStats),
+		removed: make(map[string]removedServer),
+	}
+}
+
+// reset forgets Raft contact state (a new term: a new leader's replication).
+func (p *peerTracker) reset() {
+	p.mu.Lock()
+	p.failing = make(map[string]time.Time)
+	p.mu.Unlock()
+}
+
+func (p *peerTracker) heartbeatFailed(id string, lastContact time.Time) {
+	p.mu.Lock()
+	p.failing[id] = lastContact
+	p.mu.Unlock()
+}
+
+func (p *peerTracker) heartbeatResumed(id string) {
+	p.mu.Lock()
+	delete(p.failing, id)
+	p.mu.Unlock()
+}
+
+// silentFor returns how long raft has had no contact with id (0 when in
+// contact, as far as this leader knows).
+func (p *peerTracker) silentFor(id string) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last, ok := p.failing[id]
+	if !ok {
+		return 0
+	}
+	if last.IsZero() {
+		return time.Duration(1<<63 - 1)
+	}
+	return time.Since(last)
+}
+
+// lastContact returns the last time raft had contact with id and whether
+// its heartbeats are failing.
+func (p *peerTracker) lastContact(id string) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last, ok := p.failing[id]
+	return last, ok
+}
+
+// recordStats stores a stats poll result; healthy tells whether the answer
+// shows a healthy follower.
+func (p *peerTracker) recordStats(id string, resp *statsResponse, healthy bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats[id]
+	if s == nil {
+		s = &peerStats{}
+		p.stats[id] = s
+	}
+	if resp == nil {
+		s.failedPolls++
+		s.healthySince = time.Time{}
+		return
+	}
+	s.failedPolls = 0
+	s.at = time.Now()
+	s.resp = *resp
+	switch {
+	case !healthy:
+		s.healthySince = time.Time{}
+	case s.healthySince.IsZero():
+		s.healthySince = s.at
+	}
+}
+
+// healthyFor returns how long id has been continuously healthy (0 = not).
+func (p *peerTracker) healthyFor(id string) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats[id]
+	if s == nil || s.healthySince.IsZero() {
+		return 0
+	}
+	return time.Since(s.healthySince)
+}
+
+// appliedIndex returns the last polled applied index of id.
+func (p *peerTracker) appliedIndex(id string, maxAge time.Duration) (uint64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats[id]
+	if s == nil || s.at.IsZero() || time.Since(s.at) > maxAge {
+		return 0, false
+	}
+	return s.resp.Applied, true
+}
+
+func (p *peerTracker) markRemoved(id, addr string) {
+	p.mu.Lock()
+	p.removed[id] = removedServer{addr: addr, at: time.Now()}
+	delete(p.stats, id)
+	p.mu.Unlock()
+}
+
+// recentlyRemoved returns servers removed less than keep ago.
+func (p *peerTracker) recentlyRemoved(keep time.Duration) map[string]removedServer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]removedServer)
+	for id, r := range p.removed {
+		if time.Since(r.at) < keep {
+			out[id] = r
+		} else {
+			delete(p.removed, id)
+		}
+	}
+	return out
+}

@@ -1,0 +1,403 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/tokencache/tokencache/tokens"
+)
+
+// The internal RPC runs over the mux port (first byte muxRPC). A connection
+// carries one request at a time: request = type byte, 4-byte big-endian
+// length, JSON body; response = 4-byte length, JSON body whose "code" is
+// one of the stable codes of errors.go. Connections are pooled per peer.
+// Token secrets never travel: a forwarded WriteRequest carries key hashes
+// only (the receiving node keeps the secret).
+const (
+	rpcForward     byte = 1
+	rpcReadIndex   byte = 2
+	rpcWaitApplied byte = 3
+	rpcStats       byte = 4
+	rpcLeave       byte = 5
+
+	maxRPCFrame     = 256 << 20 // a revoke's answer lists every descendant
+	rpcIdleTimeout  = 2 * time.Minute
+	rpcPoolIdle     = 32
+	rpcPoolMaxAge   = 30 * time.Second
+	defaultRPCDelay = 10 * time.Second
+)
+
+type rpcHeader struct {
+	Code string `json:"code"`
+	Msg  string `json:"msg,omitempty"`
+}
+
+type forwardRequest struct {
+	Timeout time.Duration        `json:"timeout"`
+	Write   *tokens.WriteRequest `json:"write"`
+}
+
+type forwardResponse struct {
+	rpcHeader
+	Result *tokens.WriteResult `json:"result,omitempty"`
+	// Index is the leader's commit index after the write: the receiving
+	// node waits for it before answering (read-your-writes).
+	Index uint64 `json:"index"`
+}
+
+type readIndexRequest struct{}
+
+type readIndexResponse struct {
+	rpcHeader
+	Index uint64 `json:"index"`
+}
+
+type waitAppliedRequest struct {
+	Index   uint64        `json:"index"`
+	RaftID  string        `json:"raft_id"`
+	Timeout time.Duration `json:"timeout"`
+}
+
+type waitAppliedResponse struct {
+	rpcHeader
+	Applied uint64 `json:"applied"`
+}
+
+type statsRequest struct{}
+
+type statsResponse struct {
+	rpcHeader
+	NodeID      string `json:"node_id"`
+	RaftID      string `json:"raft_id"`
+	Applied     uint64 `json:"applied"`
+	Commit      uint64 `json:"commit"`
+	LastIndex   uint64 `json:"last_index"`
+	Term        uint64 `json:"term"`
+	LastContact int64  `json:"last_contact_ms"` // -1: never
+	HasState    bool   `json:"has_state"`
+	Fingerprint string `json:"fingerprint"`
+	State       string `json:"state"`
+}
+
+type leaveRequest struct {
+	RaftID string `json:"raft_id"`
+}
+
+type leaveResponse struct{ rpcHeader }
+
+// rpcClient pools connections per peer address.
+type rpcClient struct {
+	m      *mux
+	mu     sync.Mutex
+	idle   map[string][]*rpcConn
+	closed bool
+}
+
+type rpcConn struct {
+	c    net.Conn
+	r    *bufio.Reader
+	used time.Time
+}
+
+func newRPCClient(m *mux) *rpcClient {
+	return &rpcClient{m: m, idle: make(map[string][]*rpcConn)}
+}
+
+func (c *rpcClient) get(addr, node string, timeout time.Duration) (*rpcConn, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	for conns := c.idle[addr]; len(conns) > 0; conns = c.idle[addr] {
+		rc := conns[len(conns)-1]
+		c.idle[addr] = conns[:len(conns)-1]
+		if time.Since(rc.used) < rpcPoolMaxAge {
+			c.mu.Unlock()
+			return rc, nil
+		}
+		rc.c.Close()
+	}
+	c.mu.Unlock()
+	conn, err := c.m.dial(addr, node, []byte{muxRPC}, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &rpcConn{c: conn, r: bufio.NewReader(conn)}, nil
+}
+
+func (c *rpcClient) put(addr string, rc *rpcConn) {
+	rc.used = time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || len(c.idle[addr]) >= rpcPoolIdle {
+		rc.c.Close()
+		return
+	}
+	c.idle[addr] = append(c.idle[addr], rc)
+}
+
+func (c *rpcClient) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for _, conns := range c.idle {
+		for _, rc := range conns {
+			rc.c.Close()
+		}
+	}
+	c.idle = nil
+}
+
+// call sends one request to the node at addr and decodes its answer into
+// resp. sent reports whether any byte of the request may have reached the
+// peer: when it is false the request certainly did nothing there.
+func (c *rpcClient) call(ctx context.Context, addr, node string, typ byte, req, resp any) (sent bool, err error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return false, fmt.Errorf("cannot encode rpc request: %w", err)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(defaultRPCDelay)
+	}
+	timeout := time.Until(deadline)
+	if timeout <= 0 {
+		return false, fmt.Errorf("cannot call %s: %w", node, context.DeadlineExceeded)
+	}
+	rc, err := c.get(addr, node, timeout)
+	if err != nil {
+		return false, err
+	}
+	// Abort the exchange when ctx is canceled (not only at its deadline).
+	stop := context.AfterFunc(ctx, func() { _ = rc.c.SetDeadline(time.Now()) })
+	defer stop()
+	_ = rc.c.SetDeadline(deadline)
+	frame := make([]byte, 5, 5+len(body))
+	frame[0] = typ
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(body)))
+	frame = append(frame, body...)
+	if _, err := rc.c.Write(frame); err != nil {
+		rc.c.Close()
+		return true, fmt.Errorf("cannot send rpc to %s: %w", node, err)
+	}
+	out, err := readFrame(rc.r)
+	if err != nil {
+		rc.c.Close()
+		return true, fmt.Errorf("cannot read rpc answer from %s: %w", node, err)
+	}
+	if !stop() {
+		// ctx ended while we read: the deadline was disturbed.
+		rc.c.Close()
+	} else {
+		_ = rc.c.SetDeadline(time.Time{})
+		c.put(addr, rc)
+	}
+	if err := json.Unmarshal(out, resp); err != nil {
+		return true, fmt.Errorf("cannot decode rpc answer from %s: %w", node, err)
+	}
+	return true, nil
+}
+
+func readFrame(r io.Reader) ([]byte, error) {
+	var lb [4]byte
+	if _, err := io.ReadFull(r, lb[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(lb[:])
+	if n > maxRPCFrame {
+		return nil, fmt.Errorf("rpc frame of %d bytes over %d", n, maxRPCFrame)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// serveRPC answers requests on one connection until it closes.
+func (n *Node) serveRPC(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(rpcIdleTimeout))
+		typ, err := r.ReadByte()
+		if err != nil {
+			return
+		}
+		body, err := readFrame(r)
+		if err != nil {
+			return
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		resp := n.handleRPC(typ, body)
+		out, err := json.Marshal(resp)
+		if err != nil {
+			out, _ = json.Marshal(rpcHeader{Code: codeInternal, Msg: "cannot encode answer: " + err.Error()})
+		}
+		frame := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(out)), uint32(len(out)))
+		frame = append(frame, out...)
+		_ = c.SetWriteDeadline(time.Now().Add(defaultRPCDelay))
+		if _, err := c.Write(frame); err != nil {
+			return
+		}
+	}
+}
+
+func (n *Node) handleRPC(typ byte, body []byte) any {
+	bad := func(err error) any { return rpcHeader{Code: codeInvalid, Msg: "bad rpc request: " + err.Error()} }
+	if n.runCtx.Err() != nil {
+		return rpcHeader{Code: codeShuttingDown, Msg: "node is shutting down"}
+	}
+	switch typ {
+	case rpcForward:
+		var req forwardRequest
+		if err := json.Unmarshal(body, &req); err != nil || req.Write == nil {
+			return bad(errors.Join(err, errors.New("no write")))
+		}
+		return n.handleForward(&req)
+	case rpcReadIndex:
+		return n.handleReadIndex()
+	case rpcWaitApplied:
+		var req waitAppliedRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return bad(err)
+		}
+		return n.handleWaitApplied(&req)
+	case rpcStats:
+		return n.handleStats()
+	case rpcLeave:
+		var req leaveRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return bad(err)
+		}
+		return n.handleLeave(&req)
+	}
+	return rpcHeader{Code: codeInvalid, Msg: fmt.Sprintf("unknown rpc type %d", typ)}
+}
+
+// handlerCtx returns a context for a request that allows timeout, less a
+// little so that the answer reaches the caller before its own deadline.
+func (n *Node) handlerCtx(timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		timeout = defaultRPCDelay
+	}
+	timeout -= min(timeout/10, 100*time.Millisecond)
+	return context.WithTimeout(n.runCtx, timeout)
+}
+
+func (n *Node) handleForward(req *forwardRequest) forwardResponse {
+	if !n.IsLeader() {
+		return forwardResponse{rpcHeader: rpcHeader{Code: codeNotLeader, Msg: "not the leader"}}
+	}
+	svc := n.service()
+	if svc == nil {
+		return forwardResponse{rpcHeader: rpcHeader{Code: codeNotLeader, Msg: "leader has no token service yet"}}
+	}
+	ctx, cancel := n.handlerCtx(req.Timeout)
+	defer cancel()
+	res, err := svc.LeaderWrite(ctx, req.Write)
+	if err != nil {
+		return forwardResponse{rpcHeader: rpcHeader{Code: errorCode(err), Msg: err.Error()}}
+	}
+	return forwardResponse{rpcHeader: rpcHeader{Code: codeOK}, Result: res, Index: n.raft.CommitIndex()}
+}
+
+func (n *Node) handleReadIndex() readIndexResponse {
+	if !n.IsLeader() {
+		return readIndexResponse{rpcHeader: rpcHeader{Code: codeNotLeader, Msg: "not the leader"}}
+	}
+	ctx, cancel := n.handlerCtx(2 * n.cfg.ElectionTimeout)
+	defer cancel()
+	idx, err := n.readIndexLocal(ctx)
+	if err != nil {
+		return readIndexResponse{rpcHeader: rpcHeader{Code: codeNotLeader, Msg: err.Error()}}
+	}
+	return readIndexResponse{rpcHeader: rpcHeader{Code: codeOK}, Index: idx}
+}
+
+func (n *Node) handleWaitApplied(req *waitAppliedRequest) waitAppliedResponse {
+	if req.RaftID != n.raftID {
+		return waitAppliedResponse{rpcHeader: rpcHeader{Code: codeNotFound, Msg: "no server " + req.RaftID + " here"}}
+	}
+	// The index is committed (the leader asks only after its commit).
+	n.noteCommit(req.Index)
+	ctx, cancel := n.handlerCtx(req.Timeout)
+	defer cancel()
+	if err := n.waitApplied(ctx, req.Index); err != nil {
+		return waitAppliedResponse{rpcHeader: rpcHeader{Code: errorCode(err), Msg: err.Error()}, Applied: n.state.AppliedIndex()}
+	}
+	return waitAppliedResponse{rpcHeader: rpcHeader{Code: codeOK}, Applied: n.state.AppliedIndex()}
+}
+
+func (n *Node) handleStats() statsResponse {
+	return n.localStats()
+}
+
+func (n *Node) localStats() statsResponse {
+	lc := int64(-1)
+	if t := n.raft.LastContact(); !t.IsZero() {
+		lc = time.Since(t).Milliseconds()
+	}
+	return statsResponse{
+		rpcHeader:   rpcHeader{Code: codeOK},
+		NodeID:      n.cfg.NodeID,
+		RaftID:      n.raftID,
+		Applied:     n.state.AppliedIndex(),
+		Commit:      n.raft.CommitIndex(),
+		LastIndex:   n.raft.LastIndex(),
+		Term:        n.raft.CurrentTerm(),
+		LastContact: lc,
+		HasState:    n.hadState || n.raft.LastIndex() > 0,
+		Fingerprint: n.cfg.Fingerprint,
+		State:       n.raft.State().String(),
+	}
+}
+
+func (n *Node) handleLeave(req *leaveRequest) leaveResponse {
+	if !n.IsLeader() {
+		return leaveResponse{rpcHeader{Code: codeNotLeader, Msg: "not the leader"}}
+	}
+	ctx, cancel := n.handlerCtx(4 * n.cfg.ElectionTimeout)
+	defer cancel()
+	if err := n.removeServer(ctx, req.RaftID, "asked to leave"); err != nil {
+		return leaveResponse{rpcHeader{Code: codeInternal, Msg: err.Error()}}
+	}
+	return leaveResponse{rpcHeader{Code: codeOK}}
+}
+
+// removeServer removes id from the Raft configuration and remembers it for
+// WaitApplied.
+func (n *Node) removeServer(ctx context.Context, id, reason string) error {
+	cf := n.raft.GetConfiguration()
+	if err := waitFuture(ctx, cf); err != nil {
+		return fmt.Errorf("cannot read the raft configuration: %v", err)
+	}
+	var addr string
+	found := false
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) == id {
+			addr, _ = splitRaftAddress(s.Address)
+			found = true
+		}
+	}
+	if !found {
+		return nil
+	}
+	n.peers.markRemoved(id, addr)
+	if err := waitFuture(ctx, n.raft.RemoveServer(raft.ServerID(id), cf.Index(), 0)); err != nil {
+		return fmt.Errorf("cannot remove server %s: %v", id, err)
+	}
+	n.log.Info("removed raft server", "server", id, "reason", reason)
+	return nil
+}
