@@ -91,7 +91,7 @@ func newDiscovery(n *Node) (*discovery, error) {
 	c := n.cfg
 	d := &discovery{
 		n:       n,
-		log:     n.log.With("component", "memberlist"),
+		log:     n.baseLog.With("component", "memberlist"),
 		events:  make(chan memberEvent, 256),
 		members: make(map[string]*member),
 		warned:  make(map[string]string),

@@ -165,14 +165,20 @@ func (n *Node) contactFence() error {
 }
 
 // CatchUp is the tokens.CatchUp hook (read-your-writes): when this node's
-// applied index is behind the commit index it knows of, it waits up to
+// applied index is behind the commit index it knows of, or behind entries it
+// already holds in its log but has not seen committed yet, it waits up to
 // 250ms (bounded by ctx) for the log to catch up and reports whether it
 // applied anything. It returns false at once when the node is not behind.
+//
+// The second case matters: hashicorp/raft heartbeats do not carry the
+// leader's commit index, so a follower learns that an entry it already
+// holds is committed only with the next AppendEntries (within CommitTimeout),
+// while the leader may have acknowledged the write already.
 func (n *Node) CatchUp(ctx context.Context) bool {
 	if !n.running() {
 		return false
 	}
-	target := n.commitKnown()
+	target := max(n.commitKnown(), n.raft.LastIndex())
 	if n.appliedAtLeast(target) {
 		return false
 	}

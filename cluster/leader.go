@@ -15,8 +15,11 @@ import (
 // OpNoop through the FSM: once that entry is applied here, this node's state
 // holds every entry of earlier terms (the same guarantee as raft.Barrier,
 // but the log's tail stays a command, which applied-index comparisons rely
-// on). Only then is it a ready leader (IsLeader), does it become the SQL
-// writer of a shared store, and does it reconcile membership.
+// on). Then, if the log is behind the store (a new log over a store that an
+// earlier log wrote), it fast-forwards the log past the store's persisted
+// index (fastForward) and commits a second OpNoop. Only then is it a ready
+// leader (IsLeader), does it become the SQL writer of a shared store, and
+// does it reconcile membership.
 
 func (n *Node) leadershipLoop(ctx context.Context) {
 	defer n.stopLeaderSession()
@@ -69,6 +72,17 @@ func (n *Node) leaderSession(ctx context.Context) {
 	term, started, err := n.leaderBarrier(ctx)
 	if err != nil {
 		return
+	}
+	forwarded, err := n.fastForward(ctx)
+	if err != nil {
+		return
+	}
+	if forwarded {
+		// Raft's own no-op follows the restored snapshot; an OpNoop puts a
+		// command back at the tail (appliedAtLeast) and proves the term.
+		if term, started, err = n.leaderBarrier(ctx); err != nil {
+			return
+		}
 	}
 	n.readyTerm.Store(term)
 	// The barrier committed on a quorum: contact confirmed as of its start.

@@ -247,11 +247,20 @@ func (n *Node) fenceMargin() time.Duration {
 	return 2*n.cfg.LeaderLease + maxVerdictAge + fenceInterval + n.cfg.MaxStaleness/10 + n.cfg.HeartbeatTimeout
 }
 
-// RevocationWaitBound is the longest WaitApplied waits for a silent server
-// (MaxStaleness + margin). A revocation's write timeout shorter than this
-// ends indeterminate whenever a node is partitioned away; callers should
-// check their write timeout against it at start-up.
-func (n *Node) RevocationWaitBound() time.Duration { return n.cfg.MaxStaleness + n.fenceMargin() }
+// RevocationWaitBound is the longest WaitApplied waits for a silent server:
+// the time Raft takes to report its heartbeats failing (up to the transport
+// timeout: a stopped process's kernel still accepts bytes, so only the I/O
+// deadline reveals it), then MaxStaleness + margin. A revocation's write
+// timeout shorter than this ends indeterminate whenever a node is
+// partitioned away or stopped; callers size their write timeout from it.
+func (n *Node) RevocationWaitBound() time.Duration {
+	return transportTimeout(n.cfg) + n.silenceExcuse()
+}
+
+// silenceExcuse is how long after its last Raft contact a silent server's
+// fence has certainly closed (MaxStaleness + margin): past it, a revocation
+// stops waiting for that server's confirmation.
+func (n *Node) silenceExcuse() time.Duration { return n.cfg.MaxStaleness + n.fenceMargin() }
 
 // WaitApplied implements tokens.Log (the revocation fence wait, invariant 2).
 // It returns once every server in the Raft configuration (voters and
@@ -295,7 +304,7 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	if n.IsLeader() {
 		n.raft.Apply(noopCommand, 0)
 	}
-	wait := n.RevocationWaitBound()
+	wait := n.silenceExcuse()
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {

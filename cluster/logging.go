@@ -31,6 +31,9 @@ func newHCLogger(l *slog.Logger) hclog.Logger {
 
 type hclogBridge struct{ log *slog.Logger }
 
+// reservedLogKeys are attribute names the daemon's own logs use.
+var reservedLogKeys = map[string]bool{"node": true, "component": true, "time": true, "level": true, "msg": true, "err": true}
+
 func (b *hclogBridge) Write(p []byte) (int, error) {
 	for _, line := range bytes.Split(bytes.TrimSpace(p), []byte("\n")) {
 		if len(line) == 0 {
@@ -60,7 +63,11 @@ func (b *hclogBridge) Write(p []byte) (int, error) {
 		sort.Strings(keys)
 		attrs := make([]slog.Attr, 0, len(keys))
 		for _, k := range keys {
-			attrs = append(attrs, slog.Any(k, rec[k]))
+			name := k
+			if reservedLogKeys[k] {
+				name = "raft_" + k // raft's own "node" etc. must not shadow ours
+			}
+			attrs = append(attrs, slog.Any(name, rec[k]))
 		}
 		b.log.LogAttrs(context.Background(), lvl, msg, attrs...)
 	}

@@ -27,9 +27,10 @@ type leaderWriter interface {
 // and tokens.Forwarder. All methods are safe for concurrent use; Propose,
 // Forward, Consistent and WaitApplied block (bounded by their ctx).
 type Node struct {
-	cfg   Config
-	state *tokens.State
-	log   *slog.Logger
+	cfg     Config
+	state   *tokens.State
+	log     *slog.Logger
+	baseLog *slog.Logger // the caller's logger, without this package's component tag
 	// hooks is the test seam on outgoing traffic (nil in production); set
 	// before Start.
 	hooks netHooks
@@ -79,6 +80,12 @@ type Node struct {
 	annLatest  atomic.Uint64
 	annRunning atomic.Bool
 
+	// Fast-forward (leader.go): the store's persisted index read at Start
+	// (a lower bound of a shared store's), and the index of the last
+	// fast-forward this node made as leader (0: none).
+	startPersisted uint64
+	fastForwarded  atomic.Uint64
+
 	asyncSem chan struct{}
 
 	joined     atomic.Bool // gossip join succeeded (or nothing to join)
@@ -108,11 +115,13 @@ func New(cfg Config, state *tokens.State, log *slog.Logger) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("component", "cluster", "node", cfg.NodeID)
+	base := log // sub-loggers take their own component tag from here
+	log = log.With("component", "cluster")
 	n := &Node{
 		cfg:         cfg,
 		state:       state,
 		log:         log,
+		baseLog:     base,
 		epoch:       time.Now(),
 		reconcileCh: make(chan struct{}, 1),
 		fenceKick:   make(chan struct{}, 1),
@@ -180,13 +189,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("cannot listen on raft address %s: %w", n.cfg.RaftAddr, err)
 	}
 	n.raftAdv = advertiseFor(n.cfg.raftAdvertise(), ln.Addr())
-	n.mux = newMux(ln, n.raftAdv, n.cfg.NodeID, n.raftID, n.hooks, n.log.With("component", "mux"))
+	n.mux = newMux(ln, n.raftAdv, n.cfg.NodeID, n.raftID, n.hooks, n.baseLog.With("component", "mux"))
 	n.mux.rpcServe = n.serveRPC
 	n.rpc = newRPCClient(n.mux)
 	n.mux.serve()
 
 	dir := n.raftDir()
-	raftLog := n.log.With("component", "raft")
+	raftLog := n.baseLog.With("component", "raft")
 	hcl := newHCLogger(raftLog)
 	n.stores, err = openRaftStores(n.cfg, dir, hcl.StandardWriter(&hclogStdOpts))
 	if err != nil {
@@ -196,7 +205,20 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("cannot inspect raft state: %w", err)
 	}
-	n.fsm = newFSM(n.runCtx, n.state, n.log.With("component", "fsm"), n.onHalt)
+	n.fsm = newFSM(n.runCtx, n.state, n.baseLog.With("component", "fsm"), n.onHalt)
+	// The store's persisted index, before raft can elect this node: the
+	// leader must not accept a write at an index the store is already past
+	// (leader.go, fast-forward), and the token service, which loads it too,
+	// starts after the node.
+	if n.startPersisted, err = n.state.LoadPersistedIndex(ctx); err != nil {
+		return err
+	}
+	if !n.hadState && !n.state.SharedStore() && n.startPersisted > 0 {
+		n.fsm.foreign.Store(true)
+		n.log.Info("new raft log over a local store that already holds data: the store is kept only if this node "+
+			"leads the new log before any write; otherwise the leader's state replaces it",
+			"persisted_index", n.startPersisted)
+	}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  &raftLayer{m: n.mux, addr: raftNetAddr(raftAddress(n.raftAdv, n.raftID))},
 		MaxPool: 3,
@@ -208,6 +230,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("cannot start raft: %w", err)
 	}
+	n.fsm.raft.Store(n.raft)
 	obsCh := make(chan raft.Observation, 64)
 	n.raft.RegisterObserver(raft.NewObserver(obsCh, true, func(o *raft.Observation) bool {
 		switch o.Data.(type) {

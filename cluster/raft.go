@@ -158,8 +158,11 @@ func raftConfig(c Config, raftID string, notify chan<- bool, logger hclog.Logger
 	return rc
 }
 
-// transportTimeout is the I/O deadline of Raft's transport: 10× the
-// heartbeat timeout, between 1s and 10s.
+// transportTimeout is the I/O deadline of Raft's transport: 3× the
+// heartbeat timeout, between 1s and 10s. It is how long a heartbeat to a
+// stopped (SIGSTOP, frozen VM) peer takes to fail, so it bounds how soon a
+// revocation can stop waiting for that peer; long enough for a full batch
+// of entries on a LAN (snapshots scale their own deadline with their size).
 func transportTimeout(c Config) time.Duration {
-	return min(max(10*c.HeartbeatTimeout, time.Second), 10*time.Second)
+	return min(max(3*c.HeartbeatTimeout, time.Second), 10*time.Second)
 }

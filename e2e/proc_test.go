@@ -107,21 +107,34 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// ports are the three loopback ports of one node.
+type ports struct{ http, gossip, raft int }
+
+func freePorts(t testing.TB) ports { return ports{freePort(t), freePort(t), freePort(t)} }
+
 // startNode starts tokencache serve with a fresh (or the given) data dir.
 func startNode(t testing.TB, dataDir string, env []string, extra ...string) *node {
+	t.Helper()
+	n := newProcNode(t, "e2e", dataDir, freePorts(t), env, extra...)
+	n.start()
+	return n
+}
+
+// newProcNode prepares (without starting) a node with the given id and
+// ports; its process is killed at the end of the test if still running.
+func newProcNode(t testing.TB, id, dataDir string, p ports, env []string, extra ...string) *node {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	port, gossip, raft := freePort(t), freePort(t), freePort(t)
 	n := &node{
-		t: t, dataDir: dataDir, addr: fmt.Sprintf("http://127.0.0.1:%d", port), env: env,
-		args: append([]string{"serve", "--data-dir", dataDir, "--http-addr", fmt.Sprintf("127.0.0.1:%d", port), "--node-id", "e2e",
-			"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", gossip), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", raft)}, extra...),
+		t: t, dataDir: dataDir, addr: fmt.Sprintf("http://127.0.0.1:%d", p.http), env: env,
+		args: append([]string{"serve", "--data-dir", dataDir, "--http-addr", fmt.Sprintf("127.0.0.1:%d", p.http), "--node-id", id,
+			"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", p.gossip), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", p.raft)}, extra...),
 	}
-	n.start()
 	t.Cleanup(func() {
-		if n.running() {
+		if n.cmd != nil && n.running() {
+			n.cmd.Process.Signal(syscall.SIGCONT) // in case a test left it stopped
 			n.cmd.Process.Kill()
 			<-n.done
 		}
@@ -132,7 +145,15 @@ func startNode(t testing.TB, dataDir string, env []string, extra ...string) *nod
 	return n
 }
 
+// start launches the process and waits until it is ready.
 func (n *node) start() {
+	n.t.Helper()
+	n.launch()
+	n.waitReady(20 * time.Second)
+}
+
+// launch starts the process without waiting for it.
+func (n *node) launch() {
 	n.t.Helper()
 	n.cmd = exec.Command(binary, n.args...)
 	n.cmd.Env = append(daemonEnviron(), n.env...)
@@ -143,7 +164,15 @@ func (n *node) start() {
 	}
 	n.done = make(chan struct{})
 	go func() { n.exitErr = n.cmd.Wait(); close(n.done) }()
-	waitFor(n.t, 20*time.Second, "node ready", func() bool {
+}
+
+// waitReady waits until /readyz answers 200.
+func (n *node) waitReady(timeout time.Duration) {
+	n.t.Helper()
+	waitFor(n.t, timeout, "node ready", func() bool {
+		if !n.running() {
+			n.t.Fatalf("tokencache exited before it was ready: %v\n%s", n.exitErr, n.logs.String())
+		}
 		resp, err := http.Get(n.addr + "/readyz")
 		if err != nil {
 			return false
@@ -239,6 +268,46 @@ func (n *node) validate(tok string) (int, string) {
 		Error  string `json:"error"`
 	}
 	code, _ := n.call("GET", "/v1/validate", tok, nil, &out)
+	return code, out.Error
+}
+
+// callQuiet is call without failing the test on a transport error (a node
+// may be down); it returns status 0 then. body is optional.
+func (n *node) callQuiet(method, path, bearer string, out any, body ...any) (int, http.Header) {
+	var r io.Reader
+	if len(body) > 0 {
+		b, _ := json.Marshal(body[0])
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, n.addr+path, r)
+	if err != nil {
+		return 0, nil
+	}
+	if r != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	client := &http.Client{Timeout: 15 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		json.Unmarshal(raw, out)
+	}
+	return resp.StatusCode, resp.Header
+}
+
+// validateQuiet is validate without failing on transport errors.
+func (n *node) validateQuiet(tok string) (int, string) {
+	var out struct {
+		Error string `json:"error"`
+	}
+	code, _ := n.callQuiet("GET", "/v1/validate", tok, &out)
 	return code, out.Error
 }
 

@@ -139,9 +139,9 @@ func (d *daemon) open(ctx context.Context) error {
 }
 
 // close stops the node in the documented order: readiness off → drain →
-// HTTP shutdown → (leadership transfer → memberlist leave → raft shutdown) →
-// flush of pending writes to the store → store close. It is safe on a
-// partly opened daemon.
+// HTTP shutdown → flush of pending writes to the store (while still leader)
+// → leadership transfer → memberlist leave → raft shutdown → store close.
+// It is safe on a partly opened daemon.
 func (d *daemon) close(ctx context.Context) error {
 	var errs []error
 	if d.http != nil {
@@ -155,15 +155,19 @@ func (d *daemon) close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("cannot shut the HTTP server down: %w", err))
 		}
 	}
+	if d.svc != nil {
+		// Flush pending writes while this node still leads: only the leader
+		// writes a shared store, and once leadership is handed over the
+		// writer stops. What is applied after this flush stays in the Raft
+		// log and the pinned set, and whoever leads next writes it.
+		if err := d.svc.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if d.node != nil {
 		// Leadership transfer, gossip leave, Raft shutdown.
 		if err := d.node.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("cannot stop the cluster node: %w", err))
-		}
-	}
-	if d.svc != nil {
-		if err := d.svc.Close(ctx); err != nil {
-			errs = append(errs, err)
 		}
 	}
 	if d.store != nil {
