@@ -16,7 +16,9 @@ if [ -z "${TOKENCACHE_ADMIN_TOKEN:-}" ]; then
 fi
 
 pids=()
+stopping=""
 stop() {
+	stopping=1
 	trap - INT TERM EXIT
 	echo
 	echo "stopping ${#pids[@]} nodes"
@@ -52,4 +54,4 @@ try:
 press Ctrl-C to stop the cluster
 MSG
 wait -n "${pids[@]}" || true
-echo "a node exited; stopping the others" >&2
+[ -n "$stopping" ] || echo "a node exited; stopping the others (see data/n*/tokencache.log)" >&2
