@@ -39,6 +39,10 @@ bench: build ## standard load-test suite on one spawned node (~5 min): bench/res
 bench-compare: build ## tokencache vs Redis GET, bare HTTP, etcd put, bare Raft, MariaDB SELECT (installs redis-server, etcd-server)
 	TOKENCACHE_BIN=$(BIN) bench/scripts/compare.sh
 
+chaos: ## long fault runs: 12 rounds of partitions, leader isolation and crashes, 30 bootstrap races, repeated process-level kills (~10 min)
+	TOKENCACHE_CHAOS=1 $(GO) test -race -count=1 -timeout 60m -run 'TestChaos|TestBootstrapExpect' ./cluster/
+	$(GO) test -count=5 -timeout 60m -run 'TestClusterProcesses' ./e2e/
+
 fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
 	scripts/fuzz.sh $(or $(FUZZTIME),60s)
 

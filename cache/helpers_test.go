@@ -117,12 +117,6 @@ func (s *fakeStore) set(t *token.Token) {
 	s.mu.Unlock()
 }
 
-func (s *fakeStore) del(k token.Key) {
-	s.mu.Lock()
-	delete(s.rows, k)
-	s.mu.Unlock()
-}
-
 func (s *fakeStore) get(_ context.Context, k token.Key) (*token.Token, error) {
 	s.loads.Add(1)
 	s.mu.Lock()

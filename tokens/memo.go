@@ -33,16 +33,6 @@ const (
 
 func newMemo() *memo { return &memo{entries: make(map[string]memoEntry)} }
 
-func (m *memo) get(id string, now time.Time) (memoEntry, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, ok := m.entries[id]
-	if !ok || now.Sub(e.at) > memoTTL {
-		return memoEntry{}, false
-	}
-	return e, true
-}
-
 // remember stores e for id unless an entry exists; it returns the entry in
 // force.
 func (m *memo) remember(id string, e memoEntry) memoEntry {

@@ -90,23 +90,6 @@ func envName(path string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
 }
 
-// isSecretKey reports whether the key holds a secret.
-func isSecretKey(path string) bool {
-	k, ok := keysByPath[path]
-	return ok && k.typ == secretType
-}
-
-// secretKeys returns the key paths of every secret, in struct order.
-func secretKeys() []string {
-	var out []string
-	for _, k := range configKeys {
-		if k.typ == secretType {
-			out = append(out, k.path)
-		}
-	}
-	return out
-}
-
 // field returns the value of key k in c.
 func (c *Config) field(k keyInfo) reflect.Value {
 	return reflect.ValueOf(c).Elem().FieldByIndex(k.index)

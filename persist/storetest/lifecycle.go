@@ -70,11 +70,11 @@ func testConcurrentReaders(t *testing.T, s persist.Store) {
 				last = p
 				r, err := s.Get(c, base[(g+i)%rowsN].Key)
 				if err != nil {
-					errs <- fmt.Errorf("Get = %w", err)
+					errs <- fmt.Errorf("get = %w", err)
 					return
 				}
 				if r.Index < p {
-					errs <- fmt.Errorf("Get after PersistedIndex %d returned a row of index %d", p, r.Index)
+					errs <- fmt.Errorf("get after persisted index %d returned a row of index %d", p, r.Index)
 					return
 				}
 				if err := check(r); err != nil {
