@@ -1,0 +1,114 @@
+package httpapi
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokencache/tokencache/cache"
+	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/token"
+	"github.com/tokencache/tokencache/tokens"
+)
+
+// The fake-service tests above prove the handler allocates nothing; these
+// prove it for the whole hot path a gateway hits: the handler over the real
+// token service, cache and secret hasher (a cache hit), with no fake.
+
+func fullStackServer(tb testing.TB) (*Server, string) {
+	tb.Helper()
+	ctx := context.Background()
+	pcfg := persist.DefaultConfig()
+	pcfg.Store = persist.StoreMemory
+	store, err := persist.Open(ctx, pcfg, tb.TempDir(), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { store.Close() })
+	ccfg := cache.DefaultConfig()
+	ccfg.Capacity = 10_000
+	c, err := cache.New(ccfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	state, err := tokens.NewState(tokens.DefaultWriterConfig(), c, store, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	svc, err := tokens.New(tokens.DefaultConfig(), state, tokens.NewLocalLog(state, 0), nil, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { svc.Close(context.Background()) })
+	iss, err := svc.Issue(ctx, tokens.IssueRequest{Username: "alice", Type: token.TypeUser, Scopes: "read write"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	reg := prometheus.NewRegistry()
+	s, err := New(testConfig(), svc, log, reg, reg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, iss.Token
+}
+
+func TestFullStackHotPathAllocs(t *testing.T) {
+	s, tok := fullStackServer(t)
+	h := s.Handler()
+	ctx := hotCtx("GET", "/v1/validate?scope=read", [2]string{"Authorization", "Bearer " + tok})
+	h(ctx) // warm: the first use is recorded for last-used replication
+	if ctx.Response.StatusCode() != fasthttp.StatusOK {
+		t.Fatalf("validate = %d %s, want 200", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		ctx.Response.Reset()
+		h(ctx)
+	})
+	if allocs != 0 {
+		t.Errorf("validate through the real service allocates %v times per request, want 0", allocs)
+	}
+	if ctx.Response.StatusCode() != fasthttp.StatusOK {
+		t.Errorf("validate = %d after the runs, want 200", ctx.Response.StatusCode())
+	}
+}
+
+// BenchmarkValidateHitFullStack: handler + real service + real cache.
+//
+//	go test -run '^$' -bench ValidateHitFullStack -benchmem ./httpapi/
+func BenchmarkValidateHitFullStack(b *testing.B) {
+	s, tok := fullStackServer(b)
+	h := s.Handler()
+	hs := [2]string{"Authorization", "Bearer " + tok}
+	b.Run("serial", func(b *testing.B) {
+		ctx := hotCtx("GET", "/v1/validate?scope=read", hs)
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx.Response.Reset()
+			h(ctx)
+		}
+		if ctx.Response.StatusCode() != fasthttp.StatusOK {
+			b.Fatalf("status = %d, want 200", ctx.Response.StatusCode())
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			ctx := hotCtx("GET", "/v1/validate?scope=read", hs)
+			for pb.Next() {
+				ctx.Response.Reset()
+				h(ctx)
+			}
+			if ctx.Response.StatusCode() != fasthttp.StatusOK {
+				b.Errorf("status = %d, want 200", ctx.Response.StatusCode())
+			}
+		})
+	})
+}
