@@ -90,7 +90,7 @@ func (b *issueBody) request() (tokens.IssueRequest, error) {
 	}
 	if b.Parent != "" {
 		if req.Parent, err = token.ParseKey(b.Parent); err != nil {
-			return req, fmt.Errorf("%w: parent: key must be 22 base64url characters", token.ErrInvalid)
+			return req, fmt.Errorf("%w: parent: not a token key (22 base64url characters, not all zero)", token.ErrInvalid)
 		}
 	}
 	for k := range b.Credentials {

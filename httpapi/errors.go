@@ -34,6 +34,9 @@ var serviceErrors = []struct {
 	status int
 	code   string
 }{
+	// First: an indeterminate outcome wraps its cause (a store outage, a
+	// deadline), and the caller must learn that the write may have happened.
+	{tokens.ErrIndeterminate, fasthttp.StatusServiceUnavailable, "indeterminate"},
 	{tokens.ErrNotFound, fasthttp.StatusNotFound, "not_found"},
 	{tokens.ErrParentNotFound, fasthttp.StatusNotFound, "parent_not_found"},
 	{tokens.ErrParentNotValid, fasthttp.StatusConflict, "parent_not_valid"},
@@ -45,7 +48,6 @@ var serviceErrors = []struct {
 	{tokens.ErrStale, fasthttp.StatusServiceUnavailable, "stale"},
 	{tokens.ErrOverloaded, fasthttp.StatusServiceUnavailable, "overloaded"},
 	{tokens.ErrNoLeader, fasthttp.StatusServiceUnavailable, "no_leader"},
-	{tokens.ErrIndeterminate, fasthttp.StatusServiceUnavailable, "indeterminate"},
 	{tokens.ErrShuttingDown, fasthttp.StatusServiceUnavailable, "shutting_down"},
 }
 

@@ -99,8 +99,13 @@ func (s *Server) handleRevoke(ctx *fasthttp.RequestCtx) {
 		err := s.svc.RevokeToken(rctx, tok)
 		cancel()
 		if err != nil {
-			_, code, msg := errorStatus(err)
-			s.failWith(ctx, routeRevoke, err, fasthttp.StatusServiceUnavailable, code, msg)
+			status, code, msg := errorStatus(err)
+			if status != fasthttp.StatusConflict {
+				// RFC 7009: 503 tells the client to assume the token still
+				// exists and retry; a 409 (too many descendants) is final.
+				status = fasthttp.StatusServiceUnavailable
+			}
+			s.failWith(ctx, routeRevoke, err, status, code, msg)
 			return
 		}
 	}

@@ -87,7 +87,7 @@ func (t *Token) Validate() error {
 		return fmt.Errorf("%w: an internal token needs a service", ErrInvalid)
 	}
 	if (t.Type == TypeInternal || t.Type == TypeNotebook) && t.Parent().IsZero() {
-		return fmt.Errorf("%w: an %s token needs a parent", ErrInvalid, t.Type)
+		return fmt.Errorf("%w: %s tokens need a parent", ErrInvalid, t.Type)
 	}
 	if p := t.Parent(); !p.IsZero() && p == t.Key {
 		return fmt.Errorf("%w: a token cannot be its own parent", ErrInvalid)

@@ -56,6 +56,9 @@ func (s *Service) Children(ctx context.Context, k token.Key) ([]*token.Token, er
 	if err != nil {
 		return nil, err
 	}
+	if len(ts) > s.cfg.MaxDescendants {
+		return nil, fmt.Errorf("%w: %s has more than %d descendants", ErrTooManyDescendants, k, s.cfg.MaxDescendants)
+	}
 	return s.dropPastRetention(ts), nil
 }
 

@@ -21,8 +21,8 @@ var (
 	// modified (409): a revocation is final, and an expired token is kept
 	// only for its history.
 	ErrTokenNotValid = errors.New("token is not valid")
-	// ErrTooManyDescendants: a cascade would touch more tokens than
-	// tokens.max_descendants allows; nothing was revoked (409).
+	// ErrTooManyDescendants: a cascade would touch more tokens than the
+	// cascade limit (1,000,000) allows; nothing was revoked (409).
 	ErrTooManyDescendants = errors.New("too many descendants")
 	// ErrDuplicateName: the user already has a live token with that name (409).
 	ErrDuplicateName = errors.New("the user already has a live token with that name")

@@ -71,7 +71,7 @@ func (s *Service) checkIssue(req *IssueRequest) error {
 		return fmt.Errorf("%w: Idempotency-Key is longer than %d bytes", token.ErrInvalid, maxIdempotencyKeyLen)
 	}
 	if (req.Type == token.TypeInternal || req.Type == token.TypeNotebook) && req.Parent.IsZero() {
-		return fmt.Errorf("%w: an %s token needs a parent (use the delegation endpoints)", token.ErrInvalid, req.Type)
+		return fmt.Errorf("%w: %s tokens need a parent (use the delegation endpoints)", token.ErrInvalid, req.Type)
 	}
 	// Validate every field through the record it would become.
 	probe := s.newRecord(req, token.Key{1}, token.Hash{1}, token.At(s.now()))

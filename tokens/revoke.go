@@ -69,12 +69,17 @@ func (s *Service) leaderRevoke(ctx context.Context, spec *RevokeSpec) ([]*token.
 	if root == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, spec.Key)
 	}
-	desc, err := s.descendants(ctx, root.Key)
-	if err != nil {
-		return nil, err
+	desc, derr := s.descendants(ctx, root.Key)
+	if derr != nil {
+		// The store cannot list the descendants (it is down). Revoke what
+		// is known (the root) now rather than refuse: validation checks a
+		// token's ancestors, so every descendant already answers revoked on
+		// every node; the caller gets indeterminate and a retry, once the
+		// store answers, writes the cascade into every record.
+		desc = nil
 	}
-	if len(desc) >= s.cfg.MaxDescendants {
-		return nil, fmt.Errorf("%w: %s has at least %d descendants (tokens.max_descendants); nothing was revoked", ErrTooManyDescendants, root.Key, len(desc))
+	if len(desc) > s.cfg.MaxDescendants {
+		return nil, fmt.Errorf("%w: %s has more than %d descendants; nothing was revoked", ErrTooManyDescendants, root.Key, s.cfg.MaxDescendants)
 	}
 	all := append([]*token.Token{root}, desc...)
 	var puts []*token.Token
@@ -111,6 +116,9 @@ func (s *Service) leaderRevoke(ctx context.Context, spec *RevokeSpec) ([]*token.
 			return nil, err
 		}
 		puts = puts[:len(puts)-n]
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("%w: %s is revoked, but its descendants could not be listed: %w", ErrIndeterminate, root.Key, derr)
 	}
 	out := make([]*token.Token, len(all))
 	for i, t := range all {

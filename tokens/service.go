@@ -272,7 +272,9 @@ func (s *Service) Stats(ctx context.Context) (Stats, error) {
 	}
 	st, err := s.store.Stats(ctx, token.At(s.now()))
 	if err != nil {
-		out.StoreError = s.storeErr(err).Error()
+		// The cause may name a database host: log it, answer in general terms.
+		s.log.Warn("cannot read token counts from the store", "err", err)
+		out.StoreError = "the token store did not answer; see the node's log"
 		return out, nil
 	}
 	out.Tokens, out.UniqueSessions, out.UserTokens = &st.Tokens, &st.UniqueSessions, &st.UserTokens

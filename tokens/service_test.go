@@ -302,16 +302,19 @@ func TestCascadeLimits(t *testing.T) {
 	n.svc.cfg.MaxDescendants = 5
 	root := n.issue(t, IssueRequest{Scopes: "a"})
 	var kids []Issued
-	for range 5 {
+	for range 6 {
 		kids = append(kids, n.issue(t, IssueRequest{Scopes: "a", Parent: root.Record.Key}))
 	}
 	if _, err := n.svc.Revoke(context.Background(), root.Record.Key); !errors.Is(err, ErrTooManyDescendants) {
-		t.Fatalf("Revoke(tree over the limit) error = %v, want ErrTooManyDescendants", err)
+		t.Fatalf("Revoke(6 descendants, limit 5) error = %v, want ErrTooManyDescendants", err)
+	}
+	if _, err := n.svc.Children(context.Background(), root.Record.Key); !errors.Is(err, ErrTooManyDescendants) {
+		t.Errorf("Children(6 descendants, limit 5) error = %v, want ErrTooManyDescendants", err)
 	}
 	wantState(t, n, root.Token, token.StateValid) // nothing was revoked
-	n.svc.cfg.MaxDescendants = 100
-	if got, err := n.svc.Revoke(context.Background(), root.Record.Key); err != nil || len(got) != 6 {
-		t.Fatalf("Revoke = %d keys, %v; want 6", len(got), err)
+	n.svc.cfg.MaxDescendants = 6 // exactly the limit is allowed
+	if got, err := n.svc.Revoke(context.Background(), root.Record.Key); err != nil || len(got) != 7 {
+		t.Fatalf("Revoke(6 descendants, limit 6) = %d keys, %v; want 7", len(got), err)
 	}
 	for _, k := range kids {
 		wantState(t, n, k.Token, token.StateRevoked)

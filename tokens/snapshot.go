@@ -47,6 +47,7 @@ type Snapshot struct {
 	idem      []idemRef
 	idemKeys  map[string]token.Key
 	pinned    []cache.Change
+	rowsMax   uint64 // largest index of a row WriteTo streamed (local store)
 }
 
 // Snapshot captures the state. It must be called from the apply goroutine
@@ -72,8 +73,26 @@ func (s *State) Snapshot() *Snapshot {
 	return snap
 }
 
+// SnapshotAt is Snapshot, except that the snapshot records index as its
+// applied index (when index is above the applied index). The cluster uses
+// it to fast-forward a new Raft log past the store's persisted index: the
+// log jumps to index with nothing in between, and the snapshot it installs
+// there is this state, claiming index, so that a node that restores it has
+// applied == index and keeps the persisted index. Same rules as Snapshot.
+func (s *State) SnapshotAt(index uint64) *Snapshot {
+	snap := s.Snapshot()
+	snap.applied = max(snap.applied, index)
+	return snap
+}
+
 // Index returns the applied index the snapshot was taken at.
 func (snap *Snapshot) Index() uint64 { return snap.applied }
+
+// MaxRowIndex returns the largest log index among the rows the last WriteTo
+// streamed (local store; 0 for a shared one, or before WriteTo). Rows may
+// carry indexes above the persisted index (a store refilled by Restore); a
+// fast-forward must go past them too.
+func (snap *Snapshot) MaxRowIndex() uint64 { return snap.rowsMax }
 
 // WriteTo writes the snapshot. With a local store it streams every row of
 // the store as well (rows newer than the snapshot are harmless: replaying the
@@ -117,7 +136,9 @@ func (snap *Snapshot) WriteTo(ctx context.Context, w io.Writer) error {
 		}
 	}
 	if !snap.state.store.Shared() {
+		snap.rowsMax = 0
 		err := snap.state.store.Scan(ctx, func(t *token.Token) error {
+			snap.rowsMax = max(snap.rowsMax, t.Index)
 			b = append(b, 1)
 			b = appendRecord(b, t)
 			if len(b) > 1<<16 {
@@ -146,6 +167,19 @@ func (snap *Snapshot) WriteTo(ctx context.Context, w io.Writer) error {
 // checksum changes nothing in the cache (a local store may be left partly
 // filled, and the node must not serve until a restore succeeds).
 func (s *State) Restore(ctx context.Context, r io.Reader) error {
+	return s.restore(ctx, r, false)
+}
+
+// RestoreOwn is Restore for a snapshot this node wrote of its own state
+// (SnapshotAt, for a fast-forward of the Raft log): a local store is left as
+// it is — the snapshot's rows are its rows — instead of being reset and
+// refilled, so that the node's only copy of its data is never deleted and
+// rewritten. The rows are still read, for the checksum.
+func (s *State) RestoreOwn(ctx context.Context, r io.Reader) error {
+	return s.restore(ctx, r, true)
+}
+
+func (s *State) restore(ctx context.Context, r io.Reader, own bool) error {
 	cr := &crcReader{r: bufio.NewReaderSize(r, 1<<16), h: crc32.New(crc32.MakeTable(crc32.Castagnoli))}
 	d := snapDecoder{r: cr}
 	magic := d.bytes(len(snapshotMagic))
@@ -183,7 +217,14 @@ func (s *State) Restore(ctx context.Context, r io.Reader) error {
 	if d.err != nil {
 		return d.err
 	}
-	if !s.store.Shared() {
+	if !s.store.Shared() && own {
+		for d.err == nil && d.byte() == 1 {
+			d.token()
+		}
+		if d.err != nil {
+			return d.err
+		}
+	} else if !s.store.Shared() {
 		if err := s.store.Reset(ctx); err != nil {
 			return fmt.Errorf("cannot reset the local store: %w", err)
 		}

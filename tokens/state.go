@@ -2,7 +2,9 @@ package tokens
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,6 +129,58 @@ func (s *State) SetWriter(ctx context.Context, active bool, announce func(ctx co
 // SharedStore reports whether the store is shared by every node (only the
 // leader writes it) rather than local to this node.
 func (s *State) SharedStore() bool { return s.store.Shared() }
+
+// LoadPersistedIndex reads the store's persisted index and raises
+// PersistedIndex (and so every later Snapshot) to it. Service.Start does the
+// same when it starts the writer; the cluster calls this earlier, when it
+// starts, because a node may become the leader before the service has
+// started, and the leader must know the index before it accepts a write
+// (see cluster/DESIGN.md, "Fast-forward").
+func (s *State) LoadPersistedIndex(ctx context.Context) (uint64, error) {
+	idx, err := s.store.PersistedIndex(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cannot read persisted index: %w", err)
+	}
+	s.writer.observePersisted(idx)
+	return s.writer.persisted.Load(), nil
+}
+
+// ResetLocalStore empties a local store that this node's log did not write
+// (a node that starts a new log over a store left by an earlier one, and
+// whose leader does not adopt that store): every row goes and the persisted
+// index becomes 0, the cache is emptied as by Restore, and the pinned set,
+// the idempotency table and the applied index are kept, so that the log
+// applied from here on rebuilds the store. It must be called from the apply
+// goroutine (between applies), and is meant to run before this node applied
+// any change (the cluster calls it then: nothing is pinned, so no flush of
+// the writer can race with the reset). A shared store is never reset.
+func (s *State) ResetLocalStore(ctx context.Context) error {
+	if s.store.Shared() {
+		return nil
+	}
+	var pinned []cache.Change
+	s.cache.EachPinned(func(c cache.Change) bool {
+		pinned = append(pinned, c)
+		return true
+	})
+	slices.SortFunc(pinned, func(a, b cache.Change) int { return cmpU64(a.Index, b.Index) })
+	if err := s.store.Reset(ctx); err != nil {
+		return fmt.Errorf("cannot reset the local store: %w", err)
+	}
+	applied := s.applied.Load()
+	s.cache.Reset()
+	for _, c := range pinned {
+		if c.Token != nil {
+			s.cache.Put(c.Token)
+		} else {
+			s.cache.Delete(c.Key, c.Index, c.MaxIndex)
+		}
+	}
+	s.cache.Advance(applied)
+	s.writer.persisted.Store(0)
+	s.writer.wake(true)
+	return nil
+}
 
 // AppliedIndex returns the index of the last applied entry.
 func (s *State) AppliedIndex() uint64 { return s.applied.Load() }

@@ -99,7 +99,9 @@ func (s *Service) children(ctx context.Context, parents []token.Key) ([]*token.T
 // descendants returns every descendant of root, breadth-first.
 func (s *Service) descendants(ctx context.Context, root token.Key) ([]*token.Token, error) {
 	recs := make(map[token.Key]*token.Token)
-	keys, err := token.Descendants(root, s.cfg.MaxDescendants, func(parents []token.Key) ([]token.Key, error) {
+	// Ask for one more than the limit, so that callers can tell "exactly the
+	// limit" from "more than the limit".
+	keys, err := token.Descendants(root, s.cfg.MaxDescendants+1, func(parents []token.Key) ([]token.Key, error) {
 		kids, err := s.children(ctx, parents)
 		if err != nil {
 			return nil, err

@@ -193,6 +193,7 @@ func (d *daemon) handleClusterStatus(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
 	ctx.SetBody(b)
 }
 
@@ -215,12 +216,15 @@ func (d *daemon) handleClusterLeave(ctx *fasthttp.RequestCtx) {
 		d.log.Error("cannot leave the cluster", "err", err)
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		ctx.SetContentType("application/json")
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "5")
+		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
 		b, _ := json.Marshal(map[string]string{"error": "leave_failed", "message": err.Error()})
 		ctx.SetBody(b)
 		return
 	}
 	close(d.left)
 	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
 	ctx.SetBodyString(`{"left":true}`)
 }
 
