@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tokencache/tokencache/token"
@@ -259,5 +260,38 @@ func TestKeyFilterLoadAndRebuild(t *testing.T) {
 		if !c.keys.mayContain(k) {
 			t.Fatalf("rebuilt filter lost key %v", k)
 		}
+	}
+}
+
+// TestKeyFilterNoFalseNegativeDuringBuild races Puts against builds over an
+// empty store (fast, so a whole build can fit inside one Put): once Put(k)
+// has returned, the filter in use must hold k, else a lookup of that token,
+// once unpinned and evicted, answers unknown without asking the store.
+func TestKeyFilterNoFalseNegativeDuringBuild(t *testing.T) {
+	empty := func(context.Context, func(token.Key) error) error { return nil }
+	for iter := range 10 {
+		c := mustNew(t, testConfig(newFakeClock()))
+		var stop atomic.Bool
+		builds := make(chan struct{})
+		go func() {
+			defer close(builds)
+			for !stop.Load() {
+				if err := c.BuildKeyFilter(context.Background(), 0, empty); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		for i := range 2000 {
+			k := keyN(iter*2000 + i)
+			c.Put(rec(k, uint64(i+1)))
+			if !c.keys.mayContain(k) {
+				stop.Store(true)
+				<-builds
+				t.Fatalf("iteration %d: Put(key %d) returned, but the key filter in use says it does not exist", iter, i)
+			}
+		}
+		stop.Store(true)
+		<-builds
 	}
 }

@@ -29,10 +29,6 @@ import (
 func (c *Cache) Put(t *token.Token) {
 	k := t.Key
 	now := c.cfg.now()
-	// The key goes into the key filter before it is visible anywhere: once
-	// pinned, it can be unpinned and evicted by other goroutines, and from
-	// then on only the filter stands between a Lookup and the store.
-	c.keys.addActive(k)
 	s := c.shard(k)
 	s.mu.Lock()
 	var used int64
@@ -60,16 +56,21 @@ func (c *Cache) Put(t *token.Token) {
 	e := &entry{tok: t}
 	e.used.Store(used)
 	s.pinned[k] = pin{ent: e, index: t.Index, applied: now}
+	// The key goes into the key filters while the shard is locked: until
+	// it is unpinned (which needs this lock) lookups find it pinned, and
+	// after that only the filter stands between a lookup and the store. A
+	// build visits pinned keys under this lock too, so either it saw the
+	// key pinned, or it is still building (addBuilding reaches it), or it
+	// has published its filter (addActive reaches it): the building filter
+	// is read first, so a build publishing in between cannot be missed.
+	c.keys.addBuilding(k)
+	c.keys.addActive(k)
 	s.neg.Remove(k)
 	s.changedLocked(k)
 	if f := s.flights[k]; f != nil {
 		f.observe(e, t.Index)
 	}
 	s.mu.Unlock()
-	// A filter being built gets the key after it is pinned: either the
-	// build published the filter before this load, or it finds the key
-	// among the pinned ones (or, once released, in the store).
-	c.keys.addBuilding(k)
 	// The same key twice in one entry keeps one fifo item.
 	if !wasPinned || p.index != t.Index {
 		c.fifo.push(t.Index, k)

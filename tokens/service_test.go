@@ -606,6 +606,13 @@ func (f *flakyStore) Stats(ctx context.Context, now token.Time) (persist.Stats, 
 	return f.Store.Stats(ctx, now)
 }
 
+func (f *flakyStore) Children(ctx context.Context, parents []token.Key) ([]*token.Token, error) {
+	if f.fail.Load() {
+		return nil, fmt.Errorf("test outage: %w", persist.ErrUnavailable)
+	}
+	return f.Store.Children(ctx, parents)
+}
+
 func (f *flakyStore) Write(ctx context.Context, b *persist.Batch) error {
 	if f.fail.Load() {
 		return fmt.Errorf("test outage: %w", persist.ErrUnavailable)
@@ -624,6 +631,8 @@ func TestStoreOutage(t *testing.T) {
 	for range 10 {
 		toks = append(toks, n.issue(t, IssueRequest{}))
 	}
+	parent := n.issue(t, IssueRequest{Scopes: "a"})
+	child := n.issue(t, IssueRequest{Scopes: "a", Parent: parent.Record.Key})
 	waitPersisted(t, n)
 	hot := toks[9]
 	wantState(t, n, hot.Token, token.StateValid) // in the cache
@@ -649,6 +658,17 @@ func TestStoreOutage(t *testing.T) {
 		t.Errorf("Revoke(store down) error = %v, want ErrIndeterminate (applied, not yet stored)", err)
 	}
 	wantState(t, n, hot.Token, token.StateRevoked)
+	// The store cannot list the descendants of a parent now: revoking it
+	// still makes its child answer revoked at once (validation checks the
+	// ancestors), and a retry once the store is back writes the cascade.
+	fs.fail.Store(false)
+	wantState(t, n, child.Token, token.StateValid) // cached, as a gateway's hot token is
+	fs.fail.Store(true)
+	if _, err := n.svc.Revoke(context.Background(), parent.Record.Key); !errors.Is(err, ErrIndeterminate) {
+		t.Errorf("Revoke(parent, store down) error = %v, want ErrIndeterminate", err)
+	}
+	wantState(t, n, parent.Token, token.StateRevoked)
+	wantState(t, n, child.Token, token.StateRevoked)
 	st, err := n.svc.Stats(context.Background())
 	if err != nil || st.Tokens != nil || st.StoreError == "" || st.PersistLagEntries == 0 {
 		t.Errorf("Stats(store down) = %+v, %v; want cache and lag figures, no counts, the store error", st, err)
@@ -662,4 +682,14 @@ func TestStoreOutage(t *testing.T) {
 	}
 	wantState(t, n, toks[0].Token, token.StateValid)
 	n.issue(t, IssueRequest{})
+	if got, err := n.svc.Revoke(context.Background(), parent.Record.Key); err != nil || len(got) != 2 {
+		t.Fatalf("Revoke(parent) retry after recovery = %d keys, %v; want the parent and its child", len(got), err)
+	}
+	if row, err := fs.Store.Get(context.Background(), child.Record.Key); err != nil {
+		t.Fatal(err)
+	} else if waitPersisted(t, n); row.RevokedAt == 0 {
+		if row, _ = fs.Store.Get(context.Background(), child.Record.Key); row.RevokedAt == 0 {
+			t.Error("the retried cascade did not write the child's revocation")
+		}
+	}
 }
