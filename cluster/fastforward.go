@@ -46,10 +46,18 @@ func (n *Node) ffEnqueueTimeout() time.Duration { return 10 * n.cfg.ElectionTime
 // succeeds or leadership ends (ctx). It reports whether it fast-forwarded.
 func (n *Node) fastForward(ctx context.Context) (bool, error) {
 	backoff := 50 * time.Millisecond
+	var unconfirmed uint64 // a failed attempt restored locally at this index
 	for attempt := 1; ; attempt++ {
 		persisted, last, why, need := n.fastForwardNeeded()
 		if !need {
-			return false, nil
+			if unconfirmed != 0 {
+				// raft installed it here but could not queue its no-op in
+				// time: the readiness barrier that follows commits it.
+				n.fastForwarded.Store(unconfirmed)
+				n.log.Info("fast-forwarded the raft log past the store's persisted index (committed by the readiness barrier)",
+					"persisted_index", persisted, "new_index", unconfirmed)
+			}
+			return unconfirmed != 0, nil
 		}
 		index, err := n.fastForwardOnce(ctx, persisted, last)
 		if err == nil {
@@ -62,6 +70,9 @@ func (n *Node) fastForward(ctx context.Context) (bool, error) {
 			n.log.Warn("fast-forward of the raft log abandoned: no longer the leader", "persisted_index", persisted,
 				"raft_last_index", last, "err", err)
 			return false, fmt.Errorf("fast-forward abandoned: %w", err)
+		}
+		if index != 0 && n.state.AppliedIndex() >= index {
+			unconfirmed = index
 		}
 		n.log.Error("CANNOT FAST-FORWARD THE RAFT LOG past the store's persisted index; this leader accepts no write "+
 			"until it succeeds (writes at lower indexes would never reach the store); retrying",
@@ -94,11 +105,15 @@ func (n *Node) fastForwardNeeded() (persisted, last uint64, why string, need boo
 	return persisted, last, "", false
 }
 
-// fastForwardOnce makes one attempt and returns the new index.
+// fastForwardOnce makes one attempt and returns the new index (on error,
+// the index it planned, or 0 if it did not get as far as raft.Restore).
 func (n *Node) fastForwardOnce(ctx context.Context, persisted, last uint64) (uint64, error) {
 	dir := os.TempDir()
-	if n.cfg.RaftStore != StoreMemory {
+	switch {
+	case n.cfg.RaftStore != StoreMemory:
 		dir = n.raftDir()
+	case n.cfg.DataDir != "":
+		dir = n.cfg.DataDir // writable where the root file system may not be
 	}
 	f, err := os.CreateTemp(dir, "fast-forward-*.snap")
 	if err != nil {
@@ -147,11 +162,11 @@ func (n *Node) fastForwardOnce(ctx context.Context, persisted, last uint64) (uin
 		Size:    size,
 	}
 	n.fsm.ownRestore.Store(true)
-	err = n.raft.Restore(meta, f, n.ffEnqueueTimeout())
+	err = n.restoreWatched(meta, f, index)
 	n.fsm.ownRestore.Store(false)
 	if err != nil {
 		n.checkUncommittedFastForward(index, err)
-		return 0, fmt.Errorf("raft restore at index %d: %w", index, err)
+		return index, fmt.Errorf("raft restore at index %d: %w", index, err)
 	}
 	if got := n.lastSnapshotIndex(); got != index {
 		// Something was appended between reading the last index and the
@@ -162,6 +177,27 @@ func (n *Node) fastForwardOnce(ctx context.Context, persisted, last uint64) (uin
 		index = max(index, got)
 	}
 	return index, nil
+}
+
+// restoreWatched runs raft.Restore, which returns once the no-op after the
+// snapshot has committed (a quorum installed the snapshot) or leadership
+// ends, and says so every 10s while it waits: a follower that cannot
+// install it (its store fails) keeps this leader not ready.
+func (n *Node) restoreWatched(meta *raft.SnapshotMeta, r io.Reader, index uint64) error {
+	done := make(chan error, 1)
+	go func() { done <- n.raft.Restore(meta, r, n.ffEnqueueTimeout()) }()
+	start := time.Now()
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+			n.log.Warn("fast-forward: waiting for a quorum to install the snapshot; no write is accepted meanwhile",
+				"index", index, "bytes", meta.Size, "waited", time.Since(start).Round(time.Second).String())
+		}
+	}
 }
 
 // checkUncommittedFastForward handles a raft.Restore that failed after raft

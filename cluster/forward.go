@@ -19,8 +19,8 @@ import (
 // unwrap to the same tokens sentinels.
 //
 // On success the node records the leader's commit index, so that its
-// read-your-writes hook (CatchUp) waits for it on a miss; after a modify it
-// waits (up to a second, within ctx) until it has applied it.
+// read-your-writes hook (CatchUp) waits for it on a miss, and waits (up to a
+// second, within ctx) until it has applied the write itself.
 func (n *Node) Forward(ctx context.Context, w *tokens.WriteRequest) (*tokens.WriteResult, error) {
 	backoff := 5 * time.Millisecond
 	var last string
@@ -77,15 +77,14 @@ func (n *Node) forwardOnce(ctx context.Context, addr, leader string, w *tokens.W
 	if resp.Result == nil {
 		resp.Result = &tokens.WriteResult{}
 	}
-	// Read-your-writes on this node: the leader's commit index is now known
-	// here, so a lookup that misses waits for it (CatchUp). A modify changes
-	// a token this node may already hold, which a miss would not catch: wait
-	// for it before answering (at most CommitTimeout in practice).
+	// Read-your-writes on this node: wait (briefly; the entry reached this
+	// node with the same replication round in practice) until it applied the
+	// write before answering, so that the client that wrote through this
+	// sidecar finds its token, its modification or its revocation here at
+	// once. The leader's commit index is also noted for CatchUp.
 	n.noteCommit(resp.Index)
-	if w.Modify != nil {
-		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		_ = n.waitApplied(wctx, resp.Index)
-	}
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_ = n.waitApplied(wctx, resp.Index)
 	return resp.Result, false, nil
 }

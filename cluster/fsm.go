@@ -141,7 +141,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 
 // Restore implements raft.FSM. A snapshot is either one raft installs (from
 // the leader, or this node's own at start), which replaces everything, or
-// this leader's fast-forward (raft.Restore of its own state, see leader.go):
+// this leader's fast-forward (raft.Restore of its own state, see fastforward.go):
 // raft restores a user snapshot on its leader loop while it is the leader,
 // and an installed one only as a follower (installSnapshot runs on a leader
 // only for a newer term, after stepping down), so "ownRestore set and raft

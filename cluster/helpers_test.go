@@ -178,6 +178,9 @@ type clusterOpts struct {
 	// prodTiming uses the production raft timing (benchmarks: a saturated
 	// 2-core machine must not lose its leader for nothing).
 	prodTiming bool
+	// store, when set, gives each node its token store instead of
+	// persist.Open(persist) in its data dir (a shared store for all nodes).
+	store func(tn *testNode) (persist.Store, error)
 }
 
 func intp(v int) *int { return &v }
@@ -283,6 +286,16 @@ func newTestCluster(t testing.TB, n int, o clusterOpts) *testCluster {
 // startTestCluster starts the nodes without waiting for anything.
 func startTestCluster(t testing.TB, n int, o clusterOpts) *testCluster {
 	t.Helper()
+	tc := buildTestCluster(t, n, o)
+	tc.startNodes(tc.nodes...)
+	return tc
+}
+
+// buildTestCluster prepares n nodes (ports, configurations, data dirs)
+// without starting any: tests may change a node's cfg or dir, then start
+// them with startNodes. Nodes not started yet count as down.
+func buildTestCluster(t testing.TB, n int, o clusterOpts) *testCluster {
+	t.Helper()
 	if o.r == nil {
 		o.r = intp(1)
 	}
@@ -322,11 +335,19 @@ func startTestCluster(t testing.TB, n int, o clusterOpts) *testCluster {
 		tc.net.register(fmt.Sprintf("127.0.0.1:%d", rp), id)
 	}
 	for i, id := range tc.nodeIDs() {
-		tc.nodes = append(tc.nodes, &testNode{id: id, cfg: testConfig(tc, i, id), dir: t.TempDir()})
+		tc.nodes = append(tc.nodes, &testNode{id: id, cfg: testConfig(tc, i, id), dir: t.TempDir(), down: true})
 	}
+	t.Cleanup(tc.closeAll)
+	return tc
+}
+
+// startNodes starts the given (stopped or never started) nodes all at once,
+// on their addresses and data dirs.
+func (tc *testCluster) startNodes(nodes ...*testNode) {
+	tc.t.Helper()
 	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i, tn := range tc.nodes {
+	errs := make([]error, len(nodes))
+	for i, tn := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -336,11 +357,21 @@ func startTestCluster(t testing.TB, n int, o clusterOpts) *testCluster {
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			t.Fatal(err)
+			tc.t.Fatal(err)
 		}
 	}
-	t.Cleanup(tc.closeAll)
-	return tc
+}
+
+// restartAll stops every node gracefully, then starts them all again at
+// once on the same addresses and data dirs (a whole-cluster restart; with
+// raft_store memory every node starts a new Raft log), and waits until the
+// cluster is formed again.
+func (tc *testCluster) restartAll() *testNode {
+	tc.t.Helper()
+	tc.closeAll()
+	tc.net.heal()
+	tc.startNodes(tc.nodes...)
+	return tc.waitFormed(len(tc.nodes))
 }
 
 // startNode builds and starts one node (also used for restarts).
@@ -354,9 +385,14 @@ func (tc *testCluster) startNode(tn *testNode) error {
 	if err != nil {
 		return err
 	}
-	pcfg := persist.DefaultConfig()
-	pcfg.Store = tc.opts.persist
-	store, err := persist.Open(context.Background(), pcfg, tn.dir, log)
+	var store persist.Store
+	if tc.opts.store != nil {
+		store, err = tc.opts.store(tn)
+	} else {
+		pcfg := persist.DefaultConfig()
+		pcfg.Store = tc.opts.persist
+		store, err = persist.Open(context.Background(), pcfg, tn.dir, log)
+	}
 	if err != nil {
 		return err
 	}

@@ -217,7 +217,9 @@ func TestFenceLagClauseAndCatchUp(t *testing.T) {
 	l := tc.waitLeader()
 	f := tc.followers()[0]
 	issue(t, l, "ivy")
-	waitFor(t, 5*time.Second, "follower fence open", func() bool { return f.node.Fence()() == nil })
+	waitFor(t, 5*time.Second, "follower fence open and everything in its log applied", func() bool {
+		return f.node.Fence()() == nil && f.node.appliedAtLeast(max(f.node.commitKnown(), f.node.raft.LastIndex()))
+	})
 	start := time.Now()
 	if f.node.CatchUp(context.Background()) {
 		t.Error("CatchUp on a node that is not behind reported progress")

@@ -80,7 +80,7 @@ type Node struct {
 	annLatest  atomic.Uint64
 	annRunning atomic.Bool
 
-	// Fast-forward (leader.go): the store's persisted index read at Start
+	// Fast-forward (fastforward.go): the store's persisted index read at Start
 	// (a lower bound of a shared store's), and the index of the last
 	// fast-forward this node made as leader (0: none).
 	startPersisted uint64
@@ -208,7 +208,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.fsm = newFSM(n.runCtx, n.state, n.baseLog.With("component", "fsm"), n.onHalt)
 	// The store's persisted index, before raft can elect this node: the
 	// leader must not accept a write at an index the store is already past
-	// (leader.go, fast-forward), and the token service, which loads it too,
+	// (fastforward.go), and the token service, which loads it too,
 	// starts after the node.
 	if n.startPersisted, err = n.state.LoadPersistedIndex(ctx); err != nil {
 		return err

@@ -208,6 +208,19 @@ func (n *Node) freshnessLoop(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, 2*n.cfg.ElectionTimeout)
 		idx, ok := n.readIndex(cctx)
 		if ok && n.waitApplied(cctx, idx) == nil {
+			// A foreign local store (DESIGN.md, "Fast-forward") still here
+			// after applying a ready leader's read index was neither adopted
+			// (that leader would have fast-forwarded, and reaching its read
+			// index would have installed the snapshot) nor replaced: the
+			// leader's log holds no change yet and does not know these rows.
+			// Empty it before the fence first opens.
+			if n.fsm.foreign.Load() && !n.IsLeader() {
+				if err := n.fsm.dropForeign("caught up with a leader that did not adopt it"); err != nil {
+					n.log.Error("cannot empty the local store left by an earlier raft log; this node stays stale", "err", err)
+					cancel()
+					continue
+				}
+			}
 			n.freshGen.Store(g)
 			if !n.caughtUp.Swap(true) {
 				n.log.Info("caught up with the cluster", "applied_index", n.state.AppliedIndex())

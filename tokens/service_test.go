@@ -312,7 +312,7 @@ func TestCascadeLimits(t *testing.T) {
 		t.Errorf("Children(6 descendants, limit 5) error = %v, want ErrTooManyDescendants", err)
 	}
 	wantState(t, n, root.Token, token.StateValid) // nothing was revoked
-	n.svc.cfg.MaxDescendants = 6 // exactly the limit is allowed
+	n.svc.cfg.MaxDescendants = 6                  // exactly the limit is allowed
 	if got, err := n.svc.Revoke(context.Background(), root.Record.Key); err != nil || len(got) != 7 {
 		t.Fatalf("Revoke(6 descendants, limit 6) = %d keys, %v; want 7", len(got), err)
 	}
