@@ -614,6 +614,28 @@ func TestLeave(t *testing.T) {
 	if err := leaver.node.Leave(ctx); err != nil {
 		t.Fatalf("Leave: %v", err)
 	}
+	// The leaver keeps running for a while (as `cluster leave` before the
+	// process stops): the leader must not add it back.
+	inConfig := func() bool {
+		l := tc.leader()
+		if l == nil {
+			return true
+		}
+		for _, s := range tc.configuration(l).Servers {
+			if string(s.ID) == leaver.node.RaftID() {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, 10*time.Second, "the leaver out of the configuration", func() bool { return !inConfig() })
+	deadline := time.Now().Add(5 * leaver.cfg.ReconcileInterval)
+	for time.Now().Before(deadline) {
+		if inConfig() {
+			t.Fatal("the leader added a node that left back into the configuration")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	tc.stopNode(leaver, true)
 	waitFor(t, 20*time.Second, "3 voters without the leaver", func() bool {
 		l := tc.leader()
@@ -629,6 +651,21 @@ func TestLeave(t *testing.T) {
 		v, nv := countSuffrage(c)
 		return v == 3 && nv == 0
 	})
+}
+
+// The only server of a cluster cannot leave it: it answers at once.
+func TestLeaveLastServer(t *testing.T) {
+	tc := newTestCluster(t, 1, clusterOpts{})
+	n := tc.waitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := n.node.Leave(ctx); !errors.Is(err, ErrLastServer) {
+		t.Fatalf("Leave(only server) = %v, want ErrLastServer", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Leave(only server) took %s, want an immediate answer", d)
+	}
 }
 
 // Gossip encryption: nodes sharing the key form a cluster; a node with

@@ -18,6 +18,9 @@ var (
 	// ErrIdentityMismatch: the data directory holds the Raft identity of
 	// another node id; refusing to start under a different one.
 	ErrIdentityMismatch = errors.New("data directory belongs to another node")
+	// ErrLastServer: the node is the only server of the cluster; there is
+	// no one to hand the log to, so it cannot leave (stop it instead).
+	ErrLastServer = errors.New("the only server of the cluster cannot leave it")
 	// ErrNotReady: the node has not joined the cluster or not caught up with
 	// the leader's commit index yet (Ready).
 	ErrNotReady = errors.New("node not ready")

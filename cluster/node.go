@@ -410,8 +410,27 @@ func (n *Node) Leave(ctx context.Context) error {
 	if !n.started.Load() || n.closing.Load() {
 		return ErrClosed
 	}
+	cf := n.raft.GetConfiguration()
+	if err := waitFuture(ctx, cf); err != nil {
+		return fmt.Errorf("cannot read the raft configuration: %v", err)
+	}
+	others := 0
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) != n.raftID {
+			others++
+		}
+	}
+	if others == 0 {
+		return ErrLastServer
+	}
 	if n.raft.State() == raft.Leader {
 		n.transferLeadership(ctx)
+	}
+	// Leave gossip first: the leader then sees this node as "left" and its
+	// reconcile never adds it back (it would, while gossip still says
+	// alive, between the removal below and a later gossip leave).
+	if err := n.disc.leave(ctx); err != nil {
+		n.log.Warn("leaving gossip", "err", err)
 	}
 	backoff := 20 * time.Millisecond
 	for {
@@ -433,8 +452,8 @@ func (n *Node) Leave(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, time.Second)
 	}
-	n.log.Info("removed from the raft configuration; leaving gossip")
-	return n.disc.leave(ctx)
+	n.log.Info("left the cluster: out of gossip and removed from the raft configuration")
+	return nil
 }
 
 // waitFuture waits for f, bounded by ctx.

@@ -337,11 +337,11 @@ func TestRevocationWaitBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Heartbeat failures show after the transport timeout (3 × 1s), then
-	// 5s + 2×500ms + 200ms + 50ms + 500ms + 1s with the defaults.
-	if got, want := n.RevocationWaitBound(), 3*time.Second+7750*time.Millisecond; got != want {
+	// 5s + 2×500ms + 500ms + 50ms + 500ms + 1s with the defaults.
+	if got, want := n.RevocationWaitBound(), 3*time.Second+8050*time.Millisecond; got != want {
 		t.Errorf("RevocationWaitBound() = %s, want %s", got, want)
 	}
-	if got, want := n.silenceExcuse(), 7750*time.Millisecond; got != want {
+	if got, want := n.silenceExcuse(), 8050*time.Millisecond; got != want {
 		t.Errorf("silenceExcuse() = %s, want %s", got, want)
 	}
 }

@@ -17,8 +17,12 @@ func (s *Server) handleHealthz(ctx *fasthttp.RequestCtx) {
 	writeRaw(ctx, fasthttp.StatusOK, `{"status":"ok"}`)
 }
 
-// handleReadyz is readiness: 200 when the node can answer validations
-// (Tokens.Ready) and is not draining; 503 with the reason otherwise.
+// handleReadyz is readiness: 200 when the node has started, joined and
+// caught up (Tokens.Ready) and is not draining; 503 with the reason
+// otherwise. It stays 200 when the node later loses contact with the leader
+// and answers "stale": a gateway pod must not leave its Service because the
+// cluster lost its leader (every node would at once); ?leader=required is
+// the strict form.
 // ?verbose lists every check.
 //
 //	200 {"status":"ok"}
