@@ -110,9 +110,9 @@ func newClusterLeaveCmd(e *env, cf *clientFlags) *cobra.Command {
 		Use:   "leave",
 		Short: "Make the node at --addr leave the cluster for good (leadership is handed over first)",
 		Long: `Make the node at --addr leave the cluster gracefully: if it leads, it hands
-leadership over; it is removed from the Raft configuration and leaves gossip.
-The process keeps running (it stops answering valid once out of contact);
-stop it afterwards. To come back it must be started with an empty data dir.`,
+leadership over; it leaves gossip and is removed from the Raft configuration;
+then the process shuts down (as consul leave does). To come back it must be
+started with an empty data dir. The only server of a cluster cannot leave (409).`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := cf.client(e, cmd)

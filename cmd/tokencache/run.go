@@ -212,7 +212,13 @@ func (d *daemon) handleClusterLeave(ctx *fasthttp.RequestCtx) {
 	}
 	rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := d.node.Leave(rctx); err != nil {
+	if err := d.node.Leave(rctx); errors.Is(err, cluster.ErrLastServer) {
+		ctx.SetStatusCode(fasthttp.StatusConflict)
+		ctx.SetContentType("application/json")
+		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
+		ctx.SetBodyString(`{"error":"last_server","message":"this node is the only server of its cluster; stop it instead"}`)
+		return
+	} else if err != nil {
 		d.log.Error("cannot leave the cluster", "err", err)
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		ctx.SetContentType("application/json")
