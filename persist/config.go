@@ -50,12 +50,14 @@ type Config struct {
 	Password string
 
 	// PoolSize is the number of connections kept open when idle
-	// (persist.pool_size, default 5): database/sql SetMaxIdleConns. It must
+	// (persist.pool_size, default 5). Under load the overflow connections
+	// stay open too, and are closed once no more than PoolSize were needed
+	// at once for 10s (see Open). It must
 	// be at least 1 (tokenserver's "0 = no limit" is not supported: a zero
 	// never means unbounded here; use MaxOverflow -1 for no limit).
 	PoolSize int
 	// MaxOverflow is how many connections may be opened beyond PoolSize
-	// under load, and closed again when returned (persist.max_overflow,
+	// under load, and closed again once the load is gone (persist.max_overflow,
 	// default 10; -1 = unlimited). PoolSize+MaxOverflow is database/sql
 	// SetMaxOpenConns.
 	MaxOverflow int

@@ -109,7 +109,6 @@ func openMySQL(ctx context.Context, cfg Config, raw string, shard, shards int, l
 	}
 	d := mysqlDialect{}
 	db := sql.OpenDB(conn)
-	db.SetMaxIdleConns(cfg.PoolSize)
 	db.SetMaxOpenConns(cfg.maxOpen())
 	db.SetConnMaxLifetime(cfg.connMaxLifetime())
 	g := newGate(cfg.maxOpen(), "the connections (pool_size + max_overflow)")
@@ -126,6 +125,7 @@ func openMySQL(ctx context.Context, cfg Config, raw string, shard, shards int, l
 		q:            buildQueries(d),
 	}
 	s.rstmts.db, s.wstmts.db = db, db
+	s.trims = []*trimmer{startTrimmer(db, g, cfg.PoolSize, cfg.maxOpen(), overflowIdle)}
 	fail := func(err error) (*SQLStore, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("cannot open %s: %w", what, err)
@@ -162,6 +162,7 @@ func openMySQL(ctx context.Context, cfg Config, raw string, shard, shards int, l
 	if err := s.Ping(ctx); err != nil {
 		return fail(err)
 	}
+	s.gets = newGetBatcher(s, cfg.PoolSize)
 	var version, mode string
 	if err := db.QueryRowContext(ctx, "SELECT VERSION(), @@SESSION.sql_mode").Scan(&version, &mode); err != nil {
 		return fail(classified(d, err))

@@ -63,8 +63,9 @@ func TestMySQLPoolTimeout(t *testing.T) {
 }
 
 // TestMySQLPoolMapping: pool_size is the connections kept idle,
-// pool_size + max_overflow the most open at once (extra ones are closed when
-// returned), -1 no limit; pool_recycle replaces old connections.
+// pool_size + max_overflow the most open at once (the extra ones are kept
+// while the pool is busy and closed once it has needed at most pool_size
+// for a trim period), -1 no limit; pool_recycle replaces old connections.
 func TestMySQLPoolMapping(t *testing.T) {
 	s := openMySQLForTest(t, func(c *Config) {
 		c.PoolSize, c.MaxOverflow, c.PoolRecycle = 2, 3, 400*time.Millisecond
@@ -89,9 +90,8 @@ func TestMySQLPoolMapping(t *testing.T) {
 		wg.Wait()
 	}
 	burst()
-	st := s.rdb.Stats()
-	if st.Idle != 2 || st.MaxIdleClosed < 3 {
-		t.Errorf("after a burst of 5: idle %d, closed as overflow %d; want 2 kept idle and 3 closed", st.Idle, st.MaxIdleClosed)
+	if st := s.rdb.Stats(); st.MaxIdleClosed != 0 {
+		t.Errorf("right after a burst of 5: %d closed as overflow; want every connection kept for reuse while busy", st.MaxIdleClosed)
 	}
 	time.Sleep(600 * time.Millisecond)
 	if _, err := s.Get(context.Background(), token.NewKey()); !errors.Is(err, ErrNotFound) {
@@ -104,6 +104,37 @@ func TestMySQLPoolMapping(t *testing.T) {
 	u := openMySQLForTest(t, func(c *Config) { c.PoolSize, c.MaxOverflow = 1, -1 })
 	if u.rgate != nil || u.rdb.Stats().MaxOpenConnections != 0 {
 		t.Errorf("max_overflow -1: gate %v, MaxOpenConnections %d; want no limit", u.rgate, u.rdb.Stats().MaxOpenConnections)
+	}
+}
+
+// TestMySQLPoolOverflowTrim: under load every connection is kept for the
+// next query (database/sql would close the ones beyond MaxIdleConns as they
+// come back, and reopen them per query); once the pool has needed at most
+// pool_size connections for a trim period, the idle overflow is closed and
+// pool_size stay open.
+func TestMySQLPoolOverflowTrim(t *testing.T) {
+	s := openMySQLForTest(t, func(c *Config) { c.PoolSize, c.MaxOverflow = 2, 3 })
+	if err := s.Write(context.Background(), &Batch{Puts: []*token.Token{testRow(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	s.trims[0].stop() // a short trim period for the test
+	s.trims[0] = startTrimmer(s.rdb, s.rgate, 2, 5, 300*time.Millisecond)
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for range 5 {
+		wg.Go(func() {
+			_ = s.Scan(context.Background(), func(*token.Token) error { <-release; return nil })
+		})
+	}
+	waitUntil(t, func() bool { return s.rdb.Stats().InUse == 5 })
+	close(release)
+	wg.Wait()
+	if st := s.rdb.Stats(); st.Idle != 5 || st.MaxIdleClosed != 0 {
+		t.Errorf("right after a burst of 5: idle %d, closed as overflow %d; want all 5 kept for reuse", st.Idle, st.MaxIdleClosed)
+	}
+	waitUntil(t, func() bool { return s.rdb.Stats().MaxIdleClosed >= 3 })
+	if st := s.rdb.Stats(); st.Idle != 2 || st.MaxIdleClosed != 3 {
+		t.Errorf("after a quiet trim period: idle %d, closed as overflow %d; want 2 kept idle and 3 closed", st.Idle, st.MaxIdleClosed)
 	}
 }
 

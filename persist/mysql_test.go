@@ -337,3 +337,71 @@ func TestMySQLConnectionSettings(t *testing.T) {
 	}
 	t.Logf("session: %v", got)
 }
+
+// TestMySQLBatchedGet: concurrent Gets are read in batches (getbatch.go),
+// and each still gets its own answer: its row, ErrNotFound for a key the
+// store lacks, ErrCorrupt for the one damaged row only, and ctx.Err() at
+// once for a caller whose context ended.
+func TestMySQLBatchedGet(t *testing.T) {
+	db := mysqltest.Shared(t).NewDatabase(t)
+	cfg := mysqlConfig(db)
+	cfg.PoolSize = 2 // few workers: Gets queue up and batch
+	s := openStore(t, cfg)
+	c := corruptibleMySQL{Store: s, dbs: []mysqltest.Database{db}}
+	const n = 300
+	rows := make([]*token.Token, n)
+	for i := range rows {
+		rows[i] = &token.Token{Key: token.NewKey(), Hash: token.Hash{byte(i), 1}, Index: uint64(i + 1),
+			Created: token.At(time.Now()), Username: "u" + strings.Repeat("x", i%7), Realm: "default",
+			Scopes: "read", Format: token.FormatOpaque, Type: token.TypeSession}
+	}
+	if err := s.Write(context.Background(), &persist.Batch{Puts: rows, Index: n}); err != nil {
+		t.Fatal(err)
+	}
+	bad := rows[n/2]
+	c.Corrupt(t, bad.Key, "type", "admin")
+
+	var wg sync.WaitGroup
+	for g := range 64 {
+		wg.Go(func() {
+			for i := g; i < 4*n; i += 64 {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				var k token.Key
+				want := (*token.Token)(nil)
+				if i%4 == 3 {
+					k = token.NewKey() // never stored
+				} else {
+					want = rows[i%n]
+					k = want.Key
+				}
+				got, err := s.Get(ctx, k)
+				cancel()
+				switch {
+				case want == nil:
+					if !errors.Is(err, persist.ErrNotFound) {
+						t.Errorf("Get(absent %s) = %v, %v; want ErrNotFound", k, got, err)
+					}
+				case want == bad:
+					if !errors.Is(err, persist.ErrCorrupt) || got != nil {
+						t.Errorf("Get(corrupt %s) = %v, %v; want ErrCorrupt", k, got, err)
+					}
+				case err != nil || got == nil || got.Key != want.Key || got.Hash != want.Hash || got.Username != want.Username:
+					t.Errorf("Get(%s) = %+v, %v; want %+v", k, got, err, want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Get(ctx, rows[0].Key); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get with a cancelled context = %v, want context.Canceled", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(context.Background(), rows[0].Key); !errors.Is(err, persist.ErrUnavailable) {
+		t.Errorf("Get after Close = %v, want ErrUnavailable", err)
+	}
+}

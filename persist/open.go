@@ -37,7 +37,12 @@ import (
 //
 // The tokenserver pool settings map onto database/sql like this:
 //
-//	pool_size     SetMaxIdleConns: connections kept open when idle.
+//	pool_size     connections kept open when idle. Under load every open
+//	              connection is kept for reuse (SetMaxIdleConns(pool_size +
+//	              max_overflow)); the ones beyond pool_size are closed once
+//	              the pool has needed no more than pool_size at once for
+//	              10s (pool.go: database/sql would otherwise close and
+//	              reopen connections per query under a steady load).
 //	max_overflow  SetMaxOpenConns(pool_size + max_overflow): the most open
 //	              at once; -1 is no limit (SetMaxOpenConns(0)).
 //	pool_recycle  SetConnMaxLifetime: a connection older than this is closed
@@ -207,10 +212,10 @@ func openSQLite(ctx context.Context, cfg Config, path string, log *slog.Logger, 
 			_ = wdb.Close()
 			return nil, fmt.Errorf("cannot open sqlite database %s: %w", path, err)
 		}
-		rdb.SetMaxIdleConns(cfg.PoolSize)
 		rdb.SetMaxOpenConns(cfg.maxOpen())
 		rdb.SetConnMaxLifetime(cfg.connMaxLifetime())
 		s.rdb, s.rgate = rdb, newGate(cfg.maxOpen(), "the read connections (pool_size + max_overflow)")
+		s.trims = []*trimmer{startTrimmer(rdb, s.rgate, cfg.PoolSize, cfg.maxOpen(), overflowIdle)}
 	}
 
 	ms, err := loadMigrations(d)

@@ -37,8 +37,10 @@ type SQLStore struct {
 	poolTimeout  time.Duration
 	queryTimeout time.Duration
 	q            queries
-	rstmts       stmtCache // prepared statements of the read pool
-	wstmts       stmtCache // prepared statements of the write pool
+	rstmts       stmtCache   // prepared statements of the read pool
+	wstmts       stmtCache   // prepared statements of the write pool
+	trims        []*trimmer  // close idle overflow connections (pool.go)
+	gets         *getBatcher // batched Get (server databases); nil: one SELECT per Get
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -321,6 +323,19 @@ func (s *SQLStore) collect(ctx context.Context, query string, prepared bool, arg
 // Get returns the row for k, or ErrNotFound (returned bare, without
 // wrapping: it is the hot answer to a flood of unknown keys).
 func (s *SQLStore) Get(ctx context.Context, k token.Key) (*token.Token, error) {
+	if s.gets != nil {
+		if s.closed.Load() {
+			return nil, fmt.Errorf("cannot get token %s: %w", k, errClosed)
+		}
+		t, err := s.gets.get(ctx, k)
+		switch {
+		case err == nil:
+			return t, nil
+		case err == ErrNotFound:
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("cannot get token %s: %w", k, err)
+	}
 	var t *token.Token
 	err := s.read(ctx, func(ctx context.Context) error {
 		st, err := s.rstmts.get(ctx, s.q.get)
@@ -664,6 +679,12 @@ func (s *SQLStore) Ping(ctx context.Context) error {
 func (s *SQLStore) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		if s.gets != nil {
+			s.gets.stop()
+		}
+		for _, t := range s.trims {
+			t.stop()
+		}
 		errs := []error{s.rstmts.close(), s.wstmts.close()}
 		if s.wdb != s.rdb {
 			errs = append(errs, s.wdb.Close())
