@@ -26,7 +26,7 @@ import (
 // process was paused): the node answers stale until it is refreshed. Every
 // duration is measured on the monotonic clock.
 const (
-	fenceInterval  = 50 * time.Millisecond
+	fenceInterval = 50 * time.Millisecond
 	// Ten intervals: a goroutine starved for a few hundred milliseconds on
 	// a loaded machine must not fail a healthy node closed; a longer pause
 	// than this is caught, and the revocation margin accounts for it.
