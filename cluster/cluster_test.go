@@ -156,6 +156,24 @@ func TestStatusJSONAndMetrics(t *testing.T) {
 	}
 }
 
+// Raft tells followers the commit index only with an append, or after
+// CommitTimeout when nothing is written. A write forwarded through a quiet
+// follower must not wait for that: the leader appends a no-op right after
+// (Node.nudge), and the follower answers once it applied its write. Here
+// CommitTimeout is longer than the follower waits (1s), so without the
+// nudge the follower would answer before it applied the write and not find
+// the token.
+func TestForwardedWriteOnQuietCluster(t *testing.T) {
+	tc := newTestCluster(t, 3, clusterOpts{commitTimeout: 5 * time.Second})
+	tc.waitLeader()
+	f := tc.followers()[0]
+	for i := range 5 {
+		iss := issue(t, f, fmt.Sprintf("quiet%d", i))
+		wantValid(t, f, iss.Token, token.StateValid)
+		time.Sleep(100 * time.Millisecond) // quiet again
+	}
+}
+
 // An issue received by a follower is forwarded to the leader; the follower
 // sees its own write at once, every node validates it, and no token secret
 // crosses the network.

@@ -171,6 +171,8 @@ type clusterOpts struct {
 	name         string        // cluster name (default "test")
 	fingerprint  func(i int) string
 	logLevel     slog.Level
+	// commitTimeout overrides CommitTimeout (default 10ms).
+	commitTimeout time.Duration
 	// deadCleanup overrides DeadServerCleanup (default 2s).
 	deadCleanup time.Duration
 	idPrefix    string // node ids are <idPrefix>1…; default "n"
@@ -243,6 +245,9 @@ func testConfig(tc *testCluster, i int, id string) Config {
 		d := DefaultConfig()
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLease = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLease
 		cfg.CommitTimeout, cfg.MaxStaleness, cfg.SnapshotInterval = d.CommitTimeout, d.MaxStaleness, d.SnapshotInterval
+	}
+	if o.commitTimeout > 0 {
+		cfg.CommitTimeout = o.commitTimeout
 	}
 	if o.snapThresh > 0 {
 		cfg.SnapshotThreshold = o.snapThresh

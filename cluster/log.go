@@ -137,6 +137,41 @@ func (n *Node) appliedAtLeast(target uint64) bool {
 	return true
 }
 
+// nudge makes the leader tell its followers the commit index now. Raft
+// sends the commit index only with an append: when nothing else is written,
+// a follower learns that an entry committed up to CommitTimeout (50 ms by
+// default) later, and a write forwarded through it, or a revocation
+// waiting for it, waits that long. nudgeLoop appends a no-op after the
+// call, so that the followers learn every commit made before it within one
+// round trip. Calls coalesce: at most one no-op is in flight, and calls made
+// meanwhile are served by one more no-op once it committed, so a busy
+// leader adds one small entry per commit round, not one per write.
+func (n *Node) nudge() {
+	select {
+	case n.nudgeCh <- struct{}{}:
+	default: // one is already due after this call
+	}
+}
+
+// nudgeLoop serves nudge on the leader.
+func (n *Node) nudgeLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.nudgeCh:
+		}
+		if !n.IsLeader() {
+			continue
+		}
+		// An FSM command, not raft.Barrier, so the log's tail stays
+		// visible to appliedAtLeast.
+		if err := waitFuture(ctx, n.raft.Apply(noopCommand, 0)); err != nil && ctx.Err() == nil {
+			n.log.Debug("cannot append a commit-index no-op", "err", err)
+		}
+	}
+}
+
 // waitApplied blocks until appliedAtLeast(target) or ctx ends.
 func (n *Node) waitApplied(ctx context.Context, target uint64) error {
 	var timer *time.Timer
@@ -298,12 +333,8 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 		return nil
 	}
 	// Followers learn that index is committed on the leader's next append,
-	// up to CommitTimeout from now when nothing else is written: append a
-	// no-op at once (fire and forget; an FSM command, not raft.Barrier, so
-	// the log's tail stays visible to appliedAtLeast).
-	if n.IsLeader() {
-		n.raft.Apply(noopCommand, 0)
-	}
+	// up to CommitTimeout from now when nothing else is written.
+	n.nudge()
 	wait := n.silenceExcuse()
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup

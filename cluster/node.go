@@ -87,6 +87,7 @@ type Node struct {
 	fastForwarded  atomic.Uint64
 
 	asyncSem chan struct{}
+	nudgeCh  chan struct{} // capacity 1: nudgeLoop appends a no-op (log.go)
 
 	joined     atomic.Bool // gossip join succeeded (or nothing to join)
 	caughtUp   atomic.Bool // Ready: joined and applied ≥ the leader's commit at join
@@ -127,6 +128,7 @@ func New(cfg Config, state *tokens.State, log *slog.Logger) (*Node, error) {
 		fenceKick:   make(chan struct{}, 1),
 		notifyCh:    make(chan bool, 16),
 		asyncSem:    make(chan struct{}, cfg.MaxAsyncPending),
+		nudgeCh:     make(chan struct{}, 1),
 	}
 	if cfg.RaftStore == StoreMemory {
 		n.raftID = newRaftID(cfg.NodeID)
@@ -256,6 +258,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.goRun(n.fenceLoop)
 	n.goRun(n.reconcileLoop)
 	n.goRun(n.freshnessLoop)
+	n.goRun(n.nudgeLoop)
 	if !n.hadState {
 		n.goRun(n.bootstrapLoop)
 	}

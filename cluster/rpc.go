@@ -310,6 +310,9 @@ func (n *Node) handleForward(req *forwardRequest) forwardResponse {
 	if err != nil {
 		return forwardResponse{rpcHeader: rpcHeader{Code: errorCode(err), Msg: err.Error()}}
 	}
+	// The forwarding node waits until it applied the write: let it learn
+	// the commit now rather than with the next append.
+	n.nudge()
 	return forwardResponse{rpcHeader: rpcHeader{Code: codeOK}, Result: res, Index: n.raft.CommitIndex()}
 }
 
