@@ -9,8 +9,8 @@ import (
 )
 
 // realisticToken returns the i-th token of a memory measurement, shaped like
-// a row decoded from the store: every string is its own allocation (a
-// username of 10 characters, the realm, 3 scopes), Ext is nil.
+// a row decoded from the store: the username (10 characters) is its own
+// allocation, the realm and the scopes (3) are interned, Ext is nil.
 func realisticToken(i int) *token.Token {
 	scopes := [...]string{
 		"read:all user:token write:all",
@@ -24,9 +24,10 @@ func realisticToken(i int) *token.Token {
 		Created:  token.At(epoch0),
 		Expires:  token.At(epoch0) + 3600e9,
 		Username: fmt.Sprintf("user%06d", i%1_000_000),
-		Realm:    string([]byte(token.DefaultRealm)),
-		Scopes:   token.Scopes([]byte(scopes[i%len(scopes)])),
-		Type:     token.TypeUser,
+		// Built from fresh bytes and interned, as the decoders do.
+		Realm:  token.Intern(string([]byte(token.DefaultRealm))),
+		Scopes: token.Scopes(token.Intern(string([]byte(scopes[i%len(scopes)])))),
+		Type:   token.TypeUser,
 	}
 }
 

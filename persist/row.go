@@ -156,7 +156,7 @@ func (r *rowBuf) decode() (*token.Token, error) {
 	if t.Type, ok = parseType(r.typ); !ok {
 		return nil, bad("unknown type %q", r.typ)
 	}
-	t.Username, t.Realm, t.Scopes = r.username, r.realm, token.Scopes(r.scopes)
+	t.Username, t.Realm, t.Scopes = r.username, token.Intern(r.realm), token.Scopes(token.Intern(r.scopes))
 	if r.uid.Valid {
 		t.UID, t.HasUID = r.uid.Int64, true
 	}

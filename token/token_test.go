@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unique"
+	"unsafe"
 )
 
 func TestKeyRoundTrip(t *testing.T) {
@@ -425,4 +428,22 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted secret %q is not base64url: %v", secret, err)
 		}
 	})
+}
+
+func TestIntern(t *testing.T) {
+	// Held, so that a collection between the calls cannot drop the
+	// canonical copy (Intern may then copy again: that is allowed).
+	h := unique.Make("read write")
+	defer runtime.KeepAlive(h)
+	a := Intern(string([]byte("read write")))
+	b := Intern(string([]byte("read write")))
+	if a != "read write" || b != "read write" {
+		t.Fatalf("Intern changed the value: %q %q", a, b)
+	}
+	if unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Error("two interned copies of one value do not share their bytes")
+	}
+	if Intern("") != "" || Intern("other") != "other" {
+		t.Error("Intern changed a value")
+	}
 }

@@ -305,8 +305,8 @@ func (r *reader) token() *token.Token {
 	t.Format = token.Format(r.byte())
 	t.Type = token.Type(r.byte())
 	t.Username = r.string(maxFieldLen)
-	t.Realm = r.string(maxFieldLen)
-	t.Scopes = token.Scopes(r.string(maxFieldLen))
+	t.Realm = token.Intern(r.string(maxFieldLen))
+	t.Scopes = token.Scopes(token.Intern(r.string(maxFieldLen)))
 	if flags&flagExt != 0 {
 		e := &token.Extra{
 			Name:     r.string(maxFieldLen),
