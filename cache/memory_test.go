@@ -71,7 +71,7 @@ func TestMemoryPerToken(t *testing.T) {
 	const n = 100_000
 	got := heapBytesPerToken(t, "lru", n)
 	t.Logf("lru: %.0f heap bytes per cached token (%d tokens)", got, n)
-	if got > 400 {
-		t.Errorf("heap bytes per cached token = %.0f, want at most 400", got)
+	if got > 340 {
+		t.Errorf("heap bytes per cached token = %.0f, want at most 340", got)
 	}
 }

@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -220,6 +222,34 @@ func BenchmarkMySQLWarmLoad(b *testing.B) {
 		b.ReportMetric(float64(loaded), "loaded")
 		b.ReportMetric(float64(loaded)/secs, "tokens/s")
 		b.ReportMetric(secs, "load-s")
+		// Memory: the whole process's resident set over the tokens it
+		// caches (runtime, key filter, SQL pool included), once right
+		// after the load and once the process has been idle for 30 s
+		// (the Go scavenger returns freed pages in the background).
+		b.ReportMetric(float64(rssBytes(b, n.cmd.Process.Pid))/float64(loaded), "rss-bytes/token")
+		time.Sleep(30 * time.Second)
+		b.ReportMetric(float64(rssBytes(b, n.cmd.Process.Pid))/float64(loaded), "rss-idle-bytes/token")
 		_ = n.stop(15)
 	}
+}
+
+// rssBytes is the resident set size of process pid (VmRSS).
+func rssBytes(b *testing.B, pid int) int64 {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest) // "123456 kB"
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil || len(f) != 2 || f[1] != "kB" {
+				b.Fatalf("cannot parse VmRSS line %q", line)
+			}
+			return kb << 10
+		}
+	}
+	b.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
 }

@@ -3,6 +3,7 @@ package tokens
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/tokencache/tokencache/persist"
@@ -284,6 +285,13 @@ func (s *Service) keyFilterLoop(ctx context.Context, expected int) {
 		}
 	}
 	build(expected)
+	// Warm start and the filter's scan decoded every stored row: hand that
+	// garbage back to the OS now, once, rather than carry it in the
+	// resident set until the heap next grows (the hot path allocates
+	// nothing, so that can take a long time).
+	if ctx.Err() == nil {
+		debug.FreeOSMemory()
+	}
 	t := time.NewTicker(keyFilterCheck)
 	defer t.Stop()
 	for {
