@@ -287,7 +287,7 @@ endpoint is not given is left out (bench/scripts/compare.sh starts them).`,
 	f.StringVar(&o.MySQLDSN, "mysql-dsn", "", "compare: go-sql-driver DSN of a MariaDB/MySQL database (default env TOKENCACHE_TEST_MYSQL_DSN)")
 	f.IntSliceVar(&o.ValidateConns, "validate-conns", o.ValidateConns, "compare: connection levels of the validate case")
 	f.IntSliceVar(&o.IssueClients, "issue-clients", o.IssueClients, "compare: client levels of the issue case")
-	f.StringSliceVar(&o.Cases, "cases", nil, "compare: cases to run, comma-separated: validate, validate-miss, issue, issue-single (default all)")
+	f.StringSliceVar(&o.Cases, "cases", nil, "compare: cases to run, comma-separated: validate, unknown, validate-miss, issue, issue-single (default all)")
 	f.StringVar(&o.ChartsDir, "charts-dir", "", "draw a chart per run into this directory")
 	f.StringVarP(&out, "out", "o", "", "write the suite result (every run) as JSON to this file")
 	f.StringVar(&chart, "chart", "", "standard: draw the chart of the mixed run into this .png or .svg file")

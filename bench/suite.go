@@ -107,7 +107,7 @@ type SuiteOptions struct {
 	// Tokens, Hot and RevokePool size the standard suite's population
 	// (0 = suiteTokens, suiteHot, 20000).
 	Tokens, Hot, RevokePool int
-	// Cases selects compare cases by name (validate, validate-miss, issue,
+	// Cases selects compare cases by name (validate, unknown, validate-miss, issue,
 	// issue-single); empty runs them all.
 	Cases []string
 	// ChartsDir, when set, receives a chart per run.

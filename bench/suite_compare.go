@@ -47,6 +47,16 @@ func compareGroups(o SuiteOptions) []compareGroup {
 	}
 	vg.sides = append(vg.sides, compareSide{"baseline-http", with(validate, func(c *Config) { c.Targets = []string{kindBaselineHTTP} })})
 
+	// A flood of random tokens against cache hits, on one node each: the
+	// key filter and the negative cache must answer it at the speed of a
+	// hit, with no store read per request.
+	unknown := base
+	unknown.Mix, unknown.Tokens = MustParseMix("unknown"), suiteTokens
+	ug := compareGroup{name: "unknown", levels: []int{64}, sides: []compareSide{
+		{"tokencache validate (cache hit)", with(validate, func(c *Config) { c.Spawn = 1 })},
+		{"tokencache unknown (random tokens)", with(unknown, func(c *Config) { c.Spawn = 1 })},
+	}}
+
 	miss := base
 	miss.Mix, miss.Tokens, miss.Hot = MustParseMix("validate-miss"), suiteTokens, suiteHot
 	mg := compareGroup{name: "validate-miss", levels: []int{64}}
@@ -85,7 +95,7 @@ func compareGroups(o SuiteOptions) []compareGroup {
 	} else {
 		i1.skip = "issue single node: no single-member etcd (--etcd)"
 	}
-	return []compareGroup{vg, mg, ig, i1}
+	return []compareGroup{vg, ug, mg, ig, i1}
 }
 
 // mysqlSpawnEnv turns a go-sql-driver DSN into the persist settings of a

@@ -57,6 +57,7 @@ func TestCompareGroups(t *testing.T) {
 	}
 	want := map[string]string{
 		"validate":          "tokencache (1 node),redis GET,baseline-http",
+		"unknown":           "tokencache validate (cache hit),tokencache unknown (random tokens)",
 		"validate-miss":     "tokencache (1 node, MySQL),MariaDB PK SELECT",
 		"issue":             "tokencache (3 nodes, sync, MySQL write-through),etcd put (3 members),bare raft (3 nodes)",
 		"issue single node": "tokencache (1 node, sync, SQLite)",
@@ -70,20 +71,20 @@ func TestCompareGroups(t *testing.T) {
 	for _, g := range groups {
 		keys = append(keys, g.key())
 	}
-	if strings.Join(keys, ",") != "validate,validate-miss,issue,issue-single" {
-		t.Errorf("case keys = %v, want validate, validate-miss, issue, issue-single", keys)
+	if strings.Join(keys, ",") != "validate,unknown,validate-miss,issue,issue-single" {
+		t.Errorf("case keys = %v, want validate, unknown, validate-miss, issue, issue-single", keys)
 	}
-	if groups[3].skip == "" {
+	if groups[4].skip == "" {
 		t.Error("issue single node without --etcd is not skipped")
 	}
-	env := strings.Join(groups[2].sides[0].cfg.SpawnEnv, " ")
+	env := strings.Join(groups[3].sides[0].cfg.SpawnEnv, " ")
 	for _, kv := range []string{"TOKENCACHE_PERSIST_STORE=mysql", "TOKENCACHE_PERSIST_URL=jdbc:mysql://127.0.0.1:3306/tc",
 		"TOKENCACHE_PERSIST_USERNAME=u", "TOKENCACHE_PERSIST_PASSWORD=p", "TOKENCACHE_CLUSTER_REPLICATION_POLICY=sync", "TOKENCACHE_PERSIST_WRITE_MODE=through"} {
 		if !strings.Contains(env, kv) {
 			t.Errorf("3-node issue side env %q lacks %s", env, kv)
 		}
 	}
-	if g := compareGroups(SuiteOptions{ValidateConns: []int{64}, IssueClients: []int{1}})[1]; g.skip == "" {
+	if g := compareGroups(SuiteOptions{ValidateConns: []int{64}, IssueClients: []int{1}})[2]; g.skip == "" {
 		t.Error("validate-miss without a MySQL DSN is not skipped")
 	}
 }
