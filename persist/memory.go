@@ -247,6 +247,28 @@ func (m *Memory) Newest(ctx context.Context, cursor Cursor, limit int) ([]*token
 	return out, Cursor{Created: last.Created, Key: last.Key}, nil
 }
 
+// ScanKeys calls fn for every key, from a snapshot taken under the read
+// lock; fn runs without the lock.
+func (m *Memory) ScanKeys(ctx context.Context, fn func(token.Key) error) error {
+	if err := m.rlock(ctx); err != nil {
+		return err
+	}
+	keys := make([]token.Key, 0, len(m.rows))
+	for k := range m.rows {
+		keys = append(keys, k)
+	}
+	m.mu.RUnlock()
+	for _, k := range keys {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Scan calls fn for a copy of every row, from a snapshot taken under the
 // read lock; fn runs without the lock.
 func (m *Memory) Scan(ctx context.Context, fn func(*token.Token) error) error {

@@ -337,6 +337,19 @@ func (s *Sharded) Scan(ctx context.Context, fn func(*token.Token) error) error {
 	return nil
 }
 
+// ScanKeys lists the keys of every shard, one after the other.
+func (s *Sharded) ScanKeys(ctx context.Context, fn func(token.Key) error) error {
+	for i, st := range s.shards {
+		if err := ScanKeys(ctx, st, fn); err != nil {
+			if len(s.shards) == 1 {
+				return err
+			}
+			return fmt.Errorf("shard %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
 // Write splits b by shard and writes every part, each with b's index, in
 // parallel. Every shard gets a transaction when b.Index is set, even with
 // no rows of its own, so that its persisted index keeps up.

@@ -527,6 +527,39 @@ func (s *SQLStore) Scan(ctx context.Context, fn func(*token.Token) error) error 
 	return nil
 }
 
+// ScanKeys reads the key column of every row. A key of the wrong length
+// is a *CorruptError.
+func (s *SQLStore) ScanKeys(ctx context.Context, fn func(token.Key) error) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	if err := s.rgate.acquire(ctx, s.poolTimeout); err != nil {
+		return fmt.Errorf("cannot scan token keys: %w", s.translate(ctx, err))
+	}
+	defer s.rgate.release()
+	rows, err := s.rdb.QueryContext(ctx, "SELECT token_key FROM tokens")
+	if err != nil {
+		return fmt.Errorf("cannot scan token keys: %w", s.translate(ctx, err))
+	}
+	defer rows.Close()
+	var raw sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&raw); err != nil {
+			return fmt.Errorf("cannot scan token keys: %w", s.translate(ctx, err))
+		}
+		if len(raw) != token.KeySize {
+			return fmt.Errorf("cannot scan token keys: %w", &CorruptError{Reason: fmt.Sprintf("key is %d bytes, want %d", len(raw), token.KeySize)})
+		}
+		if err := fn(token.Key(raw)); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("cannot scan token keys: %w", s.translate(ctx, err))
+	}
+	return nil
+}
+
 // Write applies b in one transaction: guarded upserts in chunks of
 // multi-row statements, guarded deletes, forward-only touches, and the
 // persisted index (which only moves forward: a batch with a smaller Index

@@ -67,8 +67,7 @@ type Store interface {
 	// reads the store with it in batches of cache.load_batch_size.
 	Newest(ctx context.Context, cursor Cursor, limit int) ([]*token.Token, Cursor, error)
 	// Scan calls fn for every row, in no particular order, until fn returns
-	// an error (which Scan returns). Snapshots of a local store and the key
-	// filter use it.
+	// an error (which Scan returns). Snapshots of a local store use it.
 	Scan(ctx context.Context, fn func(*token.Token) error) error
 
 	// Write applies b in one transaction (per shard): upserts only over
@@ -141,4 +140,22 @@ type Delete struct {
 type Touch struct {
 	Key token.Key
 	At  token.Time
+}
+
+// KeyScanner is a store that can list its keys without reading whole rows.
+type KeyScanner interface {
+	// ScanKeys calls fn for the key of every row, in no particular order,
+	// until fn returns an error (which ScanKeys returns).
+	ScanKeys(ctx context.Context, fn func(token.Key) error) error
+}
+
+// ScanKeys calls fn for the key of every row of st: with st's own ScanKeys
+// when it is a KeyScanner, else through Scan. The key filter is built with
+// it: on a server database, reading 16-byte keys instead of decoding every
+// row costs the database, the network and the node a fraction of a Scan.
+func ScanKeys(ctx context.Context, st Store, fn func(token.Key) error) error {
+	if ks, ok := st.(KeyScanner); ok {
+		return ks.ScanKeys(ctx, fn)
+	}
+	return st.Scan(ctx, func(t *token.Token) error { return fn(t.Key) })
 }

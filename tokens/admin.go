@@ -277,7 +277,7 @@ const keyFilterCheck = 5 * time.Second
 // of unknown tokens costs, stay near 1%.
 func (s *Service) keyFilterLoop(ctx context.Context, expected int) {
 	scan := func(ctx context.Context, fn func(token.Key) error) error {
-		return s.store.Scan(ctx, func(t *token.Token) error { return fn(t.Key) })
+		return persist.ScanKeys(ctx, s.store, fn)
 	}
 	build := func(n int) {
 		if err := s.cache.BuildKeyFilter(ctx, n, scan); err != nil && ctx.Err() == nil {

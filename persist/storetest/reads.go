@@ -279,6 +279,30 @@ func testScan(t *testing.T, s persist.Store) {
 	if !errors.Is(err, stop) || n != 10 {
 		t.Fatalf("Scan with fn failing at row 10 = %v after %d rows, want the fn's error after 10", err, n)
 	}
+
+	keys := make(map[token.Key]int)
+	if err := persist.ScanKeys(ctx(t), s, func(k token.Key) error { keys[k]++; return nil }); err != nil {
+		t.Fatalf("ScanKeys = %v", err)
+	}
+	if len(keys) != len(rows) {
+		t.Fatalf("ScanKeys saw %d keys, want %d", len(keys), len(rows))
+	}
+	for _, r := range rows {
+		if keys[r.Key] != 1 {
+			t.Fatalf("ScanKeys saw key %s %d times, want once", r.Key, keys[r.Key])
+		}
+	}
+	n = 0
+	err = persist.ScanKeys(ctx(t), s, func(token.Key) error {
+		n++
+		if n == 10 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || n != 10 {
+		t.Fatalf("ScanKeys with fn failing at key 10 = %v after %d keys, want the fn's error after 10", err, n)
+	}
 }
 
 func testReset(t *testing.T, s persist.Store) {
