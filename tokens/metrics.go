@@ -27,6 +27,9 @@ var (
 	descStoreHealthy   = prometheus.NewDesc("tokencache_persist_healthy", "1 when the last store write succeeded.", nil, nil)
 	descWriterActive   = prometheus.NewDesc("tokencache_persist_writer_active", "1 when this node writes the store.", nil, nil)
 	descPersistBacklog = prometheus.NewDesc("tokencache_persist_backlog_entries", "Changes waiting for the store (same as pinned entries).", nil, nil)
+	descWriteBatches   = prometheus.NewDesc("tokencache_persist_write_batches_total", "Store transactions committed by this node's writer.", nil, nil)
+	descWriteChanges   = prometheus.NewDesc("tokencache_persist_write_changes_total", "Token changes (puts and deletions) those transactions held.", nil, nil)
+	descWriteSeconds   = prometheus.NewDesc("tokencache_persist_write_seconds_total", "Time spent in those transactions, from begin to commit.", nil, nil)
 )
 
 type collector struct{ s *Service }
@@ -34,7 +37,7 @@ type collector struct{ s *Service }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCacheEntries, descCachePinned, descCacheCapacity, descCacheHits, descCacheMisses,
 		descStoreLoads, descNegativeHits, descFilterRejects, descEvictions, descApplied, descPersisted, descLagSeconds,
-		descStoreHealthy, descWriterActive, descPersistBacklog} {
+		descStoreHealthy, descWriterActive, descPersistBacklog, descWriteBatches, descWriteChanges, descWriteSeconds} {
 		ch <- d
 	}
 }
@@ -65,6 +68,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descStoreHealthy, b2f(s.state.writer.healthy.Load()))
 	gauge(descWriterActive, b2f(s.state.writer.active.Load()))
 	gauge(descPersistBacklog, float64(st.Pinned))
+	w := s.state.writer
+	counter(descWriteBatches, w.batches.Load())
+	counter(descWriteChanges, w.changes.Load())
+	ch <- prometheus.MustNewConstMetric(descWriteSeconds, prometheus.CounterValue, time.Duration(w.writeNanos.Load()).Seconds())
 }
 
 func b2f(b bool) float64 {

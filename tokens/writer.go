@@ -85,7 +85,10 @@ type writer struct {
 
 	active    atomic.Bool
 	persisted atomic.Uint64
-	healthy   atomic.Bool
+	// Committed transactions, the changes they held and their time, for
+	// the metrics.
+	batches, changes, writeNanos atomic.Uint64
+	healthy                      atomic.Bool
 	// announce proposes OpPersisted (shared store only); set by the cluster.
 	announce atomic.Pointer[func(context.Context, uint64) error]
 
@@ -309,7 +312,9 @@ func (w *writer) flushOnce(ctx context.Context) (int, error) {
 		b.Index = upTo
 	}
 	wctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	began := time.Now()
 	err := w.store.Write(wctx, b)
+	took := time.Since(began)
 	cancel()
 	if err != nil {
 		w.restoreTouches(touches)
@@ -322,6 +327,9 @@ func (w *writer) flushOnce(ctx context.Context) (int, error) {
 	if !w.healthy.Swap(true) {
 		w.log.Info("store writes recovered")
 	}
+	w.batches.Add(1)
+	w.changes.Add(uint64(len(changes)))
+	w.writeNanos.Add(uint64(took))
 	w.observePersisted(upTo)
 	if len(changes) > 0 {
 		if w.store.Shared() {
