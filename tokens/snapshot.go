@@ -266,7 +266,6 @@ func (s *State) restore(ctx context.Context, r io.Reader, own bool) error {
 	s.idemMu.Unlock()
 	s.writer.persisted.Store(persisted)
 	s.applied.Store(applied)
-	s.notifyApplied()
 	return nil
 }
 

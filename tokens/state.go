@@ -38,8 +38,6 @@ type State struct {
 	idemMu sync.RWMutex
 
 	applied atomic.Uint64
-	waitMu  sync.Mutex
-	waitCh  chan struct{} // closed and replaced after each apply
 }
 
 // NewState returns the state machine of a node over c and store. The writer
@@ -58,7 +56,6 @@ func NewState(cfg WriterConfig, c *cache.Cache, store persist.Store, log *slog.L
 		writer: w,
 		log:    log,
 		idem:   newIdempotencyTable(),
-		waitCh: make(chan struct{}),
 	}, nil
 }
 
@@ -111,7 +108,6 @@ func (s *State) Apply(index uint64, cmd *Command) Result {
 	s.cache.Advance(index)
 	s.applied.Store(index)
 	s.writer.wake(urgent)
-	s.notifyApplied()
 	return res
 }
 
@@ -188,30 +184,6 @@ func (s *State) AppliedIndex() uint64 { return s.applied.Load() }
 // PersistedIndex returns the index up to which this node knows the store to
 // be complete.
 func (s *State) PersistedIndex() uint64 { return s.writer.persisted.Load() }
-
-func (s *State) notifyApplied() {
-	s.waitMu.Lock()
-	close(s.waitCh)
-	s.waitCh = make(chan struct{})
-	s.waitMu.Unlock()
-}
-
-// waitApplied blocks until this node applied index.
-func (s *State) waitApplied(done <-chan struct{}, index uint64) bool {
-	for {
-		s.waitMu.Lock()
-		ch := s.waitCh
-		s.waitMu.Unlock()
-		if s.applied.Load() >= index {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-done:
-			return false
-		}
-	}
-}
 
 // idempotencyKey returns the token an earlier entry minted for key.
 func (s *State) idempotencyKey(key string) (token.Key, bool) {
