@@ -3,7 +3,6 @@ package persist
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 
 	"github.com/tokencache/tokencache/token"
@@ -74,14 +73,7 @@ func newGetBatcher(s *SQLStore, workers int) *getBatcher {
 }
 
 // getManySQL selects the rows of n keys.
-func getManySQL(d dialect, n int) string {
-	var b strings.Builder
-	b.WriteString("SELECT " + selectColumns + " FROM tokens WHERE token_key IN (")
-	next := 1
-	placeholders(&b, d, n, &next)
-	b.WriteByte(')')
-	return b.String()
-}
+func getManySQL(d dialect, n int) string { return selectIn(d, "token_key", n, "") }
 
 // stop ends the workers and waits for them; Gets still waiting fail with
 // errClosed. It is idempotent.

@@ -77,18 +77,7 @@ func TestMySQLPoolMapping(t *testing.T) {
 	if err := s.Write(context.Background(), &Batch{Puts: []*token.Token{testRow(1)}}); err != nil {
 		t.Fatal(err)
 	}
-	burst := func() {
-		var wg sync.WaitGroup
-		release := make(chan struct{})
-		for range 5 {
-			wg.Go(func() {
-				_ = s.Scan(context.Background(), func(*token.Token) error { <-release; return nil })
-			})
-		}
-		waitUntil(t, func() bool { return s.rdb.Stats().InUse == 5 })
-		close(release)
-		wg.Wait()
-	}
+	burst := func() { holdConnections(t, s, 5) }
 	burst()
 	if st := s.rdb.Stats(); st.MaxIdleClosed != 0 {
 		t.Errorf("right after a burst of 5: %d closed as overflow; want every connection kept for reuse while busy", st.MaxIdleClosed)
@@ -119,16 +108,7 @@ func TestMySQLPoolOverflowTrim(t *testing.T) {
 	}
 	s.trims[0].stop() // a short trim period for the test
 	s.trims[0] = startTrimmer(s.rdb, s.rgate, 2, 5, 300*time.Millisecond)
-	var wg sync.WaitGroup
-	release := make(chan struct{})
-	for range 5 {
-		wg.Go(func() {
-			_ = s.Scan(context.Background(), func(*token.Token) error { <-release; return nil })
-		})
-	}
-	waitUntil(t, func() bool { return s.rdb.Stats().InUse == 5 })
-	close(release)
-	wg.Wait()
+	holdConnections(t, s, 5)
 	if st := s.rdb.Stats(); st.Idle != 5 || st.MaxIdleClosed != 0 {
 		t.Errorf("right after a burst of 5: idle %d, closed as overflow %d; want all 5 kept for reuse", st.Idle, st.MaxIdleClosed)
 	}
@@ -136,6 +116,23 @@ func TestMySQLPoolOverflowTrim(t *testing.T) {
 	if st := s.rdb.Stats(); st.Idle != 2 || st.MaxIdleClosed != 3 {
 		t.Errorf("after a quiet trim period: idle %d, closed as overflow %d; want 2 kept idle and 3 closed", st.Idle, st.MaxIdleClosed)
 	}
+}
+
+// holdConnections makes n Scans hold a read connection each at once (a
+// Scan holds its connection while fn blocks, once there is a row), then
+// lets them finish.
+func holdConnections(t *testing.T, s *SQLStore, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			_ = s.Scan(context.Background(), func(*token.Token) error { <-release; return nil })
+		})
+	}
+	waitUntil(t, func() bool { return s.rdb.Stats().InUse == n })
+	close(release)
+	wg.Wait()
 }
 
 func testRow(idx uint64) *token.Token {

@@ -221,11 +221,17 @@ func touchSQL(d dialect, n int) string {
 
 // childrenSQL selects the direct children of n parents.
 func childrenSQL(d dialect, n int) string {
+	return selectIn(d, "parent_key", n, " ORDER BY created, token_key")
+}
+
+// selectIn selects the rows whose column is one of n values, then adds
+// tail.
+func selectIn(d dialect, column string, n int, tail string) string {
 	var b strings.Builder
-	b.WriteString("SELECT " + selectColumns + " FROM tokens WHERE parent_key IN (")
+	b.WriteString("SELECT " + selectColumns + " FROM tokens WHERE " + column + " IN (")
 	next := 1
 	placeholders(&b, d, n, &next)
-	b.WriteString(") ORDER BY created, token_key")
+	b.WriteString(")" + tail)
 	return b.String()
 }
 
