@@ -285,10 +285,10 @@ func (s *Service) keyFilterLoop(ctx context.Context, expected int) {
 		}
 	}
 	build(expected)
-	// Warm start and the filter's scan decoded every stored row: hand that
-	// garbage back to the OS now, once, rather than carry it in the
-	// resident set until the heap next grows (the hot path allocates
-	// nothing, so that can take a long time).
+	// Warm start decoded up to a cache's worth of rows and the filter's scan
+	// read every stored key: hand that garbage back to the OS now, once,
+	// rather than carry it in the resident set until the heap next grows
+	// (the hot path allocates nothing, so that can take a long time).
 	if ctx.Err() == nil {
 		debug.FreeOSMemory()
 	}
