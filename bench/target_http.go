@@ -187,6 +187,33 @@ func (t *httpTarget) buildIssue(req *fasthttp.Request, node, u int) {
 	req.AppendBodyString(`}`)
 }
 
+// seedBatches writes keys in parts of batch, conc parts at a time, with
+// write, and returns them as seeded tokens (the key is the token) in
+// completion order, calling progress once per key.
+func seedBatches(ctx context.Context, keys []string, batch, conc int, progress func(), write func(part []string, first int) error) ([]Seeded, error) {
+	var mu sync.Mutex
+	out := make([]Seeded, 0, len(keys))
+	_, err := seedParallel(ctx, (len(keys)+batch-1)/batch, conc, nil, func(b int) (Seeded, error) {
+		part := keys[b*batch : min((b+1)*batch, len(keys))]
+		if err := write(part, b*batch); err != nil {
+			return Seeded{}, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, k := range part {
+			out = append(out, Seeded{Token: k, Key: k})
+			if progress != nil {
+				progress()
+			}
+		}
+		return Seeded{}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // seedParallel calls create(i) for i in [0, n) with conc goroutines and
 // returns the results in completion order. The first error stops it.
 func seedParallel(ctx context.Context, n, conc int, progress func(), create func(i int) (Seeded, error)) ([]Seeded, error) {

@@ -106,10 +106,7 @@ func (t *mysqlTarget) Seed(ctx context.Context, n, conc int, progress func()) ([
 		keys[i] = mysqlKey(rng)
 	}
 	now := time.Now().Unix()
-	var mu sync.Mutex
-	out := make([]Seeded, 0, n)
-	_, err := seedParallel(ctx, (n+batch-1)/batch, conc, nil, func(b int) (Seeded, error) {
-		part := keys[b*batch : min((b+1)*batch, n)]
+	return seedBatches(ctx, keys, batch, conc, progress, func(part []string, first int) error {
 		var q strings.Builder
 		q.WriteString("INSERT INTO " + mysqlTable + " VALUES ")
 		args := make([]any, 0, len(part)*9)
@@ -119,28 +116,16 @@ func (t *mysqlTarget) Seed(ctx context.Context, n, conc int, progress func()) ([
 			}
 			q.WriteString("(?,?,?,?,?,?,?,?,?)")
 			h := sha256.Sum256([]byte(k))
-			args = append(args, k, h[:], fmt.Sprintf("bench-%d", (b*batch+i)%1000), "default", "user",
-				"read write", now, now+3600, b*batch+i+1)
+			args = append(args, k, h[:], fmt.Sprintf("bench-%d", (first+i)%1000), "default", "user",
+				"read write", now, now+3600, first+i+1)
 		}
 		cctx, cancel := context.WithTimeout(ctx, t.timeout)
 		defer cancel()
 		if _, err := t.db.ExecContext(cctx, q.String(), args...); err != nil {
-			return Seeded{}, fmt.Errorf("cannot seed %s: %w", mysqlTable, err)
+			return fmt.Errorf("cannot seed %s: %w", mysqlTable, err)
 		}
-		mu.Lock()
-		for _, k := range part {
-			out = append(out, Seeded{Token: k, Key: k})
-			if progress != nil {
-				progress()
-			}
-		}
-		mu.Unlock()
-		return Seeded{}, nil
+		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 func (t *mysqlTarget) NewClient(_ int, pop *Population) Client {

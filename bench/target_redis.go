@@ -103,32 +103,16 @@ func (t *redisTarget) Seed(ctx context.Context, n, conc int, progress func()) ([
 	t.mu.Lock()
 	t.seeded = append(t.seeded, keys...)
 	t.mu.Unlock()
-	nb := (n + batch - 1) / batch
-	var mu sync.Mutex
-	out := make([]Seeded, 0, n)
-	_, err := seedParallel(ctx, nb, conc, nil, func(b int) (Seeded, error) {
-		part := keys[b*batch : min((b+1)*batch, n)]
+	return seedBatches(ctx, keys, batch, conc, progress, func(part []string, _ int) error {
 		pipe := t.cl.Pipeline()
 		for _, k := range part {
 			pipe.Set(ctx, k, t.value, 0)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
-			return Seeded{}, fmt.Errorf("cannot seed redis: %w", err)
+			return fmt.Errorf("cannot seed redis: %w", err)
 		}
-		mu.Lock()
-		for _, k := range part {
-			out = append(out, Seeded{Token: k, Key: k})
-			if progress != nil {
-				progress()
-			}
-		}
-		mu.Unlock()
-		return Seeded{}, nil
+		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 func (t *redisTarget) NewClient(_ int, pop *Population) Client {
