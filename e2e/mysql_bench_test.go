@@ -14,11 +14,8 @@ import (
 	"net/http"
 	"os"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,40 +59,6 @@ func seedTokens(b *testing.B, db mysqltest.Database, n, keep int) []string {
 	return texts
 }
 
-// latencies runs b.N calls of fn over 16 goroutines and reports p50, p99
-// and the rate.
-func latencies(b *testing.B, fn func(i int) error) {
-	const clients = 16
-	lat := make([]time.Duration, b.N)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	b.ResetTimer()
-	start := time.Now()
-	for range clients {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < b.N; i = int(next.Add(1)) - 1 {
-				t0 := time.Now()
-				if err := fn(i); err != nil {
-					failed.Store(err)
-					return
-				}
-				lat[i] = time.Since(t0)
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	if err, _ := failed.Load().(error); err != nil {
-		b.Fatal(err)
-	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
-}
-
 func validateOnce(c *http.Client, addr, tok string) error {
 	req, _ := http.NewRequest("GET", addr+"/v1/validate", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
@@ -125,7 +88,7 @@ func BenchmarkMySQLMissPath(b *testing.B) {
 	toks := seedTokens(b, db, benchRows, benchRows)
 	n := startNode(b, "", mysqlEnv(db, "", "TOKENCACHE_CACHE_CAPACITY=16", "TOKENCACHE_CACHE_SHARDS=1", "TOKENCACHE_LOG_LEVEL=warn"))
 	c := benchClient()
-	latencies(b, func(i int) error { return validateOnce(c, n.addr, toks[rand.IntN(len(toks))]) })
+	mysqltest.Latencies(b, func(i int) error { return validateOnce(c, n.addr, toks[rand.IntN(len(toks))]) })
 	b.ReportMetric(n.metric("tokencache_store_reads_total")/float64(b.N), "reads/op")
 }
 
@@ -142,7 +105,7 @@ func BenchmarkMySQLHitPath(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	latencies(b, func(i int) error { return validateOnce(c, n.addr, toks[rand.IntN(len(toks))]) })
+	mysqltest.Latencies(b, func(i int) error { return validateOnce(c, n.addr, toks[rand.IntN(len(toks))]) })
 }
 
 // BenchmarkMySQLPointSelect is the floor of the miss path: the same
@@ -174,7 +137,7 @@ func BenchmarkMySQLPointSelect(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	latencies(b, func(i int) error {
+	mysqltest.Latencies(b, func(i int) error {
 		r, err := st.Query(keys[rand.IntN(len(keys))])
 		if err != nil {
 			return err

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,7 +121,7 @@ func BenchmarkMySQLServiceMiss(b *testing.B) {
 	defer svc.Close(context.Background())
 	time.Sleep(time.Second) // warm start and key filter
 	before := c.Stats().Loads
-	benchLatencies(b, func(i int) error {
+	mysqltest.Latencies(b, func(i int) error {
 		v := svc.Validate(context.Background(), []byte(toks[rand.IntN(len(toks))]))
 		if v.State != token.StateValid {
 			return fmt.Errorf("validate = %v %v", v.State, v.Err)
@@ -161,7 +158,7 @@ func BenchmarkMySQLServicePointSelect(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer stmt.Close()
-	benchLatencies(b, func(i int) error {
+	mysqltest.Latencies(b, func(i int) error {
 		r, err := stmt.Query(keys[rand.IntN(len(keys))])
 		if err != nil {
 			return err
@@ -208,38 +205,4 @@ func seedValidTokens(b *testing.B, s persist.Store, n int) []string {
 		}
 	}
 	return texts
-}
-
-// benchLatencies runs b.N calls of fn over 16 goroutines and reports p50,
-// p99 and the rate.
-func benchLatencies(b *testing.B, fn func(i int) error) {
-	const clients = 16
-	lat := make([]time.Duration, b.N)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	b.ResetTimer()
-	start := time.Now()
-	for range clients {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < b.N; i = int(next.Add(1)) - 1 {
-				t0 := time.Now()
-				if err := fn(i); err != nil {
-					failed.Store(err)
-					return
-				}
-				lat[i] = time.Since(t0)
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	if err, _ := failed.Load().(error); err != nil {
-		b.Fatal(err)
-	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
 }

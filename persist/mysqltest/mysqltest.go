@@ -20,8 +20,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -321,4 +324,39 @@ func (s *Server) stopped() bool {
 	// zombie still answers kill 0.
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.PID))
 	return err != nil || strings.Contains(string(b), ") Z ")
+}
+
+// Latencies runs b.N calls of fn over 16 goroutines and reports p50, p99
+// and the rate: the miss-path benchmarks of persist and e2e and their
+// SELECT floors measure with it, so that their figures compare.
+func Latencies(b *testing.B, fn func(i int) error) {
+	const clients = 16
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	b.ResetTimer()
+	start := time.Now()
+	for range clients {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < b.N; i = int(next.Add(1)) - 1 {
+				t0 := time.Now()
+				if err := fn(i); err != nil {
+					failed.Store(err)
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
 }
