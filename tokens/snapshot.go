@@ -252,15 +252,7 @@ func (s *State) restore(ctx context.Context, r io.Reader, own bool) error {
 		return fmt.Errorf("%w: checksum mismatch", ErrBadSnapshot)
 	}
 
-	s.cache.Reset()
-	for _, c := range pinned {
-		if c.Token != nil {
-			s.cache.Put(c.Token)
-		} else {
-			s.cache.Delete(c.Key, c.Index, c.MaxIndex)
-		}
-	}
-	s.cache.Advance(applied)
+	s.refill(pinned, applied)
 	s.idemMu.Lock()
 	s.idem = idem
 	s.idemMu.Unlock()

@@ -163,16 +163,7 @@ func (s *State) ResetLocalStore(ctx context.Context) error {
 	if err := s.store.Reset(ctx); err != nil {
 		return fmt.Errorf("cannot reset the local store: %w", err)
 	}
-	applied := s.applied.Load()
-	s.cache.Reset()
-	for _, c := range pinned {
-		if c.Token != nil {
-			s.cache.Put(c.Token)
-		} else {
-			s.cache.Delete(c.Key, c.Index, c.MaxIndex)
-		}
-	}
-	s.cache.Advance(applied)
+	s.refill(pinned, s.applied.Load())
 	s.writer.persisted.Store(0)
 	s.writer.wake(true)
 	return nil
@@ -257,4 +248,19 @@ func (t *idempotencyTable) entries() []idemRef {
 		}
 	}
 	return out
+}
+
+// refill empties the cache, puts the pinned changes back (in log order) and
+// marks it complete up to applied: what survives a rebuild of the store or a
+// snapshot restore is only what the store does not hold yet.
+func (s *State) refill(pinned []cache.Change, applied uint64) {
+	s.cache.Reset()
+	for _, c := range pinned {
+		if c.Token != nil {
+			s.cache.Put(c.Token)
+		} else {
+			s.cache.Delete(c.Key, c.Index, c.MaxIndex)
+		}
+	}
+	s.cache.Advance(applied)
 }
