@@ -14,6 +14,12 @@ import (
 func TestSingleNodeRestart(t *testing.T) {
 	n := startNode(t, "", nil)
 	admin := n.adminToken()
+	// The only server of its cluster cannot leave it: 409 at once, and it
+	// keeps serving.
+	var leave struct{ Error string }
+	if code, hdr := n.call("POST", "/v1/cluster/leave", admin, nil, &leave); code != 409 || leave.Error != "last_server" || hdr.Get("Cache-Control") != "no-store" {
+		t.Errorf("POST /v1/cluster/leave on a lone node = %d %q (Cache-Control %q), want 409 last_server no-store", code, leave.Error, hdr.Get("Cache-Control"))
+	}
 	if fi, err := os.Stat(filepath.Join(n.dataDir, "admin.token")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("admin.token mode = %v, %v; want 0600", fi.Mode().Perm(), err)
 	}

@@ -45,6 +45,20 @@ func writeError(ctx *fasthttp.RequestCtx, status int, code, message string) {
 	endBody(ctx, b)
 }
 
+// WriteError answers status with the error envelope
+// {"error":code,"message":message} and the headers of every JSON answer,
+// for handlers registered with Server.Handle.
+func WriteError(ctx *fasthttp.RequestCtx, status int, code, message string) {
+	writeError(ctx, status, code, message)
+}
+
+// WriteJSON answers status with body, an encoded JSON value, and the
+// headers of every JSON answer, for handlers registered with Server.Handle.
+func WriteJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.SetStatusCode(status)
+	endBody(ctx, append(beginBody(ctx), body...))
+}
+
 // writeRaw answers status with a fixed JSON body.
 func writeRaw(ctx *fasthttp.RequestCtx, status int, body string) {
 	ctx.SetStatusCode(status)

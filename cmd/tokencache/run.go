@@ -189,12 +189,10 @@ func (d *daemon) handleClusterStatus(ctx *fasthttp.RequestCtx) {
 	defer cancel()
 	b, err := json.Marshal(d.node.Status(rctx))
 	if err != nil {
-		ctx.Error(`{"error":"internal","message":"cannot encode the cluster status"}`, fasthttp.StatusInternalServerError)
+		httpapi.WriteError(ctx, fasthttp.StatusInternalServerError, "internal", "cannot encode the cluster status")
 		return
 	}
-	ctx.SetContentType("application/json")
-	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
-	ctx.SetBody(b)
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, b)
 }
 
 // handleClusterLeave answers POST /v1/cluster/leave: the node leaves the
@@ -205,33 +203,23 @@ func (d *daemon) handleClusterLeave(ctx *fasthttp.RequestCtx) {
 	defer d.leaveMu.Unlock()
 	select {
 	case <-d.left:
-		ctx.SetContentType("application/json")
-		ctx.SetBodyString(`{"left":true}`)
-		return
 	default:
+		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := d.node.Leave(rctx)
+		switch {
+		case errors.Is(err, cluster.ErrLastServer):
+			httpapi.WriteError(ctx, fasthttp.StatusConflict, "last_server", "this node is the only server of its cluster; stop it instead")
+			return
+		case err != nil:
+			d.log.Error("cannot leave the cluster", "err", err)
+			httpapi.WriteError(ctx, fasthttp.StatusServiceUnavailable, "leave_failed", err.Error())
+			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "5")
+			return
+		}
+		close(d.left)
 	}
-	rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.node.Leave(rctx); errors.Is(err, cluster.ErrLastServer) {
-		ctx.SetStatusCode(fasthttp.StatusConflict)
-		ctx.SetContentType("application/json")
-		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
-		ctx.SetBodyString(`{"error":"last_server","message":"this node is the only server of its cluster; stop it instead"}`)
-		return
-	} else if err != nil {
-		d.log.Error("cannot leave the cluster", "err", err)
-		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-		ctx.SetContentType("application/json")
-		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "5")
-		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
-		b, _ := json.Marshal(map[string]string{"error": "leave_failed", "message": err.Error()})
-		ctx.SetBody(b)
-		return
-	}
-	close(d.left)
-	ctx.SetContentType("application/json")
-	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
-	ctx.SetBodyString(`{"left":true}`)
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, []byte(`{"left":true}`))
 }
 
 // adminTokenFile is the file a generated admin token is kept in.
