@@ -332,7 +332,8 @@ func (n *Node) reconcileInput(ctx context.Context) (reconcileInput, error) {
 		in.Servers = append(in.Servers, v)
 	}
 	for _, m := range members {
-		if m.metaErr != nil || m.meta.RaftID == n.raftID || inConfig[m.meta.RaftID] || m.status != statusAlive {
+		if m.metaErr != nil || m.meta.RaftID == n.raftID || inConfig[m.meta.RaftID] || m.status != statusAlive ||
+			n.peers.hasLeft(m.meta.RaftID) {
 			continue
 		}
 		in.Servers = append(in.Servers, serverView{

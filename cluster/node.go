@@ -429,9 +429,10 @@ func (n *Node) Leave(ctx context.Context) error {
 	if n.raft.State() == raft.Leader {
 		n.transferLeadership(ctx)
 	}
-	// Leave gossip first: the leader then sees this node as "left" and its
-	// reconcile never adds it back (it would, while gossip still says
-	// alive, between the removal below and a later gossip leave).
+	// Leave gossip first, then ask the leader to remove this server. The
+	// leave reaches the other members over the next gossip rounds; until
+	// then the leader may still see this node alive, so it also records
+	// the id as left (handleLeave) and its reconcile never adds it back.
 	if err := n.disc.leave(ctx); err != nil {
 		n.log.Warn("leaving gossip", "err", err)
 	}

@@ -18,6 +18,11 @@ type peerTracker struct {
 	// removed: servers removed from the configuration recently, kept for
 	// WaitApplied (their fence may still be open).
 	removed map[string]removedServer
+	// left: servers that asked to leave for good. A raft id names one
+	// incarnation of a node (a node coming back starts with an empty data
+	// dir and a new id), so an id that left is never added again, even
+	// while gossip still reports it alive.
+	left map[string]bool
 }
 
 type peerStats struct {
@@ -37,6 +42,7 @@ func newPeerTracker() *peerTracker {
 		failing: make(map[string]time.Time),
 		stats:   make(map[string]*peerStats),
 		removed: make(map[string]removedServer),
+		left:    make(map[string]bool),
 	}
 }
 
@@ -136,6 +142,20 @@ func (p *peerTracker) markRemoved(id, addr string) {
 	p.removed[id] = removedServer{addr: addr, at: time.Now()}
 	delete(p.stats, id)
 	p.mu.Unlock()
+}
+
+// markLeft records that id asked to leave the cluster for good.
+func (p *peerTracker) markLeft(id string) {
+	p.mu.Lock()
+	p.left[id] = true
+	p.mu.Unlock()
+}
+
+// hasLeft reports whether id asked to leave the cluster.
+func (p *peerTracker) hasLeft(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.left[id]
 }
 
 // recentlyRemoved returns servers removed less than keep ago.

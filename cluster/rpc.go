@@ -373,6 +373,9 @@ func (n *Node) handleLeave(req *leaveRequest) leaveResponse {
 	}
 	ctx, cancel := n.handlerCtx(4 * n.cfg.ElectionTimeout)
 	defer cancel()
+	// Gossip may still call the node alive here (its leave reaches the
+	// members over the next gossip rounds): reconcile must not add it back.
+	n.peers.markLeft(req.RaftID)
 	if err := n.removeServer(ctx, req.RaftID, "asked to leave"); err != nil {
 		return leaveResponse{rpcHeader{Code: codeInternal, Msg: err.Error()}}
 	}

@@ -221,4 +221,50 @@ func TestClusterProcesses(t *testing.T) {
 			return c1 == 401 && r1 == "revoked" && c2 == 401 && r2 == "revoked" && c3 == 200
 		})
 	}
+
+	// cluster leave: a follower leaves for good and its process exits; the
+	// two others stay a working cluster without it.
+	lead = c.leader(30 * time.Second)
+	leaver := c.other(lead)
+	var left struct{ Left bool }
+	code, hdr := leaver.call("POST", "/v1/cluster/leave", c.admin, nil, &left)
+	if code != 200 || !left.Left || hdr.Get("Cache-Control") != "no-store" {
+		t.Fatalf("POST /v1/cluster/leave = %d %+v (Cache-Control %q), want 200 {left:true} no-store", code, left, hdr.Get("Cache-Control"))
+	}
+	select {
+	case <-leaver.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the node that left the cluster did not exit")
+	}
+	if leaver.exitErr != nil {
+		t.Errorf("the node that left exited with %v, want 0", leaver.exitErr)
+	}
+	lead = c.leader(30 * time.Second)
+	var last clusterStatus
+	defer func() {
+		if t.Failed() {
+			t.Logf("last status seen by the leader: %+v", last)
+		}
+	}()
+	waitFor(t, 30*time.Second, "the leaver out of the Raft configuration", func() bool {
+		st, ok := c.status(lead)
+		if !ok {
+			return false
+		}
+		last = st
+		for _, m := range st.Members {
+			if m.ID == nodeID(leaver) && m.Suffrage != "none" {
+				return false
+			}
+		}
+		return true
+	})
+	t4 := lead.issue(c.admin, map[string]any{"username": "dave"})
+	for _, n := range c.nodes {
+		if n != leaver {
+			if code, reason := n.validate(t4.Token); code != 200 {
+				t.Errorf("%s after the leave: validate = %d %s, want 200", nodeID(n), code, reason)
+			}
+		}
+	}
 }
