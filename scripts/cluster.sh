@@ -29,7 +29,10 @@ trap stop INT TERM EXIT
 
 for i in 1 2 3; do
 	mkdir -p "data/n$i"
-	"$bin" serve --config "configs/cluster-node$i.yaml" >>"data/n$i/tokencache.log" 2>&1 &
+	# Its own session: Ctrl-C reaches only this script, whose stop() sends
+	# each node one SIGTERM (a second signal would make a node exit at once,
+	# skipping its graceful shutdown).
+	setsid "$bin" serve --config "configs/cluster-node$i.yaml" >>"data/n$i/tokencache.log" 2>&1 &
 	pids+=($!)
 done
 
