@@ -86,7 +86,7 @@ func Open(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (St
 			if dataDir == "" {
 				return nil, fmt.Errorf("cannot open the sqlite store: persist.url is empty and no data dir was given: %w", ErrConfig)
 			}
-			raw = DefaultSQLiteURL(dataDir)
+			raw = DefaultSQLiteURL
 		}
 		s, err := openOne(ctx, cfg, raw, dataDir, 0, 1, log)
 		if err != nil {

@@ -68,6 +68,23 @@ func TestOpenInvalidConfig(t *testing.T) {
 	}
 }
 
+// TestOpenSQLiteRelativeDataDir: with a relative data dir (./data, the
+// default), the default store is data/tokens.db, not data/data/tokens.db.
+func TestOpenSQLiteRelativeDataDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	s, err := Open(testCtx(t), DefaultConfig(), "data", nil)
+	if err != nil {
+		t.Fatalf("Open(default, data) = %v", err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(filepath.Join("data", DefaultSQLiteFile)); err != nil {
+		t.Errorf("default store with data dir \"data\": %v", err)
+	}
+	if _, err := os.Stat(filepath.Join("data", "data")); err == nil {
+		t.Error("the default store went to data/data/: the data dir was applied twice")
+	}
+}
+
 // TestOpenSQLiteDefaultFile: the default store is <dataDir>/tokens.db,
 // created with the data dir, readable by the owner only.
 func TestOpenSQLiteDefaultFile(t *testing.T) {

@@ -76,11 +76,9 @@ func ParseURL(raw, dataDir string) (URL, error) {
 	return URL{}, fmt.Errorf("%w: %q: unsupported database (want jdbc:sqlite: or jdbc:mysql://)", ErrBadURL, redactURL(raw))
 }
 
-// DefaultSQLiteURL returns the default persist.url for SQLite:
-// jdbc:sqlite:<dataDir>/tokens.db.
-func DefaultSQLiteURL(dataDir string) string {
-	return "jdbc:sqlite:" + filepath.Join(dataDir, DefaultSQLiteFile)
-}
+// DefaultSQLiteURL is the default persist.url for SQLite: tokens.db in the
+// data dir (a relative path is relative to the data dir).
+const DefaultSQLiteURL = "jdbc:sqlite:" + DefaultSQLiteFile
 
 func parseSQLitePath(p, dataDir string) (string, error) {
 	switch {

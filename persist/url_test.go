@@ -21,7 +21,7 @@ func TestParseURLSQLite(t *testing.T) {
 		{"jdbc:sqlite:/a/../b/t.db", "/b/t.db"},
 		{"jdbc:sqlite:/dir with space/100%.db", "/dir with space/100%.db"},
 		{"jdbc:sqlite::memory:", SQLiteMemory},
-		{DefaultSQLiteURL(dataDir), filepath.Join(dataDir, "tokens.db")},
+		{DefaultSQLiteURL, filepath.Join(dataDir, "tokens.db")},
 	}
 	for _, tc := range tests {
 		u, err := ParseURL(tc.raw, dataDir)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -20,6 +19,8 @@ import (
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
 	goyaml "go.yaml.in/yaml/v3"
+
+	"github.com/tokencache/tokencache/persist"
 )
 
 // envAliases are extra environment variable names for a key.
@@ -140,8 +141,8 @@ func (c *Config) resolve() {
 	if c.Node.ID == "" {
 		c.Node.ID, _ = os.Hostname()
 	}
-	if c.Persist.Store == "sqlite" && c.Persist.URL == "" && c.Node.DataDir != "" {
-		c.Persist.URL = "jdbc:sqlite:" + filepath.Join(c.Node.DataDir, "tokens.db")
+	if c.Persist.Store == "sqlite" && c.Persist.URL == "" {
+		c.Persist.URL = persist.DefaultSQLiteURL // relative: in node.data_dir
 	}
 	c.Cluster.Join = normalizeJoin(c.Cluster.Join)
 	if len(c.Persist.Shards) == 0 {

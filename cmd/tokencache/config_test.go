@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/tokencache/tokencache/persist"
 )
 
 // validConfig returns the defaults with a fixed node id.
@@ -53,8 +56,10 @@ func TestDefaultIsValid(t *testing.T) {
 		t.Errorf("Default().Warnings() = %v, want none", w)
 	}
 	cfg := mustLoad(t, Loader{})
-	if cfg.Persist.URL != "jdbc:sqlite:data/tokens.db" {
-		t.Errorf("derived persist.url = %q, want jdbc:sqlite:data/tokens.db", cfg.Persist.URL)
+	// The derived URL is relative, so relative to the data dir: the file is
+	// data/tokens.db (the data dir must not be applied twice).
+	if got := sqliteFile(t, cfg); got != mustAbs(t, "data/tokens.db") {
+		t.Errorf("derived persist.url %q opens %s, want data/tokens.db", cfg.Persist.URL, got)
 	}
 	if cfg.Node.ID == "" {
 		t.Errorf("derived node.id is empty, want the host name")
@@ -130,9 +135,28 @@ tokens:
 
 func TestPersistURLDerivedFromFinalDataDir(t *testing.T) {
 	cfg := mustLoad(t, Loader{Flags: serveFlags(t, "--data-dir", "/var/lib/tc"), FlagKeys: serveFlagKeys})
-	if want := "jdbc:sqlite:/var/lib/tc/tokens.db"; cfg.Persist.URL != want {
-		t.Errorf("persist.url = %q, want %q", cfg.Persist.URL, want)
+	if got, want := sqliteFile(t, cfg), "/var/lib/tc/tokens.db"; got != want {
+		t.Errorf("persist.url %q opens %s, want %s", cfg.Persist.URL, got, want)
 	}
+}
+
+// sqliteFile is the file the store of cfg opens.
+func sqliteFile(t *testing.T, cfg *Config) string {
+	t.Helper()
+	u, err := persist.ParseURL(cfg.Persist.URL, cfg.Node.DataDir)
+	if err != nil {
+		t.Fatalf("ParseURL(%q) = %v", cfg.Persist.URL, err)
+	}
+	return u.Path
+}
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 func TestEnvironmentValues(t *testing.T) {
