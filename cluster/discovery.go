@@ -82,6 +82,14 @@ type discovery struct {
 	events    chan memberEvent
 	dropped   atomic.Uint64
 
+	// latest is the last state memberlist reported for each node, copied
+	// in its event callbacks (which run under memberlist's node lock).
+	// refresh repairs the table from it: the nodes Members() returns are
+	// memberlist's live structures, written concurrently by its gossip
+	// goroutines, so only their (never changing) names may be read.
+	latestMu sync.Mutex
+	latest   map[string]memberlist.Node
+
 	mu      sync.Mutex
 	members map[string]*member
 	warned  map[string]string // node id -> last problem logged (log once)
@@ -93,6 +101,7 @@ func newDiscovery(n *Node) (*discovery, error) {
 		n:       n,
 		log:     n.baseLog.With("component", "memberlist"),
 		events:  make(chan memberEvent, 256),
+		latest:  make(map[string]memberlist.Node),
 		members: make(map[string]*member),
 		warned:  make(map[string]string),
 	}
@@ -235,8 +244,8 @@ func (d *discovery) warnOnce(id, what string, f func()) {
 }
 
 // refresh repairs the table from memberlist's own view (events may have been
-// dropped): members it lists are updated; members it no longer lists that we
-// still think alive are dead.
+// dropped): members it lists are updated from their latest reported state;
+// members it no longer lists that we still think alive are dead.
 func (d *discovery) refresh() {
 	if d.ml == nil {
 		return
@@ -244,9 +253,17 @@ func (d *discovery) refresh() {
 	seen := make(map[string]bool)
 	for _, node := range d.ml.Members() {
 		seen[node.Name] = true
-		cp := *node
-		cp.Meta = slices.Clone(node.Meta)
-		d.apply(&cp)
+	}
+	var nodes []memberlist.Node
+	d.latestMu.Lock()
+	for name, node := range d.latest {
+		if seen[name] {
+			nodes = append(nodes, node)
+		}
+	}
+	d.latestMu.Unlock()
+	for i := range nodes {
+		d.apply(&nodes[i])
 	}
 	d.mu.Lock()
 	for id, m := range d.members {
@@ -256,6 +273,9 @@ func (d *discovery) refresh() {
 		case (m.status == statusDead || m.status == statusLeft) && time.Since(m.since) > reconnectTimeout:
 			delete(d.members, id) // long gone; a reconcile removed it from Raft
 			delete(d.warned, id)
+			d.latestMu.Lock()
+			delete(d.latest, id)
+			d.latestMu.Unlock()
 		}
 	}
 	d.mu.Unlock()
@@ -492,6 +512,9 @@ type eventDelegate struct{ d *discovery }
 func (e *eventDelegate) send(n *memberlist.Node) {
 	cp := *n
 	cp.Meta = slices.Clone(n.Meta)
+	e.d.latestMu.Lock()
+	e.d.latest[cp.Name] = cp
+	e.d.latestMu.Unlock()
 	select {
 	case e.d.events <- memberEvent{node: cp}:
 	default:
