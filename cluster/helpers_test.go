@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,12 +68,15 @@ func (w *tbWriter) stop() {
 // freePort returns a port free for both TCP and UDP on 127.0.0.1.
 func freePort(tb testing.TB) int {
 	tb.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	// Below Linux's ephemeral range (32768–60999): a port the kernel picked
+	// for :0 may be handed out again as the source port of an outgoing
+	// connection before the node binds it ("address already in use").
+	for range 200 {
+		port := int(nextPort.Add(1))%12000 + 20000
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
-			tb.Fatal(err)
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
 		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		l.Close()
 		if err != nil {
@@ -83,6 +88,14 @@ func freePort(tb testing.TB) int {
 	tb.Fatal("cannot find a free port")
 	return 0
 }
+
+// nextPort walks the ports freePort tries, from a random start, so that two
+// test processes at once rarely try the same ones.
+var nextPort = func() *atomic.Int64 {
+	var p atomic.Int64
+	p.Store(rand.Int64N(12000))
+	return &p
+}()
 
 // testNet is the partition hook: it cuts links between nodes (Raft, RPC and
 // gossip, in both directions) and records every byte sent.
