@@ -115,43 +115,7 @@ func BenchmarkMySQLPointSelect(b *testing.B) {
 	srv := mysqltest.Shared(b)
 	db := srv.NewDatabase(b)
 	seedTokens(b, db, benchRows, 0)
-	sqlDB := db.DB(b)
-	sqlDB.SetMaxOpenConns(16)
-	sqlDB.SetMaxIdleConns(16)
-	var keys [][]byte
-	rows, err := sqlDB.Query("SELECT token_key FROM tokens")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for rows.Next() {
-		var k []byte
-		if err := rows.Scan(&k); err != nil {
-			b.Fatal(err)
-		}
-		keys = append(keys, k)
-	}
-	rows.Close()
-	st, err := sqlDB.Prepare("SELECT token_key, idx, hash, format, type, username, realm, uid, scopes, name, service, client_id, " +
-		"parent_key, credentials, sealed, created, expires, last_used, revoked_at, end_of_use FROM tokens WHERE token_key = ?")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	mysqltest.Latencies(b, func(i int) error {
-		r, err := st.Query(keys[rand.IntN(len(keys))])
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		if !r.Next() {
-			return fmt.Errorf("row not found")
-		}
-		dest := make([]any, 20)
-		for j := range dest {
-			dest[j] = new(any)
-		}
-		return r.Scan(dest...)
-	})
+	mysqltest.PointSelectFloor(b, db.DB(b), 16)
 }
 
 var warmDone = regexp.MustCompile(`"msg":"warm start done".*"loaded":(\d+).*"seconds":([0-9.e+-]+)`)

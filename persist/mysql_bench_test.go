@@ -136,43 +136,7 @@ func BenchmarkMySQLServicePointSelect(b *testing.B) {
 	db := srv.NewDatabase(b)
 	s := openStoreQuiet(b, mysqlConfig(db))
 	seedValidTokens(b, s, 20000)
-	sqlDB := db.DB(b)
-	sqlDB.SetMaxOpenConns(15)
-	sqlDB.SetMaxIdleConns(15)
-	var keys [][]byte
-	rows, err := sqlDB.Query("SELECT token_key FROM tokens")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for rows.Next() {
-		var k []byte
-		if err := rows.Scan(&k); err != nil {
-			b.Fatal(err)
-		}
-		keys = append(keys, k)
-	}
-	rows.Close()
-	stmt, err := sqlDB.Prepare("SELECT token_key, idx, hash, format, type, username, realm, uid, scopes, name, service, client_id, " +
-		"parent_key, credentials, sealed, created, expires, last_used, revoked_at, end_of_use FROM tokens WHERE token_key = ?")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer stmt.Close()
-	mysqltest.Latencies(b, func(i int) error {
-		r, err := stmt.Query(keys[rand.IntN(len(keys))])
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		if !r.Next() {
-			return fmt.Errorf("row not found")
-		}
-		dest := make([]any, 20)
-		for j := range dest {
-			dest[j] = new(any)
-		}
-		return r.Scan(dest...)
-	})
+	mysqltest.PointSelectFloor(b, db.DB(b), 15)
 }
 
 func openStoreQuiet(b *testing.B, cfg persist.Config) persist.Store {

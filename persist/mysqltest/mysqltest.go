@@ -17,6 +17,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -359,4 +360,47 @@ func Latencies(b *testing.B, fn func(i int) error) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+}
+
+// PointSelectFloor measures the floor of the miss path: a prepared
+// primary-key SELECT of a whole token row, from Go, over conns pooled
+// connections, for random keys of the tokens table of db (Latencies).
+func PointSelectFloor(b *testing.B, db *sql.DB, conns int) {
+	b.Helper()
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	var keys [][]byte
+	rows, err := db.Query("SELECT token_key FROM tokens")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+		var k []byte
+		if err := rows.Scan(&k); err != nil {
+			b.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	rows.Close()
+	st, err := db.Prepare("SELECT token_key, idx, hash, format, type, username, realm, uid, scopes, name, service, client_id, " +
+		"parent_key, credentials, sealed, created, expires, last_used, revoked_at, end_of_use FROM tokens WHERE token_key = ?")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	Latencies(b, func(int) error {
+		r, err := st.Query(keys[mrand.N(len(keys))])
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		if !r.Next() {
+			return fmt.Errorf("row not found")
+		}
+		dest := make([]any, 20)
+		for j := range dest {
+			dest[j] = new(any)
+		}
+		return r.Scan(dest...)
+	})
 }
