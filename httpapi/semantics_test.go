@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokencache/tokencache/tokens"
 )
 
 // Token semantics through a real server over the real service: what a
@@ -121,4 +123,23 @@ func TestHTTPChildNeverExceedsAncestors(t *testing.T) {
 	r = ts.do(t, req{method: "POST", path: "/v1/tokens/" + ckey + "/notebook", admin: true, contentType: "application/json",
 		body: `{"parent_token":"` + ctok + `"}`})
 	wantError(t, "grandchild of an expired parent", r, 409, "parent_not_valid")
+}
+
+func TestHTTPMaxLifetimeBoundsEveryToken(t *testing.T) {
+	ts, _ := mustRealServer(t, nil)
+	r := ts.issueJSON(t, `{"username":"alice","no_expire":true}`)
+	if wantError(t, "issue no_expire under tokens.max_lifetime", r, 400, "invalid_request"); !strings.Contains(r.body, "tokens.max_lifetime") {
+		t.Errorf("issue no_expire: %s, want the message to name tokens.max_lifetime", r.body)
+	}
+	_, key := ts.issued(t, `{"username":"alice"}`)
+	r = ts.do(t, req{method: "PATCH", path: "/v1/tokens/" + key, admin: true, contentType: "application/json", body: `{"no_expire":true}`})
+	if wantError(t, "PATCH no_expire under tokens.max_lifetime", r, 400, "invalid_request"); !strings.Contains(r.body, "tokens.max_lifetime") {
+		t.Errorf("PATCH no_expire: %s, want the message to name tokens.max_lifetime", r.body)
+	}
+
+	free, _ := mustRealServer(t, func(c *tokens.Config) { c.MaxLifetime = tokens.NoMaxLifetime })
+	r = free.issueJSON(t, `{"username":"alice","no_expire":true}`)
+	if wantStatus(t, "issue no_expire with no limit", r, 201); r.json(t)["expires"] != nil {
+		t.Errorf("issue no_expire with no limit: %s, want expires null", r.body)
+	}
 }

@@ -51,6 +51,27 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
 	return Issued{Token: token.Encode(s.cfg.Prefix, key, secret), Record: res.Token, Reused: res.Reused}, nil
 }
 
+// checkLifetime applies tokens.max_lifetime to a lifetime asked for (zero:
+// none asked) or to never expiring: while the setting is in force no token
+// may outlive it, on every path (issue, delegation, modify), so a token that
+// never expires is refused rather than silently given an expiry its holder
+// did not ask for.
+// field names the lifetime in the message ("expires_in is longer than …").
+func (s *Service) checkLifetime(field string, noExpire bool, life time.Duration) error {
+	limit := s.cfg.MaxLifetime
+	if limit == NoMaxLifetime {
+		return nil
+	}
+	if noExpire {
+		return fmt.Errorf("%w: no_expire is refused: no token may outlive tokens.max_lifetime (%s); ask for an expiry within it, or set tokens.max_lifetime to -1 to allow tokens that never expire",
+			token.ErrInvalid, limit)
+	}
+	if life > limit {
+		return fmt.Errorf("%w: %s is longer than tokens.max_lifetime (%s)", token.ErrInvalid, field, limit)
+	}
+	return nil
+}
+
 // checkIssue validates and normalises an issue request; it changes nothing.
 func (s *Service) checkIssue(req *IssueRequest) error {
 	if req.Realm == "" {
@@ -65,8 +86,8 @@ func (s *Service) checkIssue(req *IssueRequest) error {
 	if req.NoExpire && req.ExpiresIn != 0 {
 		return fmt.Errorf("%w: no_expire cannot be combined with expires_in", token.ErrInvalid)
 	}
-	if req.ExpiresIn > s.cfg.MaxLifetime {
-		return fmt.Errorf("%w: expires_in is longer than tokens.max_lifetime (%s)", token.ErrInvalid, s.cfg.MaxLifetime)
+	if err := s.checkLifetime("expires_in", req.NoExpire, req.ExpiresIn); err != nil {
+		return err
 	}
 	if len(req.Credentials) > 0 {
 		return fmt.Errorf("%w: storing credentials on a token is not supported by this version", token.ErrInvalid)
@@ -252,8 +273,11 @@ func (s *Service) Delegate(ctx context.Context, req DelegateRequest) (Issued, er
 			return Issued{}, err
 		}
 	}
-	if req.ExpiresIn < 0 || req.ExpiresIn > s.cfg.MaxLifetime {
-		return Issued{}, fmt.Errorf("%w: expires_in must be between 0 and tokens.max_lifetime", token.ErrInvalid)
+	if req.ExpiresIn < 0 {
+		return Issued{}, fmt.Errorf("%w: expires_in must not be negative", token.ErrInvalid)
+	}
+	if err := s.checkLifetime("expires_in", false, req.ExpiresIn); err != nil {
+		return Issued{}, err
 	}
 	pk, psecret, err := token.Parse(s.cfg.Prefix, []byte(req.ParentToken))
 	if err != nil {

@@ -198,14 +198,17 @@ func (s *Service) leaderModify(ctx context.Context, req *ModifyRequest) (*token.
 	}
 	switch {
 	case req.NoExpire:
+		if err := s.checkLifetime("expires", true, 0); err != nil {
+			return nil, err
+		}
 		next.Expires = 0
 	case req.Expires != nil:
 		exp := token.At(*req.Expires)
 		if exp <= now {
 			return nil, fmt.Errorf("%w: expires must be in the future", token.ErrInvalid)
 		}
-		if exp.Time().Sub(now.Time()) > s.cfg.MaxLifetime {
-			return nil, fmt.Errorf("%w: expires is further away than tokens.max_lifetime (%s)", token.ErrInvalid, s.cfg.MaxLifetime)
+		if err := s.checkLifetime("expires", false, exp.Time().Sub(now.Time())); err != nil {
+			return nil, err
 		}
 		next.Expires = exp
 	}

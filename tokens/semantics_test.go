@@ -3,6 +3,7 @@ package tokens
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,5 +157,51 @@ func TestChildNeverExceedsAncestors(t *testing.T) {
 	_, err = n.svc.Issue(ctx, IssueRequest{Username: "alice", Parent: child.Record.Key, Scopes: "read"})
 	if !errors.Is(err, ErrParentNotValid) {
 		t.Errorf("Issue(child of a child of an expired parent) error = %v, want ErrParentNotValid", err)
+	}
+}
+
+// While tokens.max_lifetime is set no token outlives it, whatever the path:
+// a token that never expires is refused, on issue and on modify, as is a
+// longer lifetime on issue, delegation and modify. With -1 (no limit) a
+// token may never expire.
+func TestMaxLifetimeBoundsEveryToken(t *testing.T) {
+	n := newNode(t, nodeOpts{})
+	ctx := context.Background()
+	limit := DefaultConfig().MaxLifetime
+	wantRefused := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("%s error = %v, want ErrInvalid naming tokens.max_lifetime", what, err)
+		} else if !strings.Contains(err.Error(), "tokens.max_lifetime") {
+			t.Errorf("%s error = %q, want it to name tokens.max_lifetime", what, err)
+		}
+	}
+	_, err := n.svc.Issue(ctx, IssueRequest{Username: "alice", NoExpire: true})
+	wantRefused("Issue(no_expire)", err)
+	_, err = n.svc.Issue(ctx, IssueRequest{Username: "alice", ExpiresIn: limit + time.Hour})
+	wantRefused("Issue(expires_in beyond)", err)
+
+	parent := n.issue(t, IssueRequest{Scopes: "read", ExpiresIn: limit})
+	_, err = n.svc.Delegate(ctx, DelegateRequest{ParentToken: parent.Token, ExpiresIn: limit + time.Hour,
+		Delegation: token.Delegation{Type: token.TypeNotebook}})
+	wantRefused("Delegate(expires_in beyond)", err)
+	_, err = n.svc.Modify(ctx, ModifyRequest{Key: parent.Record.Key, NoExpire: true})
+	wantRefused("Modify(no_expire)", err)
+	far := n.clock.Now().Add(limit + time.Hour)
+	_, err = n.svc.Modify(ctx, ModifyRequest{Key: parent.Record.Key, Expires: &far})
+	wantRefused("Modify(expires beyond)", err)
+	if _, st, _ := n.svc.Info(ctx, parent.Record.Key); st != token.StateValid {
+		t.Errorf("Info(parent) state = %v after refused modifies, want valid", st)
+	}
+
+	free := newNode(t, nodeOpts{maxLifetime: NoMaxLifetime})
+	forever := free.issue(t, IssueRequest{NoExpire: true})
+	if forever.Record.Expires != 0 {
+		t.Errorf("Issue(no_expire) with no limit: expires %s, want never", forever.Record.Expires)
+	}
+	bad := DefaultConfig()
+	bad.MaxLifetime = 0
+	if err := bad.Validate(); err == nil {
+		t.Error("Config{MaxLifetime: 0}.Validate() = nil, want an error")
 	}
 }
