@@ -205,3 +205,28 @@ func TestMaxLifetimeBoundsEveryToken(t *testing.T) {
 		t.Error("Config{MaxLifetime: 0}.Validate() = nil, want an error")
 	}
 }
+
+// A chain of children is no deeper than validation walks: every ancestor of
+// a token is judged when it is validated, so a token with more ancestors
+// than that cannot be made.
+func TestAncestryDepthBounded(t *testing.T) {
+	n := newNode(t, nodeOpts{})
+	ctx := context.Background()
+	cur := n.issue(t, IssueRequest{Scopes: "read", ExpiresIn: time.Hour})
+	for range maxAncestry {
+		next, err := n.svc.Delegate(ctx, DelegateRequest{ParentToken: cur.Token, Delegation: token.Delegation{Type: token.TypeNotebook}})
+		if err != nil {
+			t.Fatalf("Delegate at depth below %d: %v", maxAncestry, err)
+		}
+		cur = next
+	}
+	wantState(t, n, cur.Token, token.StateValid)
+	_, err := n.svc.Delegate(ctx, DelegateRequest{ParentToken: cur.Token, Delegation: token.Delegation{Type: token.TypeNotebook}})
+	if !errors.Is(err, token.ErrInvalid) {
+		t.Errorf("Delegate with %d ancestors error = %v, want ErrInvalid", maxAncestry+1, err)
+	}
+	_, err = n.svc.Issue(ctx, IssueRequest{Username: "alice", Parent: cur.Record.Key, Scopes: "read"})
+	if !errors.Is(err, token.ErrInvalid) {
+		t.Errorf("Issue with %d ancestors error = %v, want ErrInvalid", maxAncestry+1, err)
+	}
+}
