@@ -355,6 +355,11 @@ func (s *Service) leaderDelegate(ctx context.Context, spec *DelegateSpec) (*toke
 	if d.Type == token.TypeNotebook {
 		d.Scopes = eff.Scopes
 	}
+	if !eff.Scopes.Contains(d.Scopes) {
+		// Checked before reuse too: a child minted before the parent lost
+		// a scope must not be handed out for it.
+		return nil, false, fmt.Errorf("%w: a child token cannot have scopes its parent lacks", token.ErrInvalid)
+	}
 	kids, err := s.children(ctx, []token.Key{parent.Key})
 	if err != nil {
 		return nil, false, err

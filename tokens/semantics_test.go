@@ -144,6 +144,11 @@ func TestChildNeverExceedsAncestors(t *testing.T) {
 	if !errors.Is(err, token.ErrInvalid) {
 		t.Errorf("Delegate(grandchild with the lost scope) error = %v, want ErrInvalid", err)
 	}
+	_, err = n.svc.Delegate(ctx, DelegateRequest{ParentToken: parent.Token,
+		Delegation: token.Delegation{Type: token.TypeInternal, Service: "svc", Scopes: "read write"}})
+	if !errors.Is(err, token.ErrInvalid) {
+		t.Errorf("Delegate(the existing child, with the lost scope) error = %v, want ErrInvalid", err)
+	}
 
 	n.clock.Advance(31 * time.Minute)
 	wantState(t, n, parent.Token, token.StateExpired)
