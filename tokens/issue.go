@@ -52,11 +52,12 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
 }
 
 // checkLifetime applies tokens.max_lifetime to a lifetime asked for (zero:
-// none asked) or to never expiring: while the setting is in force no token
-// may outlive it, on every path (issue, delegation, modify), so a token that
-// never expires is refused rather than silently given an expiry its holder
-// did not ask for.
-// field names the lifetime in the message ("expires_in is longer than …").
+// none asked) or to never expiring; field names the lifetime in the message.
+// While the setting is in force no token may outlive it, on every path
+// (issue, delegation, modify), so a token that never expires is refused
+// rather than silently given an expiry its holder did not ask for (a child
+// is bounded by its parent's expiry, and a default lifetime by
+// tokens.expiry, which start-up keeps within the limit).
 func (s *Service) checkLifetime(field string, noExpire bool, life time.Duration) error {
 	limit := s.cfg.MaxLifetime
 	if limit == NoMaxLifetime {
