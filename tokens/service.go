@@ -83,6 +83,9 @@ func (c Config) Validate() error {
 	if c.MaxLifetime <= 0 && c.MaxLifetime != NoMaxLifetime {
 		errs = append(errs, errors.New("tokens.max_lifetime must be positive, or -1 for no limit"))
 	}
+	if c.MaxLifetime > 0 && c.Rules.Expiry > c.MaxLifetime {
+		errs = append(errs, fmt.Errorf("tokens.expiry (%s) must not exceed tokens.max_lifetime (%s)", c.Rules.Expiry, c.MaxLifetime))
+	}
 	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 {
 		errs = append(errs, errors.New("read and write timeouts must be positive"))
 	}
