@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -45,6 +46,8 @@ const (
 	codeNotFound            = "not_found"
 	codeParentNotFound      = "parent_not_found"
 	codeParentNotValid      = "parent_not_valid"
+	codeTokenNotValid       = "token_not_valid"
+	codeTooManyDescendants  = "too_many_descendants"
 	codeDuplicateName       = "duplicate_name"
 	codeIdempotencyConflict = "idempotency_conflict"
 	codeStoreUnavailable    = "store_unavailable"
@@ -52,11 +55,17 @@ const (
 	codeInvalid             = "invalid"
 	codeMalformed           = "malformed"
 	codeHalted              = "halted"
+	codeTimeout             = "timeout"  // the leader's deadline passed (context.DeadlineExceeded)
+	codeCanceled            = "canceled" // the leader is stopping (context.Canceled)
 	codeInternal            = "internal"
 )
 
 // codeSentinels maps codes to the errors they stand for. Order matters in
-// errorCode: ErrIndeterminate is checked before the errors it may wrap.
+// errorCode: ErrIndeterminate is checked before the errors it may wrap, and
+// the context errors after every sentinel (as httpapi matches them). It
+// covers every error httpapi tells apart (httpapi.MappedErrors; a test walks
+// them all), so a write answers the same status through a follower as on
+// the leader.
 var codeSentinels = []struct {
 	code string
 	err  error
@@ -68,6 +77,8 @@ var codeSentinels = []struct {
 	{codeNotFound, tokens.ErrNotFound},
 	{codeParentNotFound, tokens.ErrParentNotFound},
 	{codeParentNotValid, tokens.ErrParentNotValid},
+	{codeTokenNotValid, tokens.ErrTokenNotValid},
+	{codeTooManyDescendants, tokens.ErrTooManyDescendants},
 	{codeDuplicateName, tokens.ErrDuplicateName},
 	{codeIdempotencyConflict, tokens.ErrIdempotencyConflict},
 	{codeStoreUnavailable, tokens.ErrStoreUnavailable},
@@ -75,6 +86,8 @@ var codeSentinels = []struct {
 	{codeInvalid, token.ErrInvalid},
 	{codeMalformed, token.ErrMalformed},
 	{codeHalted, ErrHalted},
+	{codeTimeout, context.DeadlineExceeded},
+	{codeCanceled, context.Canceled},
 }
 
 // errorCode returns the stable code of err.

@@ -120,7 +120,8 @@ func (c *procCluster) other(not ...*node) *node {
 // a SIGSTOPped node (it never answers valid for a token revoked while it was
 // stopped), and a whole-cluster SIGKILL and restart with nothing lost.
 func TestClusterProcesses(t *testing.T) {
-	c := startProcCluster(t, 3)
+	// No lifetime limit: the test issues a token that never expires.
+	c := startProcCluster(t, 3, "TOKENCACHE_TOKENS_MAX_LIFETIME=-1")
 	lead := c.leader(30 * time.Second)
 	st, _ := c.status(lead)
 	voters := 0

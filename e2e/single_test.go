@@ -12,7 +12,8 @@ import (
 // process, stops it with SIGTERM, restarts it on the same data dir, and finds
 // every token and every revocation intact.
 func TestSingleNodeRestart(t *testing.T) {
-	n := startNode(t, "", nil)
+	// No lifetime limit: the test issues a token that never expires.
+	n := startNode(t, "", []string{"TOKENCACHE_TOKENS_MAX_LIFETIME=-1"})
 	admin := n.adminToken()
 	// The only server of its cluster cannot leave it: 409 at once, and it
 	// keeps serving.

@@ -88,6 +88,25 @@ func errorStatus(err error) (status int, code, message string) {
 	return fasthttp.StatusInternalServerError, codeInternal, "internal error"
 }
 
+// ErrorStatus returns the HTTP status and stable code the API answers for
+// err. Other transports that carry these errors (the cluster's forwarding
+// RPC) test against it, so that a write answers the same through any node.
+func ErrorStatus(err error) (status int, code string) {
+	status, code, _ = errorStatus(err)
+	return status, code
+}
+
+// MappedErrors returns every error that errorStatus tells apart: the
+// sentinels of the table above, the two input errors of the token model and
+// the two context errors. Safe for concurrent use; the slice is new.
+func MappedErrors() []error {
+	out := []error{token.ErrInvalid, token.ErrMalformed}
+	for _, e := range serviceErrors {
+		out = append(out, e.err)
+	}
+	return append(out, context.DeadlineExceeded, context.Canceled)
+}
+
 // fail answers err as mapped by errorStatus. A 503 carries Retry-After: 1
 // (overload, leader loss and store outages are short, and RFC 7009 clients
 // must retry a revoke). A 500 is logged here, once, with the real error.

@@ -19,7 +19,7 @@ import (
 // prove it for the whole hot path a gateway hits: the handler over the real
 // token service, cache and secret hasher (a cache hit), with no fake.
 
-func fullStackServer(tb testing.TB) (*Server, string) {
+func fullStackServer(tb testing.TB, child bool) (*Server, string) {
 	tb.Helper()
 	ctx := context.Background()
 	pcfg := persist.DefaultConfig()
@@ -51,6 +51,15 @@ func fullStackServer(tb testing.TB) (*Server, string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	if child {
+		// A delegated grandchild: validation walks two ancestors.
+		for range 2 {
+			iss, err = svc.Delegate(ctx, tokens.DelegateRequest{ParentToken: iss.Token, Delegation: token.Delegation{Type: token.TypeNotebook}})
+			if err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	reg := prometheus.NewRegistry()
 	s, err := New(testConfig(), svc, log, reg, reg)
@@ -61,7 +70,12 @@ func fullStackServer(tb testing.TB) (*Server, string) {
 }
 
 func TestFullStackHotPathAllocs(t *testing.T) {
-	s, tok := fullStackServer(t)
+	t.Run("root", func(t *testing.T) { testFullStackHotPathAllocs(t, false) })
+	t.Run("grandchild", func(t *testing.T) { testFullStackHotPathAllocs(t, true) })
+}
+
+func testFullStackHotPathAllocs(t *testing.T, child bool) {
+	s, tok := fullStackServer(t, child)
 	h := s.Handler()
 	ctx := hotCtx("GET", "/v1/validate?scope=read", [2]string{"Authorization", "Bearer " + tok})
 	h(ctx) // warm: the first use is recorded for last-used replication
@@ -83,8 +97,14 @@ func TestFullStackHotPathAllocs(t *testing.T) {
 // BenchmarkValidateHitFullStack: handler + real service + real cache.
 //
 //	go test -run '^$' -bench ValidateHitFullStack -benchmem ./httpapi/
-func BenchmarkValidateHitFullStack(b *testing.B) {
-	s, tok := fullStackServer(b)
+func BenchmarkValidateHitFullStack(b *testing.B) { benchFullStack(b, false) }
+
+// BenchmarkValidateHitFullStackGrandchild: the same for a token with two
+// ancestors, which validation judges too.
+func BenchmarkValidateHitFullStackGrandchild(b *testing.B) { benchFullStack(b, true) }
+
+func benchFullStack(b *testing.B, child bool) {
+	s, tok := fullStackServer(b, child)
 	h := s.Handler()
 	hs := [2]string{"Authorization", "Bearer " + tok}
 	b.Run("serial", func(b *testing.B) {

@@ -104,14 +104,36 @@ func Has[S string | []byte](s Scopes, scope S) bool {
 // Has reports whether scope is in the set.
 func (s Scopes) Has(scope string) bool { return Has(s, scope) }
 
-// Contains reports whether every scope of o is in s.
+// Contains reports whether every scope of o is in s. It does not allocate
+// (validation calls it for every token with a parent).
 func (s Scopes) Contains(o Scopes) bool {
-	for _, sc := range o.List() {
-		if !s.Has(sc) {
+	rest := string(o)
+	for len(rest) > 0 {
+		cur := rest
+		if i := strings.IndexByte(rest, ' '); i >= 0 {
+			cur, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		if !Has(s, cur) {
 			return false
 		}
 	}
 	return true
+}
+
+// Intersect returns the scopes that are in both s and o.
+func (s Scopes) Intersect(o Scopes) Scopes {
+	if o.Contains(s) {
+		return s
+	}
+	var out []string
+	s.Each(func(sc string) {
+		if Has(o, sc) {
+			out = append(out, sc)
+		}
+	})
+	return Scopes(strings.Join(out, " "))
 }
 
 // Each calls f for each scope in order, without allocating.

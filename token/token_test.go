@@ -334,7 +334,7 @@ func TestReusable(t *testing.T) {
 	parent := &Token{Key: NewKey(), Created: base, Expires: base.Add(time.Hour), Scopes: "read write"}
 	child := func(mut func(*Token)) *Token {
 		c := &Token{Key: NewKey(), Created: base, Expires: base.Add(50 * time.Minute), Type: TypeInternal, Scopes: "read"}
-		c.SetExtra(Extra{Parent: parent.Key, Service: "svc"})
+		c.SetExtra(Extra{Parent: parent.Key, Service: "svc", Sealed: []byte("sealed secret")})
 		if mut != nil {
 			mut(c)
 		}
@@ -356,6 +356,7 @@ func TestReusable(t *testing.T) {
 		{"notebook asked", child(nil), Delegation{Type: TypeNotebook}, false},
 		{"never expiring child", child(func(c *Token) { c.Expires = 0 }), d, true},
 		{"no minimum", child(nil), Delegation{Type: TypeInternal, Service: "svc", Scopes: "read"}, true},
+		{"issued, not delegated (no sealed secret)", child(func(c *Token) { c.Ext.Sealed = nil }), d, false},
 	}
 	for _, c := range cases {
 		if got := r.Reusable(c.c, parent, c.d, now); got != c.want {

@@ -44,9 +44,15 @@ type Delegation struct {
 
 // Reusable reports whether child can be handed out again for d under parent
 // at now: same parent, same type, same service and scopes (internal), still
-// valid, and living at least until d.MinExpires.
+// valid, living at least until d.MinExpires, and minted by a delegation, so
+// that it carries its secret sealed under the parent's (Extra.Sealed): a
+// child issued by an admin with the same type, service and scopes has none,
+// and only its first caller ever held its secret.
 func (r Rules) Reusable(child, parent *Token, d Delegation, now Time) bool {
 	if child.Parent() != parent.Key || child.Type != d.Type {
+		return false
+	}
+	if child.Ext == nil || len(child.Ext.Sealed) == 0 {
 		return false
 	}
 	if d.Type == TypeInternal && (child.Service() != d.Service || child.Scopes != d.Scopes) {

@@ -10,8 +10,9 @@ import (
 	"github.com/tokencache/tokencache/token"
 )
 
-// Info returns the record of k and its state now. Tokens past retention are
-// not found.
+// Info returns the record of k and its state now, as validation sees them
+// (for a child: narrowed to its ancestors' current scopes and expiry). Tokens
+// past retention are not found.
 func (s *Service) Info(ctx context.Context, k token.Key) (*token.Token, token.State, error) {
 	t, err := s.get(ctx, k)
 	if err != nil {
@@ -21,9 +22,16 @@ func (s *Service) Info(ctx context.Context, k token.Key) (*token.Token, token.St
 		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, k)
 	}
 	_, used, _ := s.cache.Get(k)
-	st := s.rules.State(t, token.At(s.now()), used)
+	now := token.At(s.now())
+	st := s.rules.State(t, now, used)
 	if st == token.StateUnknown {
 		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, k)
+	}
+	if st == token.StateValid && !t.Parent().IsZero() {
+		// As validation answers it: narrowed to, or ended by, its ancestors.
+		if t, st, err = s.lineage(ctx, t, now); err != nil {
+			return nil, 0, s.storeErr(err)
+		}
 	}
 	return t, st, nil
 }

@@ -30,13 +30,17 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
 		}
 		key, secret = e.key, e.secret
 	}
-	if len(req.Credentials) > 0 {
-		return Issued{}, fmt.Errorf("%w: storing credentials on a token is not supported by this version", token.ErrInvalid)
-	}
 	spec := &IssueSpec{Request: req, Key: key, Hash: s.hasher.Sum(key, []byte(secret))}
 	spec.Request.Credentials = nil
 	res, err := s.write(ctx, &WriteRequest{Issue: spec})
 	if err != nil {
+		if req.IdempotencyKey != "" && notApplied(err) {
+			// Refused before it reached the log: the request did not
+			// run, so its key stays free for a corrected request
+			// (as Stripe and the IETF Idempotency-Key draft do). An
+			// outcome that may have happened keeps the key.
+			s.memo.forget(req.IdempotencyKey, key)
+		}
 		return Issued{}, err
 	}
 	if res.Token.Key != key {
@@ -45,6 +49,28 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
 		return Issued{}, fmt.Errorf("%w: token %s was issued for this key earlier and its secret cannot be shown again", ErrIdempotencyConflict, res.Token.Key)
 	}
 	return Issued{Token: token.Encode(s.cfg.Prefix, key, secret), Record: res.Token, Reused: res.Reused}, nil
+}
+
+// checkLifetime applies tokens.max_lifetime to a lifetime asked for (zero:
+// none asked) or to never expiring; field names the lifetime in the message.
+// While the setting is in force no token may outlive it, on every path
+// (issue, delegation, modify), so a token that never expires is refused
+// rather than silently given an expiry its holder did not ask for (a child
+// is bounded by its parent's expiry, and a default lifetime by
+// tokens.expiry, which start-up keeps within the limit).
+func (s *Service) checkLifetime(field string, noExpire bool, life time.Duration) error {
+	limit := s.cfg.MaxLifetime
+	if limit == NoMaxLifetime {
+		return nil
+	}
+	if noExpire {
+		return fmt.Errorf("%w: no_expire is refused: no token may outlive tokens.max_lifetime (%s); ask for an expiry within it, or set tokens.max_lifetime to -1 to allow tokens that never expire",
+			token.ErrInvalid, limit)
+	}
+	if life > limit {
+		return fmt.Errorf("%w: %s is longer than tokens.max_lifetime (%s)", token.ErrInvalid, field, limit)
+	}
+	return nil
 }
 
 // checkIssue validates and normalises an issue request; it changes nothing.
@@ -61,8 +87,11 @@ func (s *Service) checkIssue(req *IssueRequest) error {
 	if req.NoExpire && req.ExpiresIn != 0 {
 		return fmt.Errorf("%w: no_expire cannot be combined with expires_in", token.ErrInvalid)
 	}
-	if req.ExpiresIn > s.cfg.MaxLifetime {
-		return fmt.Errorf("%w: expires_in is longer than tokens.max_lifetime (%s)", token.ErrInvalid, s.cfg.MaxLifetime)
+	if err := s.checkLifetime("expires_in", req.NoExpire, req.ExpiresIn); err != nil {
+		return err
+	}
+	if len(req.Credentials) > 0 {
+		return fmt.Errorf("%w: storing credentials on a token is not supported by this version", token.ErrInvalid)
 	}
 	if req.Format == token.FormatJWT {
 		return fmt.Errorf("%w: format jwt needs a signing key, which is not configured", token.ErrInvalid)
@@ -139,7 +168,7 @@ func (s *Service) leaderIssue(ctx context.Context, spec *IssueSpec) (*token.Toke
 		if err != nil {
 			return nil, false, err
 		}
-		if err := s.checkChild(rec, parent, now); err != nil {
+		if err := s.checkChild(ctx, rec, parent, now); err != nil {
 			return nil, false, err
 		}
 	}
@@ -167,13 +196,18 @@ func (s *Service) leaderIssue(ctx context.Context, spec *IssueSpec) (*token.Toke
 }
 
 // checkChild applies the rules of a child token to rec under parent (nil when
-// the parent does not exist): same user, parent valid, scopes within the
-// parent's, expiry clamped to the parent's.
-func (s *Service) checkChild(rec, parent *token.Token, now token.Time) error {
+// the parent does not exist): same user, parent valid as it stands under its
+// own ancestors, scopes within its effective scopes, expiry clamped to its
+// effective expiry, and no deeper than validation walks (maxAncestry).
+func (s *Service) checkChild(ctx context.Context, rec, parent *token.Token, now token.Time) error {
 	if parent == nil {
 		return fmt.Errorf("%w: %s", ErrParentNotFound, rec.Parent())
 	}
-	if st := s.rules.State(parent, now, 0); st != token.StateValid {
+	eff, st, err := s.effective(ctx, parent, now)
+	if err != nil {
+		return s.storeErr(err)
+	}
+	if st != token.StateValid {
 		if st == token.StateUnknown {
 			return fmt.Errorf("%w: %s", ErrParentNotFound, parent.Key)
 		}
@@ -182,13 +216,40 @@ func (s *Service) checkChild(rec, parent *token.Token, now token.Time) error {
 	if parent.Username != rec.Username {
 		return fmt.Errorf("%w: a child token belongs to its parent's user %q", token.ErrInvalid, parent.Username)
 	}
-	if !parent.Scopes.Contains(rec.Scopes) {
+	if !eff.Scopes.Contains(rec.Scopes) {
 		return fmt.Errorf("%w: a child token cannot have scopes its parent lacks", token.ErrInvalid)
 	}
-	if parent.Expires != 0 && (rec.Expires == 0 || rec.Expires > parent.Expires) {
-		rec.Expires = parent.Expires
+	if eff.Expires != 0 && (rec.Expires == 0 || rec.Expires > eff.Expires) {
+		rec.Expires = eff.Expires
+	}
+	depth := 1
+	for p := parent.Parent(); !p.IsZero(); depth++ {
+		if depth >= maxAncestry {
+			return fmt.Errorf("%w: a token can have at most %d ancestors", token.ErrInvalid, maxAncestry)
+		}
+		a, err := s.get(ctx, p)
+		if err != nil {
+			return err
+		}
+		if a == nil {
+			break
+		}
+		p = a.Parent()
 	}
 	return nil
+}
+
+// notApplied reports whether a write failed with an error that says it was
+// judged and refused, or never reached the leader, so that it changed
+// nothing: a bad request, a name or parent conflict, a full write queue, no
+// leader. An indeterminate outcome, a deadline or an error this list does
+// not name may have been applied.
+func notApplied(err error) bool {
+	if errIs(err, ErrIndeterminate) {
+		return false
+	}
+	return errIs(err, token.ErrInvalid, token.ErrMalformed, ErrNotFound, ErrParentNotFound,
+		ErrParentNotValid, ErrTokenNotValid, ErrDuplicateName, ErrOverloaded, ErrNoLeader)
 }
 
 // fingerprint identifies the content of an issue request (for the
@@ -213,8 +274,11 @@ func (s *Service) Delegate(ctx context.Context, req DelegateRequest) (Issued, er
 			return Issued{}, err
 		}
 	}
-	if req.ExpiresIn < 0 || req.ExpiresIn > s.cfg.MaxLifetime {
-		return Issued{}, fmt.Errorf("%w: expires_in must be between 0 and tokens.max_lifetime", token.ErrInvalid)
+	if req.ExpiresIn < 0 {
+		return Issued{}, fmt.Errorf("%w: expires_in must not be negative", token.ErrInvalid)
+	}
+	if err := s.checkLifetime("expires_in", false, req.ExpiresIn); err != nil {
+		return Issued{}, err
 	}
 	pk, psecret, err := token.Parse(s.cfg.Prefix, []byte(req.ParentToken))
 	if err != nil {
@@ -256,7 +320,10 @@ func (s *Service) Delegate(ctx context.Context, req DelegateRequest) (Issued, er
 	return Issued{Token: token.Encode(s.cfg.Prefix, child.Key, secret), Record: child, Reused: res.Reused}, nil
 }
 
-// leaderDelegate finds a reusable child or mints the one in spec.
+// leaderDelegate finds a reusable child or mints the one in spec. The parent
+// is judged as it stands under its own ancestors (effective), and read again
+// under its user's lock, so that a modify of the parent cannot slip between
+// the check and the write.
 func (s *Service) leaderDelegate(ctx context.Context, spec *DelegateSpec) (*token.Token, bool, error) {
 	parent, err := s.get(ctx, spec.Parent)
 	if err != nil {
@@ -267,17 +334,44 @@ func (s *Service) leaderDelegate(ctx context.Context, spec *DelegateSpec) (*toke
 	}
 	unlock := s.locks.lock(parent.Username)
 	defer unlock()
+	if parent, err = s.get(ctx, spec.Parent); err != nil {
+		return nil, false, err
+	}
+	if parent == nil || parent.Hash != spec.ParentHash {
+		return nil, false, fmt.Errorf("%w: %s", ErrParentNotFound, spec.Parent)
+	}
 	now := token.At(s.now())
+	eff, st, err := s.effective(ctx, parent, now)
+	if err != nil {
+		return nil, false, s.storeErr(err)
+	}
+	switch st {
+	case token.StateValid:
+	case token.StateUnknown:
+		return nil, false, fmt.Errorf("%w: %s", ErrParentNotFound, spec.Parent)
+	default:
+		return nil, false, fmt.Errorf("%w: parent is %s", ErrParentNotValid, st)
+	}
 	d := spec.Delegation
 	if d.Type == token.TypeNotebook {
-		d.Scopes = parent.Scopes
+		d.Scopes = eff.Scopes
+	}
+	if !eff.Scopes.Contains(d.Scopes) {
+		// Checked before reuse too: a child minted before the parent lost
+		// a scope must not be handed out for it.
+		return nil, false, fmt.Errorf("%w: a child token cannot have scopes its parent lacks", token.ErrInvalid)
 	}
 	kids, err := s.children(ctx, []token.Key{parent.Key})
 	if err != nil {
 		return nil, false, err
 	}
 	for _, k := range kids {
-		if s.rules.Reusable(k, parent, d, now) {
+		if eff.Expires != 0 && (k.Expires == 0 || k.Expires > eff.Expires) {
+			c := *k // as it stands under its parent (lineage)
+			c.Expires = eff.Expires
+			k = &c
+		}
+		if s.rules.Reusable(k, eff, d, now) {
 			return k, true, nil
 		}
 	}
@@ -289,16 +383,16 @@ func (s *Service) leaderDelegate(ctx context.Context, spec *DelegateSpec) (*toke
 		req.ExpiresIn = time.Duration(spec.Expires - now)
 	}
 	rec := s.newRecord(&req, spec.Key, spec.Hash, now)
-	if spec.Expires == 0 && parent.Expires != 0 {
-		rec.Expires = parent.Expires // a child lives as long as its parent by default
+	if spec.Expires == 0 && eff.Expires != 0 {
+		rec.Expires = eff.Expires // a child lives as long as its parent by default
 	}
 	e := *rec.Ext
 	e.Sealed = spec.Sealed
 	rec.SetExtra(e)
-	if err := rec.Validate(); err != nil {
+	if err := s.checkChild(ctx, rec, parent, now); err != nil {
 		return nil, false, err
 	}
-	if err := s.checkChild(rec, parent, now); err != nil {
+	if err := rec.Validate(); err != nil {
 		return nil, false, err
 	}
 	if _, err := s.propose(ctx, &Command{Op: OpPut, Time: now, Puts: []*token.Token{rec}}, false); err != nil {

@@ -8,7 +8,8 @@ import (
 )
 
 // memo remembers, on the node that received an issue with an
-// Idempotency-Key, the key and secret it generated, so that a retry of the
+// Idempotency-Key, the key and secret it generated (until the request is
+// refused: a request that changed nothing does not use up its key), so that a retry of the
 // same request reuses them (and so mints nothing new even if the first
 // attempt did commit) and can show the token text again. It lives only in
 // this node's memory: the replicated state knows which token a key minted,
@@ -51,4 +52,14 @@ func (m *memo) remember(id string, e memoEntry) memoEntry {
 		m.order = append([]string(nil), m.order[len(m.order)-memoMax:]...)
 	}
 	return e
+}
+
+// forget drops the entry of id if it is still the one that generated key (a
+// concurrent request with the same Idempotency-Key may have replaced it).
+func (m *memo) forget(id string, key token.Key) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.entries[id]; ok && e.key == key {
+		delete(m.entries, id)
+	}
 }

@@ -198,27 +198,42 @@ func (s *Service) leaderModify(ctx context.Context, req *ModifyRequest) (*token.
 	}
 	switch {
 	case req.NoExpire:
+		if err := s.checkLifetime("expires", true, 0); err != nil {
+			return nil, err
+		}
 		next.Expires = 0
 	case req.Expires != nil:
 		exp := token.At(*req.Expires)
 		if exp <= now {
 			return nil, fmt.Errorf("%w: expires must be in the future", token.ErrInvalid)
 		}
-		if exp.Time().Sub(now.Time()) > s.cfg.MaxLifetime {
-			return nil, fmt.Errorf("%w: expires is further away than tokens.max_lifetime (%s)", token.ErrInvalid, s.cfg.MaxLifetime)
+		if err := s.checkLifetime("expires", false, exp.Time().Sub(now.Time())); err != nil {
+			return nil, err
 		}
 		next.Expires = exp
 	}
 	if p := next.Parent(); !p.IsZero() {
+		// Judged against the parent as it stands under its own ancestors.
+		// A child already narrowed by its ancestors at validation may keep
+		// its record as it is; a modify may only ask for what they allow.
 		parent, err := s.get(ctx, p)
 		if err != nil {
 			return nil, err
 		}
-		if parent != nil && !parent.Scopes.Contains(next.Scopes) {
-			return nil, fmt.Errorf("%w: a child token cannot have scopes its parent lacks", token.ErrInvalid)
-		}
-		if parent != nil && parent.Expires != 0 && (next.Expires == 0 || next.Expires > parent.Expires) {
-			return nil, fmt.Errorf("%w: a child token cannot outlive its parent", token.ErrInvalid)
+		if parent != nil {
+			eff, pst, err := s.effective(ctx, parent, now)
+			if err != nil {
+				return nil, s.storeErr(err)
+			}
+			if pst != token.StateValid {
+				return nil, fmt.Errorf("%w: its parent is %s", ErrTokenNotValid, pst)
+			}
+			if req.Scopes != nil && !eff.Scopes.Contains(next.Scopes) {
+				return nil, fmt.Errorf("%w: a child token cannot have scopes its parent lacks", token.ErrInvalid)
+			}
+			if (req.NoExpire || req.Expires != nil) && eff.Expires != 0 && (next.Expires == 0 || next.Expires > eff.Expires) {
+				return nil, fmt.Errorf("%w: a child token cannot outlive its parent", token.ErrInvalid)
+			}
 		}
 	}
 	if err := next.Validate(); err != nil {

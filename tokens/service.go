@@ -24,7 +24,10 @@ type Config struct {
 	Prefix string      // tokens.prefix
 	Rules  token.Rules // tokens.expiry, retention, idle_timeout
 	Pepper []byte      // tokens.pepper: HMAC key for secret hashes (optional)
-	// MaxLifetime caps expires_in (tokens.max_lifetime).
+	// MaxLifetime is the longest any token may live (tokens.max_lifetime):
+	// it caps expires_in and a modify's expires, and while it is set a
+	// token cannot be made never to expire (no_expire is refused).
+	// NoMaxLifetime lifts the limit.
 	MaxLifetime time.Duration
 	// ReadTimeout bounds a store read on a cache miss.
 	ReadTimeout time.Duration
@@ -46,6 +49,10 @@ type Config struct {
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
 }
+
+// NoMaxLifetime as Config.MaxLifetime lets tokens ask for any lifetime (up to
+// what the API accepts) and never expire.
+const NoMaxLifetime time.Duration = -1
 
 // DefaultConfig returns the defaults of DESIGN §7.
 func DefaultConfig() Config {
@@ -73,8 +80,11 @@ func (c Config) Validate() error {
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.MaxLifetime <= 0 {
-		errs = append(errs, errors.New("tokens.max_lifetime must be positive"))
+	if c.MaxLifetime <= 0 && c.MaxLifetime != NoMaxLifetime {
+		errs = append(errs, errors.New("tokens.max_lifetime must be positive, or -1 for no limit"))
+	}
+	if c.MaxLifetime > 0 && c.Rules.Expiry > c.MaxLifetime {
+		errs = append(errs, fmt.Errorf("tokens.expiry (%s) must not exceed tokens.max_lifetime (%s)", c.Rules.Expiry, c.MaxLifetime))
 	}
 	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 {
 		errs = append(errs, errors.New("read and write timeouts must be positive"))

@@ -50,6 +50,8 @@ type nodeOpts struct {
 	mode     string
 	rules    token.Rules
 	clock    *clock
+	// maxLifetime is tokens.max_lifetime; 0: the default.
+	maxLifetime time.Duration
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -124,6 +126,9 @@ func newNode(t testing.TB, o nodeOpts) *testNode {
 	cfg := DefaultConfig()
 	cfg.Rules = o.rules
 	cfg.Now = o.clock.Now
+	if o.maxLifetime != 0 {
+		cfg.MaxLifetime = o.maxLifetime
+	}
 	cfg.ReapInterval = time.Hour // tests purge explicitly
 	svc, err := New(cfg, state, NewLocalLog(state, idx), nil, testLogger(t))
 	if err != nil {
@@ -189,7 +194,7 @@ func TestIssueAndValidate(t *testing.T) {
 }
 
 func TestExpiryAndRetention(t *testing.T) {
-	n := newNode(t, nodeOpts{})
+	n := newNode(t, nodeOpts{maxLifetime: NoMaxLifetime}) // tokens that never expire are allowed
 	short := n.issue(t, IssueRequest{ExpiresIn: 10 * time.Minute})
 	def := n.issue(t, IssueRequest{})
 	forever := n.issue(t, IssueRequest{NoExpire: true})
@@ -423,7 +428,7 @@ func TestIssueRejectsBadInput(t *testing.T) {
 }
 
 func TestModify(t *testing.T) {
-	n := newNode(t, nodeOpts{})
+	n := newNode(t, nodeOpts{maxLifetime: NoMaxLifetime}) // tokens that never expire are allowed
 	iss := n.issue(t, IssueRequest{Scopes: "read", Name: "a"})
 	name, scopes := "b", token.Scopes("read write")
 	exp := n.clock.Now().Add(3 * time.Hour)

@@ -51,44 +51,81 @@ func (s *Service) Validate(ctx context.Context, raw []byte) Validation {
 	}
 	if st == token.StateValid {
 		if !t.Parent().IsZero() {
-			revoked, err := s.ancestorRevoked(ctx, t)
+			eff, ast, err := s.lineage(ctx, t, now)
 			if err != nil {
 				return Validation{Err: ErrStoreUnavailable}
 			}
-			if revoked {
-				return Validation{State: token.StateRevoked, Token: t}
+			if ast != token.StateValid {
+				return Validation{State: ast, Token: t}
 			}
+			t = eff
 		}
 		s.cache.MarkUsed(k, now)
 	}
 	return Validation{State: st, Token: t}
 }
 
-// ancestorRevoked reports whether a parent of t, up to maxAncestry levels,
-// is revoked. A revoke writes the revocation into every descendant, but when
-// the store cannot list them (it is down) only the root is revoked at once:
-// this check makes its whole subtree answer revoked on every node anyway. A
-// parent that no longer exists was deleted past retention, which a child,
-// never outliving its parent, has reached too.
-func (s *Service) ancestorRevoked(ctx context.Context, t *token.Token) (bool, error) {
+// lineage judges t against its ancestors, up to maxAncestry levels: a token
+// is never worth more than its ancestors are now. It returns the state the
+// ancestors impose (revoked when one is revoked, expired when one is expired
+// or gone, else valid) and t's effective record: t itself, or, when an
+// ancestor's current scopes or expiry are narrower than t's, a copy of t
+// narrowed to them. The common case (no narrowing) allocates nothing.
+//
+// Effective rights are derived here, from the records every node holds,
+// rather than written into each descendant when an ancestor changes: so they
+// hold on every node whatever the order in which writes reach it, and even
+// when the leader cannot list a subtree (the store is down). A revoke still
+// writes the revocation into every descendant it can list, so that listings
+// show it; this check makes the subtree answer revoked anyway.
+//
+// A parent that no longer exists was deleted past retention (or purged once
+// expired): its descendants are past their use too, and answer expired.
+func (s *Service) lineage(ctx context.Context, t *token.Token, now token.Time) (*token.Token, token.State, error) {
+	eff := t
 	p := t.Parent()
 	for depth := 0; !p.IsZero() && depth < maxAncestry; depth++ {
 		a, _, ok := s.cache.Get(p)
 		if !ok {
 			var err error
 			if a, _, err = s.cache.Lookup(ctx, p, s.load); err != nil {
-				return false, err
+				return t, token.StateUnknown, err
 			}
 			if a == nil {
-				return false, nil
+				return t, token.StateExpired, nil
 			}
 		}
 		if a.RevokedAt != 0 {
-			return true, nil
+			return t, token.StateRevoked, nil
+		}
+		if a.Expires != 0 && now >= a.Expires {
+			return t, token.StateExpired, nil
+		}
+		shorter := a.Expires != 0 && (eff.Expires == 0 || eff.Expires > a.Expires)
+		if shorter || !a.Scopes.Contains(eff.Scopes) {
+			if eff == t {
+				c := *t // shallow: Ext is shared and never changed
+				eff = &c
+			}
+			if shorter {
+				eff.Expires = a.Expires
+			}
+			eff.Scopes = eff.Scopes.Intersect(a.Scopes)
 		}
 		p = a.Parent()
 	}
-	return false, nil
+	return eff, token.StateValid, nil
+}
+
+// effective returns t as it stands at now under its ancestors (lineage) and
+// its state: the state of t's own record, or, when that is valid, the one
+// its ancestors impose. t must not be nil.
+func (s *Service) effective(ctx context.Context, t *token.Token, now token.Time) (*token.Token, token.State, error) {
+	st := s.rules.State(t, now, 0)
+	if st != token.StateValid || t.Parent().IsZero() {
+		return t, st, nil
+	}
+	return s.lineage(ctx, t, now)
 }
 
 // loadFromStore is the cache's read-through loader.

@@ -124,7 +124,7 @@ With -o json, print the whole answer (the token text and its record).`,
 	f.StringVar(&req.Name, "name", "", "token name, unique per user among live tokens")
 	f.StringArrayVar(&req.Scopes, "scope", nil, "scope granted to the token (repeatable)")
 	f.DurationVar(&expiresIn, "expires-in", 0, "lifetime (default tokens.expiry of the server)")
-	f.BoolVar(&req.NoExpire, "no-expire", false, "the token never expires")
+	f.BoolVar(&req.NoExpire, "no-expire", false, "the token never expires (refused while the server's tokens.max_lifetime is set)")
 	f.StringVar(&req.Parent, "parent", "", "key of the parent token (revoking the parent revokes this one)")
 	f.StringVar(&req.Service, "service", "", "service of an internal token")
 	f.StringVar(&idemKey, "idempotency-key", "", "retrying with the same key never mints a second token")

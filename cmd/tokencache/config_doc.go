@@ -70,7 +70,7 @@ var keyHelp = map[string]string{
 	"tokens.expiry":        "Lifetime of a token that asks for none.",
 	"tokens.retention":     "Total time a token is kept (shown as expired or revoked) before it is deleted.\nMust be longer than expiry.",
 	"tokens.idle_timeout":  "A token unused for this long becomes idle. 0 = off.",
-	"tokens.max_lifetime":  "Longest lifetime a token may ask for.",
+	"tokens.max_lifetime":  "Longest any token may live; while set, no_expire is refused (-1 = no limit: tokens may never expire).",
 	"tokens.reap_interval": "How often tokens past retention are deleted.",
 	"tokens.prefix":        "Token text prefix: <prefix>_<key>.<secret>; [a-z][a-z0-9]{0,15}.",
 	"tokens.pepper":        "Server pepper: secrets are hashed with HMAC-SHA-256 under it instead of SHA-256.\nSecret: prefer TOKENCACHE_TOKENS_PEPPER. Changing it invalidates every token.",

@@ -371,7 +371,9 @@ func (c *Config) checkTokens(ck *checker) {
 	if t.IdleTimeout < 0 {
 		ck.errorf("tokens.idle_timeout", "must be 0 (off) or a positive duration, got %s", formatDuration(t.IdleTimeout))
 	}
-	ck.positive("tokens.max_lifetime", t.MaxLifetime)
+	if t.MaxLifetime <= 0 && t.MaxLifetime != -1 {
+		ck.errorf("tokens.max_lifetime", "must be a positive duration, or -1 for no limit, got %s", formatDuration(t.MaxLifetime))
+	}
 	if t.MaxLifetime > 0 && t.Expiry > t.MaxLifetime {
 		ck.errorf("tokens.expiry", "%s must not exceed tokens.max_lifetime (%s)", formatDuration(t.Expiry), formatDuration(t.MaxLifetime))
 	}
