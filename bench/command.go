@@ -222,7 +222,7 @@ func newSuiteCommand(suites ...*cobra.Command) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				if args[0] == "compare" {
-					return fmt.Errorf("the compare suite drives other systems' clients: run it with tokencache-bench (make bench-compare)")
+					return errors.New("the compare suite drives other systems' clients: run it with tokencache-bench (make bench-compare)")
 				}
 				return fmt.Errorf("unknown suite %q for %q", args[0], cmd.CommandPath())
 			}
