@@ -3,6 +3,10 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin/tokencache
+# tokencache-bench: `tokencache bench` with the baselines that need other
+# systems' clients, and charts; built from the bench/baselines module.
+BENCH_BIN := bin/tokencache-bench
+BASELINES := bench/baselines
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
@@ -11,7 +15,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages with goroutines and shared state run under the race detector.
 RACE_PKGS := ./cache/... ./tokens/... ./httpapi/... ./cluster/...
 
-.PHONY: help build run cluster test test-unit test-race check fuzz chaos bench bench-compare clean
+.PHONY: help build run cluster test test-unit test-race check fuzz chaos bench bench-tools bench-compare clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -28,16 +32,21 @@ cluster: build ## start three nodes on loopback (data under ./data/n1..n3); Ctrl
 test: ## every test: unit, race, SQLite + MariaDB conformance, cluster, end-to-end (starts MariaDB and nginx privately)
 	scripts/test.sh
 
-check: ## gofmt, go vet, staticcheck
+check: ## gofmt, go vet, staticcheck (the module and bench/baselines)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	cd $(BASELINES) && $(GO) vet ./...
+	cd $(BASELINES) && $(GO) run $(STATICCHECK) ./...
 
-bench: build ## standard load-test suite on one spawned node (~5 min): bench/results/latest.json + latest.png
-	$(BIN) bench suite standard --binary $(BIN) --out bench/results/latest.json --chart bench/results/latest.png
+bench-tools: ## build bin/tokencache-bench: tokencache bench with the baselines (Redis, etcd, MySQL, bare Raft) and charts
+	cd $(BASELINES) && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(CURDIR)/$(BENCH_BIN) ./cmd/tokencache-bench
 
-bench-compare: build ## tokencache vs Redis GET, bare HTTP, etcd put, bare Raft, MariaDB SELECT (installs redis-server, etcd-server)
-	TOKENCACHE_BIN=$(BIN) bench/scripts/compare.sh
+bench: build bench-tools ## standard load-test suite on one spawned node (~5 min): bench/results/latest.json + latest.png
+	$(BENCH_BIN) suite standard --binary $(BIN) --out bench/results/latest.json --chart bench/results/latest.png
+
+bench-compare: build bench-tools ## tokencache vs Redis GET, bare HTTP, etcd put, bare Raft, MariaDB SELECT (installs redis-server, etcd-server)
+	TOKENCACHE_BIN=$(BIN) TOKENCACHE_BENCH_BIN=$(BENCH_BIN) bench/scripts/compare.sh
 
 chaos: ## long fault runs: 12 rounds of partitions, leader isolation and crashes, 30 bootstrap races, repeated process-level kills (~10 min)
 	TOKENCACHE_CHAOS=1 $(GO) test -race -count=1 -timeout 60m -run 'TestChaos|TestBootstrapExpect' ./cluster/

@@ -99,16 +99,25 @@ func (p *baselineProcess) Close() error {
 	}
 }
 
-// newBaselineProcessTarget starts `bench baseline-server` of this
-// executable (the tokencache binary running `tokencache bench`) and returns
-// the HTTP target that drives it.
+// baselineServerName is the hidden command a baseline server process runs.
+const baselineServerName = "baseline-server"
+
+// newBaselineProcessTarget starts the baseline-server command of this
+// executable (c.BaselineArgs: `tokencache bench baseline-server`, or
+// `tokencache-bench baseline-server`) and returns the HTTP target that
+// drives it.
 func newBaselineProcessTarget(ctx context.Context, c *Config) (*httpTarget, error) {
 	bin, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("cannot find this executable for the baseline server: %w", err)
 	}
 	admin := token.NewSecret()
-	p, err := startBaselineProcess(ctx, []string{bin, "bench", "baseline-server", "--addr", "127.0.0.1:0", "--prefix", c.Prefix},
+	args := c.BaselineArgs
+	if len(args) == 0 {
+		args = []string{"bench", baselineServerName}
+	}
+	argv := append(append([]string{bin}, args...), "--addr", "127.0.0.1:0", "--prefix", c.Prefix)
+	p, err := startBaselineProcess(ctx, argv,
 		[]string{"TOKENCACHE_BENCH_BASELINE_ADMIN=" + admin})
 	if err != nil {
 		return nil, err
@@ -120,7 +129,7 @@ func newBaselineProcessTarget(ctx context.Context, c *Config) (*httpTarget, erro
 func baselineTarget(c *Config, url, admin string, stop func() error, what string) (*httpTarget, error) {
 	cc := *c
 	cc.AdminToken = admin
-	t, err := newHTTPTarget(&cc, []string{url}, kindBaselineHTTP)
+	t, err := newHTTPTarget(&cc, []string{url}, KindBaselineHTTP)
 	if err != nil {
 		return nil, errors.Join(err, stop())
 	}
@@ -149,7 +158,7 @@ func serveBaseline(ctx context.Context, stdout io.Writer, addr, admin, prefix st
 func newBaselineServerCommand() *cobra.Command {
 	var addr, prefix string
 	cmd := &cobra.Command{
-		Use:    "baseline-server",
+		Use:    baselineServerName,
 		Short:  "Serve the bare baseline HTTP server (started by --target baseline-http)",
 		Hidden: true,
 		Args:   cobra.NoArgs,

@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // NewCommand returns `tokencache bench`: one load-test run, plus the
-// subcommands compare, chart and suite.
-func NewCommand() *cobra.Command {
+// subcommands compare, chart and suite. suites are added under `bench
+// suite` beside standard (tokencache-bench adds compare).
+func NewCommand(suites ...*cobra.Command) *cobra.Command {
 	c := DefaultConfig()
 	var (
 		mix, out, chart, dataDir string
@@ -28,9 +30,11 @@ func NewCommand() *cobra.Command {
 		Short: "Load-test a tokencache node or cluster, or a baseline",
 		Long: `Load-test a running tokencache node or cluster (--target, repeatable,
 round-robin), nodes spawned for the run (--spawn N), or a baseline with the
-same load generator: redis://host:port (GET), etcd://host:port[,…] (put),
-baseline-http (a bare in-process fasthttp server), raft-bare (a bare
-3-node hashicorp/raft cluster), mysql://DSN (primary-key SELECT).
+same load generator: baseline-http (a bare fasthttp server answering from a
+Go map). tokencache-bench (make bench-tools) is this command with the
+baselines that need other systems' clients, and charts: redis://host:port
+(GET), etcd://host:port[,…] (put), raft-bare (a bare 3-node hashicorp/raft
+cluster), mysql://DSN (primary-key SELECT), --chart and 'suite compare'.
 
 Closed loop by default (-c connections, each sending when the last request
 has answered); --rate R runs an open loop at R requests/s whose latencies
@@ -65,13 +69,17 @@ corrected). See bench/README.md for every figure of the output.`,
 			if chart != "" && !strings.HasSuffix(chart, ".png") && !strings.HasSuffix(chart, ".svg") {
 				return fmt.Errorf("--chart %s: the name must end in .png or .svg", chart)
 			}
+			if err := checkChart(chart); err != nil {
+				return err
+			}
+			c.BaselineArgs = BaselineArgs(cmd)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runCommand(ctx, c, out, chart, quiet, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&c.Targets, "target", nil, "target: http://host:port of a tokencache node (repeatable: round-robin), redis://host:port, etcd://host:port[,host:port…], mysql://DSN, baseline-http or raft-bare")
+	f.StringArrayVar(&c.Targets, "target", nil, "target: http://host:port of a tokencache node (repeatable: round-robin), baseline-http, or (tokencache-bench) redis://host:port, etcd://host:port[,host:port…], mysql://DSN, raft-bare")
 	f.IntVar(&c.Spawn, "spawn", 0, "spawn N tokencache nodes on loopback for the run (temp data dirs, torn down after)")
 	f.StringVar(&mix, "mix", "validate", "workload mix, weighted: validate, validate-miss, unknown, issue, revoke, introspect, authz (e.g. validate=90,issue=5,revoke=5)")
 	f.IntVarP(&c.Connections, "connections", "c", c.Connections, "concurrent connections (closed loop: one worker each; open loop: most requests in flight)")
@@ -96,10 +104,10 @@ corrected). See bench/README.md for every figure of the output.`,
 	f.DurationVar(&c.Interval, "interval", c.Interval, "width of one point of the time series")
 	f.StringVar(&c.Name, "name", "", "label of the run in results and compare tables")
 	f.StringVarP(&out, "out", "o", "", "write the result as JSON to this file")
-	f.StringVar(&chart, "chart", "", "draw throughput and latency over time into this .png or .svg file")
+	f.StringVar(&chart, "chart", "", "draw throughput and latency over time into this .png or .svg file (tokencache-bench)")
 	f.BoolVar(&c.Progress, "progress", false, "print the progress line even when stderr is not a terminal")
 	f.BoolVarP(&quiet, "quiet", "q", false, "do not print the summary")
-	cmd.AddCommand(newCompareCommand(), newChartCommand(), newSuiteCommand(), newBaselineServerCommand())
+	cmd.AddCommand(newCompareCommand(), newChartCommand(), newSuiteCommand(suites...), newBaselineServerCommand())
 	return cmd
 }
 
@@ -191,7 +199,7 @@ func writeCompare(w io.Writer, a, b []*Result) error {
 func newChartCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "chart RESULT.json OUT.png|OUT.svg",
-		Short: "Draw the chart of a result written by --out",
+		Short: "Draw the chart of a result written by --out (tokencache-bench)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
 			rs, err := ReadResults(args[0])
@@ -206,90 +214,111 @@ func newChartCommand() *cobra.Command {
 	}
 }
 
-func newSuiteCommand() *cobra.Command {
-	o := SuiteOptions{Warmup: 5 * time.Second, Duration: 30 * time.Second, Rounds: 3,
-		ValidateConns: []int{64, 256}, IssueClients: []int{1, 16, 64}}
+func newSuiteCommand(suites ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "suite",
+		Short: "Run a suite of runs: standard (make bench), compare (tokencache-bench: make bench-compare)",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				if args[0] == "compare" {
+					return errors.New("the compare suite drives other systems' clients: run it with tokencache-bench (make bench-compare)")
+				}
+				return fmt.Errorf("unknown suite %q for %q", args[0], cmd.CommandPath())
+			}
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(newStandardSuiteCommand())
+	cmd.AddCommand(suites...)
+	return cmd
+}
+
+func newStandardSuiteCommand() *cobra.Command {
+	o := SuiteOptions{Warmup: 5 * time.Second, Duration: 30 * time.Second}
 	var out, chart string
 	cmd := &cobra.Command{
-		Use:   "suite standard|compare",
-		Short: "Run the standard suite (make bench) or the baseline comparison (make bench-compare)",
-		Long: `standard: seven runs against one spawned node (or --target URLs) seeded once:
+		Use:   "standard",
+		Short: "Run the standard suite (make bench)",
+		Long: `Seven runs against one spawned node (or --target URLs) seeded once:
 validate at 64 and 256 connections, validate-miss, unknown, a mix of every
 workload, issue at 16 clients, and validate in an open loop at 10,000/s.
-Writes a suite JSON (--out) and the chart of the mixed run (--chart).
-
-compare: for each case, tokencache and its baselines measured in turn,
---rounds times (A B C A B C …), then a table of medians and ratios to
-tokencache: validate vs Redis GET vs baseline-http at 64 and 256
-connections; validate-miss vs a primary-key SELECT on MariaDB; issue on 3
-nodes (sync, MySQL write-through) vs a 3-member etcd put vs bare Raft at 1,
-16 and 64 clients; issue on 1 node vs a single etcd member. A side whose
-endpoint is not given is left out (bench/scripts/compare.sh starts them).`,
-		Args:      cobra.ExactArgs(1),
-		ValidArgs: []string{"standard", "compare"},
-		RunE: func(cmd *cobra.Command, args []string) error {
+Writes a suite JSON (--out) and the chart of the mixed run (--chart,
+tokencache-bench).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkChart(chart); err != nil {
+				return err
+			}
+			if o.ChartsDir != "" && !CanChart() {
+				return fmt.Errorf("--charts-dir: %w", ErrNoChart)
+			}
 			if o.AdminToken == "" {
 				o.AdminToken = os.Getenv("TOKENCACHE_ADMIN_TOKEN")
-			}
-			if o.MySQLDSN == "" {
-				o.MySQLDSN = os.Getenv("TOKENCACHE_TEST_MYSQL_DSN")
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			o.Progress, o.Log = cmd.ErrOrStderr(), cmd.ErrOrStderr()
-			var (
-				res *SuiteResult
-				err error
-			)
-			switch args[0] {
-			case "standard":
-				res, err = RunStandardSuite(ctx, o)
-			case "compare":
-				if o.Rounds < 1 {
-					return fmt.Errorf("--rounds must be at least 1, got %d", o.Rounds)
-				}
-				res, err = RunCompareSuite(ctx, o)
-			default:
-				return fmt.Errorf("unknown suite %q (want standard or compare)", args[0])
-			}
-			if res != nil && len(res.Runs) > 0 {
-				if out != "" {
-					err = errors.Join(err, res.WriteFile(out))
-				}
-				w := cmd.OutOrStdout()
-				if res.Kind == "compare" {
-					fmt.Fprintf(w, "\nmedians of %d rounds (machine: %s)\n\n%s", res.Rounds, machineLine(res.Machine), MedianTable(res.Table))
-					for _, s := range res.Skipped {
-						fmt.Fprintf(w, "skipped: %s\n", s)
-					}
-				} else {
-					for _, r := range res.Runs {
-						fmt.Fprintf(w, "\n%s", Summary(r))
-					}
-					if chart != "" {
-						err = errors.Join(err, WriteChart(res.MainRun(), chart))
-					}
-				}
-			}
-			return err
+			res, err := RunStandardSuite(ctx, o)
+			return FinishSuite(cmd.OutOrStdout(), res, err, out, chart)
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&o.Targets, "target", nil, "standard: tokencache URLs to drive instead of a spawned node")
-	f.StringVar(&o.AdminToken, "admin-token", "", "standard with --target: the admin token (default env TOKENCACHE_ADMIN_TOKEN)")
+	f.StringArrayVar(&o.Targets, "target", nil, "tokencache URLs to drive instead of a spawned node")
+	f.StringVar(&o.AdminToken, "admin-token", "", "with --target: the admin token (default env TOKENCACHE_ADMIN_TOKEN)")
+	AddSuiteFlags(f, &o, &out)
+	f.StringVar(&chart, "chart", "", "draw the chart of the mixed run into this .png or .svg file (tokencache-bench)")
+	return cmd
+}
+
+// AddSuiteFlags registers the flags every suite has: --binary, --warmup,
+// --duration, --charts-dir and --out.
+func AddSuiteFlags(f *pflag.FlagSet, o *SuiteOptions, out *string) {
 	f.StringVar(&o.Binary, "binary", "", "tokencache binary for spawned nodes")
 	f.DurationVar(&o.Warmup, "warmup", o.Warmup, "warm-up of each run")
 	f.DurationVarP(&o.Duration, "duration", "d", o.Duration, "measured duration of each run")
-	f.IntVar(&o.Rounds, "rounds", o.Rounds, "compare: rounds of each case")
-	f.StringVar(&o.Redis, "redis", "", "compare: redis://host:port of a private Redis")
-	f.StringVar(&o.Etcd, "etcd", "", "compare: etcd://host:port of a single-member etcd")
-	f.StringVar(&o.Etcd3, "etcd3", "", "compare: etcd://h1:p1,h2:p2,h3:p3 of a 3-member etcd cluster")
-	f.StringVar(&o.MySQLDSN, "mysql-dsn", "", "compare: go-sql-driver DSN of a MariaDB/MySQL database (default env TOKENCACHE_TEST_MYSQL_DSN)")
-	f.IntSliceVar(&o.ValidateConns, "validate-conns", o.ValidateConns, "compare: connection levels of the validate case")
-	f.IntSliceVar(&o.IssueClients, "issue-clients", o.IssueClients, "compare: client levels of the issue case")
-	f.StringSliceVar(&o.Cases, "cases", nil, "compare: cases to run, comma-separated: validate, unknown, validate-miss, issue, issue-single (default all)")
-	f.StringVar(&o.ChartsDir, "charts-dir", "", "draw a chart per run into this directory")
-	f.StringVarP(&out, "out", "o", "", "write the suite result (every run) as JSON to this file")
-	f.StringVar(&chart, "chart", "", "standard: draw the chart of the mixed run into this .png or .svg file")
-	return cmd
+	f.StringVar(&o.ChartsDir, "charts-dir", "", "draw a chart per run into this directory (tokencache-bench)")
+	f.StringVarP(out, "out", "o", "", "write the suite result (every run) as JSON to this file")
+}
+
+// FinishSuite writes what a suite run returned (res, possibly partial,
+// and err): the JSON file out, then the summaries (standard) or the table
+// of medians (compare), and the chart of the standard suite's main run.
+// It returns err joined with its own errors.
+func FinishSuite(w io.Writer, res *SuiteResult, err error, out, chart string) error {
+	if res == nil || len(res.Runs) == 0 {
+		return err
+	}
+	if out != "" {
+		err = errors.Join(err, res.WriteFile(out))
+	}
+	if res.Kind == "compare" {
+		fmt.Fprintf(w, "\nmedians of %d rounds (machine: %s)\n\n%s", res.Rounds, machineLine(res.Machine), MedianTable(res.Table))
+		for _, s := range res.Skipped {
+			fmt.Fprintf(w, "skipped: %s\n", s)
+		}
+		return err
+	}
+	for _, r := range res.Runs {
+		fmt.Fprintf(w, "\n%s", Summary(r))
+	}
+	if chart != "" {
+		err = errors.Join(err, WriteChart(res.MainRun(), chart))
+	}
+	return err
+}
+
+// BaselineArgs returns the arguments, after this executable, that start
+// its hidden baseline-server command, seen from cmd or any command under
+// the bench command: ["bench", "baseline-server"] in tokencache,
+// ["baseline-server"] in tokencache-bench.
+func BaselineArgs(cmd *cobra.Command) []string {
+	for c := cmd; c != nil; c = c.Parent() {
+		for _, sub := range c.Commands() {
+			if sub.Name() == baselineServerName {
+				return append(strings.Fields(c.CommandPath())[1:], baselineServerName)
+			}
+		}
+	}
+	return []string{"bench", baselineServerName}
 }

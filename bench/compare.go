@@ -41,7 +41,7 @@ func describe(r *Result) string {
 	}
 	load := fmt.Sprintf("closed loop, %d connections", r.Config.Connections)
 	if r.Config.Mode == "open" {
-		load = fmt.Sprintf("open loop, %s req/s, up to %d in flight", formatCount(r.Config.Rate), r.Config.Workers)
+		load = fmt.Sprintf("open loop, %s req/s, up to %d in flight", FormatCount(r.Config.Rate), r.Config.Workers)
 	}
 	if r.Config.Pipeline > 1 {
 		load += fmt.Sprintf(", pipeline %d", r.Config.Pipeline)
@@ -59,7 +59,7 @@ func writeCompareTable(sb *strings.Builder, title string, ta, tb float64, ra, rb
 	// Labels padded to a fixed width read left-aligned in right-aligned cells.
 	const label = "%-18s"
 	fmt.Fprintf(tw, label+"\tA\tB\tB/A\t\n", title)
-	fmt.Fprintf(tw, label+"\t%s\t%s\t%s\t\n", "throughput (req/s)", formatCount(ta), formatCount(tb), ratio(ta, tb))
+	fmt.Fprintf(tw, label+"\t%s\t%s\t%s\t\n", "throughput (req/s)", FormatCount(ta), FormatCount(tb), ratio(ta, tb))
 	lat := []struct {
 		name string
 		a, b int64
@@ -68,7 +68,7 @@ func writeCompareTable(sb *strings.Builder, title string, ta, tb float64, ra, rb
 		{"p99.9", la.P999, lb.P999}, {"max", la.Max, lb.Max},
 	}
 	for _, l := range lat {
-		fmt.Fprintf(tw, label+"\t%s\t%s\t%s\t\n", l.name, formatMicros(l.a), formatMicros(l.b), ratio(float64(l.a), float64(l.b)))
+		fmt.Fprintf(tw, label+"\t%s\t%s\t%s\t\n", l.name, FormatMicros(l.a), FormatMicros(l.b), ratio(float64(l.a), float64(l.b)))
 	}
 	fmt.Fprintf(tw, label+"\t%s\t%s\t\t\n", "errors", errorCell(ea, ra), errorCell(eb, rb))
 	tw.Flush()

@@ -53,7 +53,7 @@ func TestCompareSuiteFiles(t *testing.T) {
 }
 
 func TestMedianTableGolden(t *testing.T) {
-	sides := []compareSide{{name: "tokencache (1 node)"}, {name: "redis GET"}, {name: "baseline-http"}}
+	sides := []CompareSide{{Name: "tokencache (1 node)"}, {Name: "redis GET"}, {Name: "baseline-http"}}
 	mk := func(thr float64, p50, p99 int64) *Result {
 		return &Result{Throughput: thr, Latency: Latency{P50: p50, P99: p99}}
 	}

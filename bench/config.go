@@ -13,8 +13,9 @@ type Config struct {
 	// target kind and mix).
 	Name string `json:"name"`
 	// Targets: tokencache base URLs (http://host:port, round-robin), or one
-	// of redis://host:port, etcd://host:port[,host:port…], baseline-http,
-	// raft-bare, mysql://<go-sql-driver DSN>. Empty with Spawn > 0.
+	// of baseline-http and the kinds added by RegisterTarget (tokencache-bench:
+	// redis://host:port, etcd://host:port[,host:port…], raft-bare,
+	// mysql://<go-sql-driver DSN>). Empty with Spawn > 0.
 	Targets []string `json:"targets"`
 	// Spawn starts this many tokencache nodes on loopback for the run
 	// (temp data dirs, torn down after); 0 drives Targets.
@@ -65,7 +66,12 @@ type Config struct {
 	// BaselineInProcess runs the baseline-http server in this process
 	// instead of a child process (`tokencache bench baseline-server`).
 	BaselineInProcess bool `json:"-"`
-	// ValueSize is the value size of the key-value baselines (Redis, etcd).
+	// BaselineArgs are the arguments, after this executable, that run its
+	// baseline-server command (default: bench baseline-server; see
+	// BaselineArgs).
+	BaselineArgs []string `json:"-"`
+	// ValueSize is the value size of the key-value baselines (Redis, etcd)
+	// and the command size of raft-bare.
 	ValueSize int `json:"value_size"`
 	// Interval is the width of one point of the time series.
 	Interval time.Duration `json:"-"`
@@ -207,8 +213,8 @@ func (c *Config) cacheCapacity() int {
 	return 2 * c.hot()
 }
 
-// workers is the number of goroutines that send requests.
-func (c *Config) workers() int { return c.Connections * c.Pipeline }
+// Workers is the number of goroutines that send requests: Connections × Pipeline.
+func (c *Config) Workers() int { return c.Connections * c.Pipeline }
 
 // defaultName is the run's label when Config.Name is empty.
 func (c *Config) defaultName() string {

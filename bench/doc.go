@@ -4,10 +4,16 @@
 // histograms.
 //
 // The same load generator also drives the baselines a result is compared
-// with: Redis GET, a bare fasthttp server answering from a Go map (the HTTP
-// ceiling of the machine), etcd puts, a bare hashicorp/raft cluster applying
-// no-op commands, and a primary-key SELECT on MySQL/MariaDB. One generator
-// means a ratio between two results measures the targets, not two tools.
+// with, so that a ratio between two results measures the targets, not two
+// tools. This package has the one baseline that needs nothing the daemon
+// does not already link: a bare fasthttp server answering from a Go map
+// (the HTTP ceiling of the machine). The baselines that need other
+// systems' clients (Redis GET, etcd puts, a bare hashicorp/raft cluster, a
+// primary-key SELECT on MySQL/MariaDB), the compare suite that runs them
+// and the chart (gonum/plot) live in bench/baselines, a module of its own
+// built into tokencache-bench; it adds them through RegisterTarget,
+// RegisterChart and NewCommand's suites, so the daemon, which links this
+// package for `tokencache bench`, links none of them.
 //
 // Closed loop (Config.Connections workers, each sending its next request
 // when the previous one has answered) measures capacity. Open loop
@@ -18,6 +24,7 @@
 // in wrk2 and HdrHistogram's RecordCorrectedValue).
 //
 // Run drives one Target and returns a Result (JSON, schema SchemaVersion);
-// WriteChart draws its time series; Compare renders two results side by
-// side; NewCommand is the `tokencache bench` command line.
+// WriteChart draws its time series (with the registered chart); Compare
+// renders two results side by side; RunCompare measures groups of targets
+// interleaved; NewCommand is the `tokencache bench` command line.
 package bench

@@ -37,6 +37,9 @@ var (
 	// ErrExhausted is returned by the revoke workload when no token is left
 	// to revoke; it is counted as KindExhausted.
 	ErrExhausted = errors.New("no token left to revoke")
+	// ErrNoChart is returned for a chart by a binary that draws none (the
+	// daemon: charts need a plotting library it does not link).
+	ErrNoChart = errors.New("this binary draws no charts; tokencache-bench does (make bench-tools)")
 )
 
 // StatusError is an HTTP answer with a status the workload did not expect.

@@ -35,7 +35,7 @@ func TestBaselineServerProcess(t *testing.T) {
 	}
 	pid := p.cmd.Process.Pid
 	c := DefaultConfig()
-	c.Targets = []string{kindBaselineHTTP}
+	c.Targets = []string{KindBaselineHTTP}
 	c.Connections, c.Tokens, c.Warmup, c.Duration = 4, 200, 0, 300*time.Millisecond
 	tgt, err := baselineTarget(&c, p.url, "adm", p.Close, "test")
 	if err != nil {

@@ -63,7 +63,7 @@ var _ Target = (*stallTarget)(nil)
 func TestOpenLoopCorrectsCoordinatedOmission(t *testing.T) {
 	const stall = 200 * time.Millisecond
 	c := DefaultConfig()
-	c.Targets = []string{kindBaselineHTTP} // only for Validate; the target is the fake
+	c.Targets = []string{KindBaselineHTTP} // only for Validate; the target is the fake
 	c.Mix = MustParseMix("issue")
 	c.Connections, c.Rate = 1, 200
 	c.Warmup, c.Duration = 0, time.Second
@@ -110,7 +110,7 @@ func TestOpenLoopCorrectsCoordinatedOmission(t *testing.T) {
 // corrects.
 func TestClosedLoopRecordsFromSend(t *testing.T) {
 	c := DefaultConfig()
-	c.Targets = []string{kindBaselineHTTP}
+	c.Targets = []string{KindBaselineHTTP}
 	c.Mix = MustParseMix("issue")
 	c.Connections = 1
 	c.Warmup, c.Duration = 0, 400*time.Millisecond

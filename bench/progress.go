@@ -126,11 +126,11 @@ func (c *counter) show(n int64) {
 	const width = 30
 	fill := int(int64(width) * n / int64(c.total))
 	c.p.line(fmt.Sprintf("%s [%s%s] %s/%s  %s/s", c.label, strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
-		formatCount(float64(n)), formatCount(float64(c.total)), formatCount(rate)))
+		FormatCount(float64(n)), FormatCount(float64(c.total)), FormatCount(rate)))
 }
 
-// formatCount renders a count or rate with thousands separators, rounded.
-func formatCount(f float64) string {
+// FormatCount renders a count or rate with thousands separators, rounded.
+func FormatCount(f float64) string {
 	s := strconv.FormatInt(int64(f+0.5), 10)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")
@@ -147,9 +147,9 @@ func formatCount(f float64) string {
 	return b.String()
 }
 
-// formatMicros renders a latency in microseconds with a unit and three
+// FormatMicros renders a latency in microseconds with a unit and three
 // significant digits: 87µs, 1.23ms, 12.3ms, 1.50s.
-func formatMicros(us int64) string {
+func FormatMicros(us int64) string {
 	switch {
 	case us < 1000:
 		return strconv.FormatInt(us, 10) + "µs"

@@ -3,9 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"image/png"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,11 +30,11 @@ func checkSane(t *testing.T, r *Result) {
 	}
 }
 
-// TestRunBaselineHTTP drives the in-process bare server for 1s, closed loop,
-// and draws the chart.
+// TestRunBaselineHTTP drives the in-process bare server for 1s, closed loop
+// (bench/baselines/chart draws the chart of such a run).
 func TestRunBaselineHTTP(t *testing.T) {
 	c := DefaultConfig()
-	c.Targets, c.BaselineInProcess = []string{kindBaselineHTTP}, true
+	c.Targets, c.BaselineInProcess = []string{KindBaselineHTTP}, true
 	c.Connections, c.Tokens = 8, 500
 	c.Warmup, c.Duration = 200*time.Millisecond, time.Second
 	c.Interval = 250 * time.Millisecond
@@ -57,7 +54,7 @@ func TestRunBaselineHTTP(t *testing.T) {
 		t.Fatalf("Run error = %v", err)
 	}
 	checkSane(t, res)
-	if res.Errors != 0 || res.Seeding == nil || res.Seeding.Items != 500 || res.Target.Kind != kindBaselineHTTP {
+	if res.Errors != 0 || res.Seeding == nil || res.Seeding.Items != 500 || res.Target.Kind != KindBaselineHTTP {
 		t.Errorf("Run = errors %d, seeding %+v, kind %q; want 0 errors, 500 seeded, baseline-http", res.Errors, res.Seeding, res.Target.Kind)
 	}
 	if len(res.Series) < 3 || len(res.Series) > 5 {
@@ -65,29 +62,6 @@ func TestRunBaselineHTTP(t *testing.T) {
 	}
 	if !strings.Contains(progress.String(), "req/s") || !strings.Contains(progress.String(), "seeding") {
 		t.Errorf("progress output %q lacks the seeding bar or the progress line", progress.String())
-	}
-	chart := filepath.Join(t.TempDir(), "chart.png")
-	if err := WriteChart(res, chart); err != nil {
-		t.Fatalf("WriteChart error = %v", err)
-	}
-	f, err := os.Open(chart)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("png.Decode(chart) error = %v", err)
-	}
-	if b := img.Bounds(); b.Dx() < 400 || b.Dy() < 300 {
-		t.Errorf("chart is %dx%d, want at least 400x300", b.Dx(), b.Dy())
-	}
-	svg := filepath.Join(t.TempDir(), "chart.svg")
-	if err := WriteChart(res, svg); err != nil {
-		t.Fatalf("WriteChart(svg) error = %v", err)
-	}
-	if b, _ := os.ReadFile(svg); !bytes.Contains(b, []byte("<svg")) {
-		t.Error("chart.svg is not an SVG")
 	}
 }
 
@@ -97,7 +71,7 @@ func TestRunBaselineHTTP(t *testing.T) {
 // tokens.
 func TestRunEveryWorkload(t *testing.T) {
 	c := DefaultConfig()
-	c.Targets, c.BaselineInProcess = []string{kindBaselineHTTP}, true
+	c.Targets, c.BaselineInProcess = []string{KindBaselineHTTP}, true
 	c.Mix = MustParseMix("validate=3,validate-miss=1,unknown=1,issue=1,revoke=1,introspect=1,authz=1")
 	c.Connections, c.Tokens, c.Hot, c.RevokePool = 4, 300, 100, 200
 	c.Warmup, c.Duration = 0, 700*time.Millisecond
@@ -170,21 +144,11 @@ func TestRunCountsHTTPErrors(t *testing.T) {
 	}
 }
 
-func TestRunRefusesUnsupportedWorkload(t *testing.T) {
-	c := DefaultConfig()
-	c.Targets = []string{kindRaftBare}
-	c.Mix = MustParseMix("validate")
-	_, err := Run(context.Background(), c, &raftTarget{}, nil)
-	if err == nil || !strings.Contains(err.Error(), "cannot run validate") {
-		t.Errorf("Run(raft-bare, validate) error = %v, want ErrUnsupported", err)
-	}
-}
-
 // TestRunPipelined drives the bare server through fasthttp's
 // PipelineClient: 2 connections × 4 requests in flight = 8 workers.
 func TestRunPipelined(t *testing.T) {
 	c := DefaultConfig()
-	c.Targets, c.BaselineInProcess = []string{kindBaselineHTTP}, true
+	c.Targets, c.BaselineInProcess = []string{KindBaselineHTTP}, true
 	c.Mix = MustParseMix("validate=8,unknown=1,issue=1")
 	c.Connections, c.Pipeline, c.Tokens = 2, 4, 200
 	c.Warmup, c.Duration = 0, 300*time.Millisecond

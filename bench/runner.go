@@ -157,7 +157,7 @@ func (s *Session) Measure(ctx context.Context, c Config, progress io.Writer) (*R
 	}
 	prog := newProgress(progress, c.Progress)
 	open := c.Rate > 0
-	nw := c.workers()
+	nw := c.Workers()
 	recs := make([]*recorder, nw)
 	clients := make([]Client, nw)
 	for i := range nw {
@@ -293,7 +293,7 @@ func buildResult(c *Config, info TargetInfo, recs []*recorder, series []Point, s
 		Seconds: round2(secs),
 		Config: RunConfig{
 			Mix: c.Mix.String(), Mode: "closed", Connections: c.Connections, Pipeline: c.Pipeline,
-			Workers: c.workers(), Rate: c.Rate, Warmup: c.Warmup.String(), Duration: c.Duration.String(),
+			Workers: c.Workers(), Rate: c.Rate, Warmup: c.Warmup.String(), Duration: c.Duration.String(),
 			Timeout: c.Timeout.String(), Tokens: c.Tokens, CacheCap: c.CacheCapacity,
 		},
 		Workloads: map[Workload]*WorkloadResult{},
@@ -305,7 +305,7 @@ func buildResult(c *Config, info TargetInfo, recs []*recorder, series []Point, s
 	if open {
 		res.Config.Mode = "open"
 	}
-	if info.Kind == kindRedis || info.Kind == kindEtcd {
+	if k, ok := registeredKind(info.Kind); ok && k.ValueSize {
 		res.Config.ValueSize = c.ValueSize
 	}
 	total, totalSvc := newHistogram(), newHistogram()

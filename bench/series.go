@@ -127,6 +127,6 @@ func (c *collector) progressLine() {
 	}
 	p := c.points[len(c.points)-1]
 	c.prog.line(fmt.Sprintf("[%5.0fs/%.0fs] %10s req/s  p50 %8s  p99 %8s  p99.9 %8s  errors %d  total %d",
-		p.T, c.end.Sub(c.start).Seconds(), formatCount(p.Throughput), formatMicros(p.P50),
-		formatMicros(p.P99), formatMicros(p.P999), c.errs, c.reqs))
+		p.T, c.end.Sub(c.start).Seconds(), FormatCount(p.Throughput), FormatMicros(p.P50),
+		FormatMicros(p.P99), FormatMicros(p.P999), c.errs, c.reqs))
 }

@@ -223,15 +223,16 @@ func FindBinary(ctx context.Context) (path string, built bool, err error) {
 	return BuildBinary(ctx)
 }
 
-// BuildBinary builds ./cmd/tokencache of the module that holds the working
-// directory into a temp dir.
+// BuildBinary builds ./cmd/tokencache of the tokencache module seen from
+// the working directory (the module itself, or the directory the
+// bench/baselines module replaces it with) into a temp dir.
 func BuildBinary(ctx context.Context) (path string, built bool, err error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", tokencacheModule).Output()
 	if err != nil {
-		return "", false, fmt.Errorf("cannot find the tokencache module (go env GOMOD): %w", err)
+		return "", false, fmt.Errorf("cannot build tokencache: cannot find its module (go list -m %s): %w; give --binary", tokencacheModule, err)
 	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
+	modDir := strings.TrimSpace(string(out))
+	if modDir == "" {
 		return "", false, errors.New("cannot build tokencache: not inside its module; give --binary")
 	}
 	dir, err := os.MkdirTemp("", "tokencache-bin-")
@@ -240,13 +241,16 @@ func BuildBinary(ctx context.Context) (path string, built bool, err error) {
 	}
 	bin := filepath.Join(dir, "tokencache")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/tokencache")
-	cmd.Dir = filepath.Dir(gomod)
+	cmd.Dir = modDir
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		_ = os.RemoveAll(dir)
 		return "", false, fmt.Errorf("cannot build tokencache: %w: %s", err, bytes.TrimSpace(msg))
 	}
 	return bin, true, nil
 }
+
+// tokencacheModule is the module path of the daemon.
+const tokencacheModule = "github.com/tokencache/tokencache"
 
 // nodeEnviron is this process's environment without its TOKENCACHE_
 // variables: the daemon refuses unknown ones, and the harness's own

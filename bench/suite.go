@@ -85,7 +85,8 @@ func ReadResults(path string) ([]*Result, error) {
 	return nil, fmt.Errorf("cannot read result %s: schema %q, want %q or %q", path, head.Schema, SchemaVersion, SuiteSchemaVersion)
 }
 
-// SuiteOptions configures both suites.
+// SuiteOptions configures the standard suite and RunCompare (the
+// baselines of the compare suite are bench/baselines' own options).
 type SuiteOptions struct {
 	// Targets are tokencache URLs to drive instead of spawned nodes
 	// (standard suite only).
@@ -96,20 +97,14 @@ type SuiteOptions struct {
 	Duration   time.Duration
 	// Rounds of the compare suite (A B A B …).
 	Rounds int
-	// Baselines of the compare suite; an empty one skips its side.
-	Redis    string // redis://host:port
-	Etcd     string // etcd://host:port (single member)
-	Etcd3    string // etcd://h1:p1,h2:p2,h3:p3
-	MySQLDSN string // go-sql-driver DSN
-	// Levels of the compare cases: validate connections and issue clients.
-	ValidateConns []int
-	IssueClients  []int
 	// Tokens, Hot and RevokePool size the standard suite's population
-	// (0 = suiteTokens, suiteHot, 20000).
+	// (0 = SuiteTokens, SuiteHot, 20000).
 	Tokens, Hot, RevokePool int
 	// Cases selects compare cases by name (validate, unknown, validate-miss, issue,
 	// issue-single); empty runs them all.
 	Cases []string
+	// BaselineArgs start this executable's baseline server (Config.BaselineArgs).
+	BaselineArgs []string
 	// ChartsDir, when set, receives a chart per run.
 	ChartsDir string
 	Progress  io.Writer

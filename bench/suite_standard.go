@@ -8,12 +8,12 @@ import (
 	"time"
 )
 
-// suiteTokens and suiteHot size the standard population: 2,000 hot tokens
+// SuiteTokens and SuiteHot size the standard population: 2,000 hot tokens
 // and 18,000 cold ones, more than the 4,000-token cache of the node spawned
 // for it, so validate-miss always misses.
 const (
-	suiteTokens = 20000
-	suiteHot    = 2000
+	SuiteTokens = 20000
+	SuiteHot    = 2000
 )
 
 // standardCases are the runs of `make bench` (7 × (warm-up + duration)).
@@ -44,7 +44,7 @@ func RunStandardSuite(ctx context.Context, o SuiteOptions) (*SuiteResult, error)
 		base.Spawn = 1
 	}
 	base.Warmup, base.Duration = o.Warmup, o.Duration
-	base.Tokens, base.Hot, base.RevokePool = orDefault(o.Tokens, suiteTokens), orDefault(o.Hot, suiteHot), orDefault(o.RevokePool, 20000)
+	base.Tokens, base.Hot, base.RevokePool = orDefault(o.Tokens, SuiteTokens), orDefault(o.Hot, SuiteHot), orDefault(o.RevokePool, 20000)
 	base.Connections = 256 // the most any case uses: sizes the client pools
 	base.Mix = MustParseMix("validate,validate-miss,unknown,introspect,authz,issue,revoke")
 	t, err := Open(ctx, &base)
@@ -100,8 +100,8 @@ func (o *SuiteOptions) logRun(r *Result) {
 	if o.Log == nil {
 		return
 	}
-	fmt.Fprintf(o.Log, "%-44s %12s req/s  p50 %8s  p99 %8s  errors %d\n", r.Name, formatCount(r.Throughput),
-		formatMicros(r.Latency.P50), formatMicros(r.Latency.P99), r.Errors)
+	fmt.Fprintf(o.Log, "%-44s %12s req/s  p50 %8s  p99 %8s  errors %d\n", r.Name, FormatCount(r.Throughput),
+		FormatMicros(r.Latency.P50), FormatMicros(r.Latency.P99), r.Errors)
 }
 
 func (o *SuiteOptions) chart(r *Result) error {

@@ -11,9 +11,9 @@ import (
 // checks the order of the runs (A B A B) and the table of medians.
 func TestRunGroupInterleaves(t *testing.T) {
 	base := DefaultConfig()
-	base.Targets, base.BaselineInProcess = []string{kindBaselineHTTP}, true
+	base.Targets, base.BaselineInProcess = []string{KindBaselineHTTP}, true
 	base.Tokens, base.Warmup, base.Duration = 200, 0, 150*time.Millisecond
-	g := compareGroup{name: "validate", levels: []int{1, 4}, sides: []compareSide{{"first", base}, {"second", base}}}
+	g := CompareGroup{Name: "validate", Levels: []int{1, 4}, Sides: []CompareSide{{"first", base}, {"second", base}}}
 	res := &SuiteResult{}
 	o := SuiteOptions{Rounds: 2}
 	if err := runGroup(context.Background(), o, g, res); err != nil {
@@ -39,53 +39,6 @@ func TestRunGroupInterleaves(t *testing.T) {
 	}
 	if res.Runs[4].Config.Connections != 4 {
 		t.Errorf("level 4 ran with %d connections", res.Runs[4].Config.Connections)
-	}
-}
-
-func TestCompareGroups(t *testing.T) {
-	o := SuiteOptions{Warmup: time.Second, Duration: 2 * time.Second, Redis: "redis://127.0.0.1:1", Etcd3: "etcd://a:1,b:2,c:3",
-		MySQLDSN: "u:p@tcp(127.0.0.1:3306)/tc", ValidateConns: []int{64, 256}, IssueClients: []int{1, 16, 64}}
-	groups := compareGroups(o)
-	sides := map[string][]string{}
-	for _, g := range groups {
-		for _, s := range g.sides {
-			sides[g.name] = append(sides[g.name], s.name)
-			if err := s.cfg.Validate(); err != nil {
-				t.Errorf("%s / %s: invalid config: %v", g.name, s.name, err)
-			}
-		}
-	}
-	want := map[string]string{
-		"validate":          "tokencache (1 node),redis GET,baseline-http",
-		"unknown":           "tokencache validate (cache hit),tokencache unknown (random tokens)",
-		"validate-miss":     "tokencache (1 node, MySQL),MariaDB PK SELECT",
-		"issue":             "tokencache (3 nodes, sync, MySQL write-through),etcd put (3 members),bare raft (3 nodes)",
-		"issue single node": "tokencache (1 node, sync, SQLite)",
-	}
-	for g, w := range want {
-		if got := strings.Join(sides[g], ","); got != w {
-			t.Errorf("group %s sides = %q, want %q", g, got, w)
-		}
-	}
-	var keys []string
-	for _, g := range groups {
-		keys = append(keys, g.key())
-	}
-	if strings.Join(keys, ",") != "validate,unknown,validate-miss,issue,issue-single" {
-		t.Errorf("case keys = %v, want validate, unknown, validate-miss, issue, issue-single", keys)
-	}
-	if groups[4].skip == "" {
-		t.Error("issue single node without --etcd is not skipped")
-	}
-	env := strings.Join(groups[3].sides[0].cfg.SpawnEnv, " ")
-	for _, kv := range []string{"TOKENCACHE_PERSIST_STORE=mysql", "TOKENCACHE_PERSIST_URL=jdbc:mysql://127.0.0.1:3306/tc",
-		"TOKENCACHE_PERSIST_USERNAME=u", "TOKENCACHE_PERSIST_PASSWORD=p", "TOKENCACHE_CLUSTER_REPLICATION_POLICY=sync", "TOKENCACHE_PERSIST_WRITE_MODE=through"} {
-		if !strings.Contains(env, kv) {
-			t.Errorf("3-node issue side env %q lacks %s", env, kv)
-		}
-	}
-	if g := compareGroups(SuiteOptions{ValidateConns: []int{64}, IssueClients: []int{1}})[2]; g.skip == "" {
-		t.Error("validate-miss without a MySQL DSN is not skipped")
 	}
 }
 

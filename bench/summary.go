@@ -17,15 +17,15 @@ func Summary(r *Result) string {
 	}
 	if r.Seeding != nil {
 		fmt.Fprintf(&sb, "  seeded %s items in %.1fs (%s/s); %d hot, %d cold, %d revocable\n",
-			formatCount(float64(r.Seeding.Items)), r.Seeding.Seconds, formatCount(r.Seeding.PerSec), r.Config.Hot, r.Config.Cold, r.Config.RevokePool)
+			FormatCount(float64(r.Seeding.Items)), r.Seeding.Seconds, FormatCount(r.Seeding.PerSec), r.Config.Hot, r.Config.Cold, r.Config.RevokePool)
 	}
 	fmt.Fprintf(&sb, "  machine: %s\n\n", machineLine(r.Machine))
 
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "workload\treq/s\trequests\terrors\tp50\tp90\tp99\tp99.9\tmax\t\n")
 	row := func(name string, thr float64, reqs, errs int64, l Latency) {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", name, formatCount(thr), reqs, errs,
-			formatMicros(l.P50), formatMicros(l.P90), formatMicros(l.P99), formatMicros(l.P999), formatMicros(l.Max))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", name, FormatCount(thr), reqs, errs,
+			FormatMicros(l.P50), FormatMicros(l.P90), FormatMicros(l.P99), FormatMicros(l.P999), FormatMicros(l.Max))
 	}
 	for _, w := range Workloads {
 		if wr := r.Workloads[w]; wr != nil && len(r.Workloads) > 1 {
@@ -36,7 +36,7 @@ func Summary(r *Result) string {
 	if r.ServiceTime != nil {
 		st := *r.ServiceTime
 		fmt.Fprintf(tw, "service time (from the actual send)\t\t\t\t%s\t%s\t%s\t%s\t%s\t\n",
-			formatMicros(st.P50), formatMicros(st.P90), formatMicros(st.P99), formatMicros(st.P999), formatMicros(st.Max))
+			FormatMicros(st.P50), FormatMicros(st.P90), FormatMicros(st.P99), FormatMicros(st.P999), FormatMicros(st.Max))
 	}
 	tw.Flush()
 	if len(r.ErrorsByKind) > 0 {

@@ -7,33 +7,27 @@ import (
 	"strings"
 )
 
-// Target kinds.
+// Target kinds of this package. Other kinds (Redis, etcd, MySQL, bare
+// Raft) are added with RegisterTarget by bench/baselines, a module of its
+// own, so that the daemon, which links this package, links none of their
+// clients.
 const (
 	kindTokencache   = "tokencache"    // http(s)://host:port of a node
-	kindBaselineHTTP = "baseline-http" // in-process bare fasthttp server
-	kindRedis        = "redis"         // redis://host:port
-	kindEtcd         = "etcd"          // etcd://host:port[,host:port…]
-	kindRaftBare     = "raft-bare"     // in-process 3-node hashicorp/raft
-	kindMySQL        = "mysql"         // mysql://<go-sql-driver DSN>
+	KindBaselineHTTP = "baseline-http" // bare fasthttp server (own process, or in-process)
 )
 
 // targetKind returns the kind of a --target value.
 func targetKind(s string) (string, error) {
 	switch {
-	case s == kindBaselineHTTP:
-		return kindBaselineHTTP, nil
-	case s == kindRaftBare:
-		return kindRaftBare, nil
+	case s == KindBaselineHTTP:
+		return KindBaselineHTTP, nil
 	case strings.HasPrefix(s, "http://"):
 		return kindTokencache, nil
-	case strings.HasPrefix(s, "redis://"):
-		return kindRedis, nil
-	case strings.HasPrefix(s, "etcd://"):
-		return kindEtcd, nil
-	case strings.HasPrefix(s, "mysql://"):
-		return kindMySQL, nil
 	}
-	return "", fmt.Errorf("unknown target %q (want http://host:port, redis://host:port, etcd://host:port[,…], mysql://DSN, baseline-http or raft-bare)", s)
+	if k, ok := lookupTarget(s); ok {
+		return k.Name, nil
+	}
+	return "", fmt.Errorf("unknown target %q (want %s)", s, targetUsage())
 }
 
 // Target is a system under load. The runner calls Seed once, then
@@ -89,21 +83,17 @@ func Open(ctx context.Context, c *Config) (Target, error) {
 	switch kind {
 	case kindTokencache:
 		return newHTTPTarget(c, c.Targets, kindTokencache)
-	case kindBaselineHTTP:
+	case KindBaselineHTTP:
 		if c.BaselineInProcess {
 			return newBaselineTarget(c)
 		}
 		return newBaselineProcessTarget(ctx, c)
-	case kindRedis:
-		return newRedisTarget(ctx, c, c.Targets[0])
-	case kindEtcd:
-		return newEtcdTarget(ctx, c, c.Targets[0])
-	case kindMySQL:
-		return newMySQLTarget(ctx, c, c.Targets[0])
-	case kindRaftBare:
-		return newRaftTarget(ctx, c)
 	}
-	return nil, fmt.Errorf("unknown target kind %q", kind)
+	k, ok := lookupTarget(c.Targets[0])
+	if !ok {
+		return nil, fmt.Errorf("unknown target kind %q", kind)
+	}
+	return k.Open(ctx, c, c.Targets[0])
 }
 
 // checkSupported returns an error naming every workload of mix that t

@@ -150,7 +150,7 @@ func (t *httpTarget) Seed(ctx context.Context, n, conc int, progress func()) ([]
 			hc.CloseIdleConnections()
 		}
 	}()
-	return seedParallel(ctx, n, conc, progress, func(i int) (Seeded, error) {
+	return SeedParallel(ctx, n, conc, progress, func(i int) (Seeded, error) {
 		node := i % len(clients)
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)
@@ -187,13 +187,13 @@ func (t *httpTarget) buildIssue(req *fasthttp.Request, node, u int) {
 	req.AppendBodyString(`}`)
 }
 
-// seedBatches writes keys in parts of batch, conc parts at a time, with
+// SeedBatches writes keys in parts of batch, conc parts at a time, with
 // write, and returns them as seeded tokens (the key is the token) in
 // completion order, calling progress once per key.
-func seedBatches(ctx context.Context, keys []string, batch, conc int, progress func(), write func(part []string, first int) error) ([]Seeded, error) {
+func SeedBatches(ctx context.Context, keys []string, batch, conc int, progress func(), write func(part []string, first int) error) ([]Seeded, error) {
 	var mu sync.Mutex
 	out := make([]Seeded, 0, len(keys))
-	_, err := seedParallel(ctx, (len(keys)+batch-1)/batch, conc, nil, func(b int) (Seeded, error) {
+	_, err := SeedParallel(ctx, (len(keys)+batch-1)/batch, conc, nil, func(b int) (Seeded, error) {
 		part := keys[b*batch : min((b+1)*batch, len(keys))]
 		if err := write(part, b*batch); err != nil {
 			return Seeded{}, err
@@ -214,9 +214,9 @@ func seedBatches(ctx context.Context, keys []string, batch, conc int, progress f
 	return out, nil
 }
 
-// seedParallel calls create(i) for i in [0, n) with conc goroutines and
+// SeedParallel calls create(i) for i in [0, n) with conc goroutines and
 // returns the results in completion order. The first error stops it.
-func seedParallel(ctx context.Context, n, conc int, progress func(), create func(i int) (Seeded, error)) ([]Seeded, error) {
+func SeedParallel(ctx context.Context, n, conc int, progress func(), create func(i int) (Seeded, error)) ([]Seeded, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (

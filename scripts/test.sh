@@ -40,10 +40,14 @@ done
 
 echo "== go vet"
 go vet ./...
+(cd bench/baselines && go vet ./...)
 echo "== race: ${race_pkgs[*]}"
 go test -race -count=1 -timeout 12m "${race_pkgs[@]}"
 echo "== tests: ${other_pkgs[*]}"
 go test -count=1 -timeout 12m "${other_pkgs[@]}"
-echo "== bench smoke: tokencache bench --spawn 1 --duration 2s"
+echo "== tests: bench/baselines (its own module: the baselines, the compare suite, the chart, tokencache-bench)"
+(cd bench/baselines && go test -count=1 -timeout 12m ./...)
+echo "== bench smoke: tokencache bench --spawn 1 --duration 2s, and tokencache-bench with --chart"
 go test -tags benchsmoke -run Smoke -count=1 -timeout 5m ./bench/
+(cd bench/baselines && go test -tags benchsmoke -run Smoke -count=1 -timeout 5m ./cmd/tokencache-bench/)
 echo "== all tests passed"

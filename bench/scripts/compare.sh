@@ -4,15 +4,16 @@
 # Starts private Redis, a single etcd member and a 3-member etcd cluster on
 # loopback (installing redis-server and etcd-server with apt-get when they
 # are missing), and MariaDB through scripts/mariadb.sh unless
-# TOKENCACHE_TEST_MYSQL_DSN is set; builds tokencache; runs
-# `tokencache bench suite compare` (every case interleaved A B A B …,
-# ROUNDS rounds) and prints the table of medians and ratios; stops
+# TOKENCACHE_TEST_MYSQL_DSN is set; builds tokencache and tokencache-bench
+# (the bench/baselines module); runs `tokencache-bench suite compare`
+# (every case interleaved A B A B …, ROUNDS rounds) against nodes of the
+# tokencache binary and prints the table of medians and ratios; stops
 # everything it started, by pid.
 #
 #   ROUNDS=3 DURATION=10s WARMUP=2s OUT=bench/results bench/scripts/compare.sh
 #
-# TOKENCACHE_BIN=bin/tokencache reuses a built binary (it must have the
-# bench command).
+# TOKENCACHE_BIN=bin/tokencache and TOKENCACHE_BENCH_BIN=bin/tokencache-bench
+# reuse built binaries (make bench-compare passes both).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -65,9 +66,14 @@ if [ -z "$bin" ]; then
 	bin="$state/tokencache"
 	CGO_ENABLED=0 go build -trimpath -o "$bin" ./cmd/tokencache
 fi
+benchbin=${TOKENCACHE_BENCH_BIN:-}
+if [ -z "$benchbin" ]; then
+	benchbin="$state/tokencache-bench"
+	(cd bench/baselines && CGO_ENABLED=0 go build -trimpath -o "$benchbin" ./cmd/tokencache-bench)
+fi
 
 mkdir -p "$out"
-"$bin" bench suite compare --binary "$bin" \
+"$benchbin" suite compare --binary "$bin" \
 	--redis "$REDIS" --etcd "$ETCD" --etcd3 "$ETCD3" --mysql-dsn "$dsn" \
 	--rounds "$rounds" --duration "$duration" --warmup "$warmup" \
 	--out "$out/compare.json" | tee "$out/compare.txt"

@@ -1,4 +1,4 @@
-package bench
+package baselines
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/tokencache/tokencache/bench"
 )
 
 // etcdTarget is the replicated-write baseline: puts (and serializable
@@ -19,7 +21,7 @@ import (
 // gRPC connections, etcdWorkersPerConn per connection (etcd's documented
 // benchmark uses 1000 clients on 100 connections).
 type etcdTarget struct {
-	info    TargetInfo
+	info    bench.TargetInfo
 	clients []*clientv3.Client
 	value   string
 	timeout time.Duration
@@ -28,11 +30,11 @@ type etcdTarget struct {
 	closeErr  error
 }
 
-var _ Target = (*etcdTarget)(nil)
+var _ bench.Target = (*etcdTarget)(nil)
 
 const etcdWorkersPerConn = 8
 
-func newEtcdTarget(ctx context.Context, c *Config, target string) (*etcdTarget, error) {
+func newEtcdTarget(ctx context.Context, c *bench.Config, target string) (*etcdTarget, error) {
 	rest := strings.TrimPrefix(target, "etcd://")
 	var eps []string
 	for ep := range strings.SplitSeq(rest, ",") {
@@ -44,7 +46,7 @@ func newEtcdTarget(ctx context.Context, c *Config, target string) (*etcdTarget, 
 		return nil, fmt.Errorf("cannot use target %q: want etcd://host:port[,host:port…]", target)
 	}
 	t := &etcdTarget{value: strings.Repeat("v", c.ValueSize), timeout: c.Timeout}
-	conns := (c.workers() + etcdWorkersPerConn - 1) / etcdWorkersPerConn
+	conns := (c.Workers() + etcdWorkersPerConn - 1) / etcdWorkersPerConn
 	for range conns {
 		cl, err := clientv3.New(clientv3.Config{
 			Endpoints:   eps,
@@ -62,7 +64,7 @@ func newEtcdTarget(ctx context.Context, c *Config, target string) (*etcdTarget, 
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("cannot reach etcd at %s: %w", eps[0], err), t.Close())
 	}
-	t.info = TargetInfo{
+	t.info = bench.TargetInfo{
 		Kind: kindEtcd, Endpoints: eps, Nodes: len(eps), Version: st.Version,
 		Notes: fmt.Sprintf("issue: put of a 32-byte key, %d-byte value; validate: serializable get; unknown: get of a missing key; revoke: delete; %d workers per gRPC connection",
 			c.ValueSize, etcdWorkersPerConn),
@@ -70,53 +72,53 @@ func newEtcdTarget(ctx context.Context, c *Config, target string) (*etcdTarget, 
 	return t, nil
 }
 
-func (t *etcdTarget) Info() TargetInfo { return t.info }
+func (t *etcdTarget) Info() bench.TargetInfo { return t.info }
 
-func (t *etcdTarget) Supports(w Workload) bool {
+func (t *etcdTarget) Supports(w bench.Workload) bool {
 	switch w {
-	case Validate, ValidateMiss, Unknown, Issue, Revoke:
+	case bench.Validate, bench.ValidateMiss, bench.Unknown, bench.Issue, bench.Revoke:
 		return true
 	}
 	return false
 }
 
 // Seed puts n keys.
-func (t *etcdTarget) Seed(ctx context.Context, n, conc int, progress func()) ([]Seeded, error) {
+func (t *etcdTarget) Seed(ctx context.Context, n, conc int, progress func()) ([]bench.Seeded, error) {
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	keys := make([]string, n)
 	for i := range keys {
 		keys[i] = redisKey(rng)
 	}
-	return seedParallel(ctx, n, conc, progress, func(i int) (Seeded, error) {
+	return bench.SeedParallel(ctx, n, conc, progress, func(i int) (bench.Seeded, error) {
 		cctx, cancel := context.WithTimeout(ctx, t.timeout)
 		defer cancel()
 		if _, err := t.clients[i%len(t.clients)].Put(cctx, keys[i], t.value); err != nil {
-			return Seeded{}, fmt.Errorf("cannot seed etcd: %w", err)
+			return bench.Seeded{}, fmt.Errorf("cannot seed etcd: %w", err)
 		}
-		return Seeded{Token: keys[i], Key: keys[i]}, nil
+		return bench.Seeded{Token: keys[i], Key: keys[i]}, nil
 	})
 }
 
-func (t *etcdTarget) NewClient(worker int, pop *Population) Client {
+func (t *etcdTarget) NewClient(worker int, pop *bench.Population) bench.Client {
 	return &etcdClient{t: t, cl: t.clients[worker/etcdWorkersPerConn%len(t.clients)], pop: pop}
 }
 
 type etcdClient struct {
 	t   *etcdTarget
 	cl  *clientv3.Client
-	pop *Population
+	pop *bench.Population
 }
 
-func (c *etcdClient) Do(ctx context.Context, w Workload, rng *rand.Rand) error {
+func (c *etcdClient) Do(ctx context.Context, w bench.Workload, rng *rand.Rand) error {
 	ctx, cancel := context.WithTimeout(ctx, c.t.timeout)
 	defer cancel()
 	switch w {
-	case Validate, ValidateMiss, Unknown:
+	case bench.Validate, bench.ValidateMiss, bench.Unknown:
 		var key string
 		switch w {
-		case Validate:
+		case bench.Validate:
 			key = c.pop.Hot(rng.Uint64()).Token
-		case ValidateMiss:
+		case bench.ValidateMiss:
 			key = c.pop.NextCold().Token
 		default:
 			key = redisKey(rng)
@@ -125,28 +127,28 @@ func (c *etcdClient) Do(ctx context.Context, w Workload, rng *rand.Rand) error {
 		switch {
 		case err != nil:
 			return err
-		case w == Unknown && resp.Count != 0:
+		case w == bench.Unknown && resp.Count != 0:
 			return errors.New("a random key was found")
-		case w != Unknown && resp.Count == 0:
+		case w != bench.Unknown && resp.Count == 0:
 			return errNotFound
 		}
 		return nil
-	case Issue:
+	case bench.Issue:
 		key := redisKey(rng)
 		if _, err := c.cl.Put(ctx, key, c.t.value); err != nil {
 			return err
 		}
 		c.pop.AddRevocable(key)
 		return nil
-	case Revoke:
+	case bench.Revoke:
 		key, ok := c.pop.TakeRevocable()
 		if !ok {
-			return ErrExhausted
+			return bench.ErrExhausted
 		}
 		_, err := c.cl.Delete(ctx, key)
 		return err
 	}
-	return ErrUnsupported
+	return bench.ErrUnsupported
 }
 
 // Close closes the connections. The keys stay: the scripts run a private,

@@ -1,4 +1,4 @@
-package bench
+package baselines
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokencache/tokencache/bench"
 )
 
 // waitFor polls cond until it holds or timeout passes.
@@ -66,10 +68,10 @@ func TestRaftClusterAppliesCommands(t *testing.T) {
 }
 
 func TestRaftTarget(t *testing.T) {
-	c := DefaultConfig()
+	c := bench.DefaultConfig()
 	c.Targets = []string{kindRaftBare}
-	c.Mix = MustParseMix("issue")
-	tgt, err := Open(context.Background(), &c)
+	c.Mix = bench.MustParseMix("issue")
+	tgt, err := bench.Open(context.Background(), &c)
 	if err != nil {
 		t.Fatalf("Open(raft-bare) error = %v", err)
 	}
@@ -78,11 +80,11 @@ func TestRaftTarget(t *testing.T) {
 	cl := tgt.NewClient(0, nil)
 	rng := rand.New(rand.NewPCG(1, 1))
 	for range 20 {
-		if err := cl.Do(context.Background(), Issue, rng); err != nil {
+		if err := cl.Do(context.Background(), bench.Issue, rng); err != nil {
 			t.Fatalf("Do(issue) error = %v", err)
 		}
 	}
-	if err := cl.Do(context.Background(), Validate, rng); err != ErrUnsupported {
+	if err := cl.Do(context.Background(), bench.Validate, rng); err != bench.ErrUnsupported {
 		t.Errorf("Do(validate) error = %v, want ErrUnsupported", err)
 	}
 	if applied := max(rt.Cluster().Applied()[0], rt.Cluster().Applied()[1], rt.Cluster().Applied()[2]); applied != 20 {

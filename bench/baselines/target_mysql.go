@@ -1,4 +1,4 @@
-package bench
+package baselines
 
 import (
 	"context"
@@ -14,13 +14,15 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/tokencache/tokencache/bench"
 )
 
 // mysqlTarget is the floor of a cache miss: a primary-key SELECT of a
 // token-shaped row (~200 bytes) on MySQL/MariaDB through
 // go-sql-driver/mysql, in a table of its own that Close drops.
 type mysqlTarget struct {
-	info    TargetInfo
+	info    bench.TargetInfo
 	db      *sql.DB
 	sel     *sql.Stmt
 	timeout time.Duration
@@ -29,11 +31,11 @@ type mysqlTarget struct {
 	closeErr  error
 }
 
-var _ Target = (*mysqlTarget)(nil)
+var _ bench.Target = (*mysqlTarget)(nil)
 
 const mysqlTable = "tokencache_bench_tokens"
 
-func newMySQLTarget(ctx context.Context, c *Config, target string) (*mysqlTarget, error) {
+func newMySQLTarget(ctx context.Context, c *bench.Config, target string) (*mysqlTarget, error) {
 	dsn := strings.TrimPrefix(target, "mysql://")
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
@@ -43,8 +45,8 @@ func newMySQLTarget(ctx context.Context, c *Config, target string) (*mysqlTarget
 	if err != nil {
 		return nil, fmt.Errorf("cannot open mysql: %w", err)
 	}
-	db.SetMaxOpenConns(c.workers() + c.SeedConcurrency)
-	db.SetMaxIdleConns(c.workers() + c.SeedConcurrency)
+	db.SetMaxOpenConns(c.Workers() + c.SeedConcurrency)
+	db.SetMaxIdleConns(c.Workers() + c.SeedConcurrency)
 	t := &mysqlTarget{db: db, timeout: c.Timeout}
 	cctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
@@ -76,17 +78,17 @@ func newMySQLTarget(ctx context.Context, c *Config, target string) (*mysqlTarget
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("cannot prepare the select: %w", err), t.Close())
 	}
-	t.info = TargetInfo{
+	t.info = bench.TargetInfo{
 		Kind: kindMySQL, Endpoints: []string{cfg.Addr}, Nodes: 1, Version: version,
 		Notes: "validate/validate-miss: prepared primary-key SELECT of a token-shaped row; unknown: SELECT of a missing key",
 	}
 	return t, nil
 }
 
-func (t *mysqlTarget) Info() TargetInfo { return t.info }
+func (t *mysqlTarget) Info() bench.TargetInfo { return t.info }
 
-func (t *mysqlTarget) Supports(w Workload) bool {
-	return w == Validate || w == ValidateMiss || w == Unknown
+func (t *mysqlTarget) Supports(w bench.Workload) bool {
+	return w == bench.Validate || w == bench.ValidateMiss || w == bench.Unknown
 }
 
 // mysqlKey returns a random 22-character key.
@@ -98,7 +100,7 @@ func mysqlKey(rng *rand.Rand) string {
 }
 
 // Seed inserts n rows in multi-row INSERTs of 500.
-func (t *mysqlTarget) Seed(ctx context.Context, n, conc int, progress func()) ([]Seeded, error) {
+func (t *mysqlTarget) Seed(ctx context.Context, n, conc int, progress func()) ([]bench.Seeded, error) {
 	const batch = 500
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	keys := make([]string, n)
@@ -106,7 +108,7 @@ func (t *mysqlTarget) Seed(ctx context.Context, n, conc int, progress func()) ([
 		keys[i] = mysqlKey(rng)
 	}
 	now := time.Now().Unix()
-	return seedBatches(ctx, keys, batch, conc, progress, func(part []string, first int) error {
+	return bench.SeedBatches(ctx, keys, batch, conc, progress, func(part []string, first int) error {
 		var q strings.Builder
 		q.WriteString("INSERT INTO " + mysqlTable + " VALUES ")
 		args := make([]any, 0, len(part)*9)
@@ -128,13 +130,13 @@ func (t *mysqlTarget) Seed(ctx context.Context, n, conc int, progress func()) ([
 	})
 }
 
-func (t *mysqlTarget) NewClient(_ int, pop *Population) Client {
+func (t *mysqlTarget) NewClient(_ int, pop *bench.Population) bench.Client {
 	return &mysqlClient{t: t, pop: pop}
 }
 
 type mysqlClient struct {
 	t   *mysqlTarget
-	pop *Population
+	pop *bench.Population
 	row struct {
 		key, user, realm, typ, scopes string
 		hash                          []byte
@@ -142,26 +144,26 @@ type mysqlClient struct {
 	}
 }
 
-func (c *mysqlClient) Do(ctx context.Context, w Workload, rng *rand.Rand) error {
+func (c *mysqlClient) Do(ctx context.Context, w bench.Workload, rng *rand.Rand) error {
 	var key string
 	switch w {
-	case Validate:
+	case bench.Validate:
 		key = c.pop.Hot(rng.Uint64()).Token
-	case ValidateMiss:
+	case bench.ValidateMiss:
 		key = c.pop.NextCold().Token
-	case Unknown:
+	case bench.Unknown:
 		key = mysqlKey(rng)
 	default:
-		return ErrUnsupported
+		return bench.ErrUnsupported
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.t.timeout)
 	defer cancel()
 	r := &c.row
 	err := c.t.sel.QueryRowContext(ctx, key).Scan(&r.key, &r.hash, &r.user, &r.realm, &r.typ, &r.scopes, &r.created, &r.expires, &r.index)
 	switch {
-	case w == Unknown && errors.Is(err, sql.ErrNoRows):
+	case w == bench.Unknown && errors.Is(err, sql.ErrNoRows):
 		return nil
-	case w == Unknown && err == nil:
+	case w == bench.Unknown && err == nil:
 		return errors.New("a random key was found")
 	case errors.Is(err, sql.ErrNoRows):
 		return errNotFound

@@ -1,4 +1,4 @@
-package bench
+package baselines
 
 import (
 	"context"
@@ -11,13 +11,15 @@ import (
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tokencache/tokencache/bench"
 )
 
 // redisTarget is the key-value read ceiling: GET of 32-byte keys holding
 // Config.ValueSize-byte values (a validate answer's size), through
 // github.com/redis/go-redis/v9 with one pooled connection per worker.
 type redisTarget struct {
-	info  TargetInfo
+	info  bench.TargetInfo
 	cl    *redis.Client
 	value string
 
@@ -28,20 +30,20 @@ type redisTarget struct {
 	closeErr  error
 }
 
-var _ Target = (*redisTarget)(nil)
+var _ bench.Target = (*redisTarget)(nil)
 
 // redisKeyPrefix marks the harness's keys (8 bytes + 24 hex = 32 bytes).
 const redisKeyPrefix = "tcbench:"
 
-func newRedisTarget(ctx context.Context, c *Config, target string) (*redisTarget, error) {
+func newRedisTarget(ctx context.Context, c *bench.Config, target string) (*redisTarget, error) {
 	addr := strings.TrimPrefix(target, "redis://")
 	if addr == "" || strings.Contains(addr, "/") {
 		return nil, fmt.Errorf("cannot use target %q: want redis://host:port", target)
 	}
 	cl := redis.NewClient(&redis.Options{
 		Addr:            addr,
-		PoolSize:        c.workers() + c.SeedConcurrency,
-		MinIdleConns:    c.workers(),
+		PoolSize:        c.Workers() + c.SeedConcurrency,
+		MinIdleConns:    c.Workers(),
 		ReadTimeout:     c.Timeout,
 		WriteTimeout:    c.Timeout,
 		DialTimeout:     c.Timeout,
@@ -54,7 +56,7 @@ func newRedisTarget(ctx context.Context, c *Config, target string) (*redisTarget
 		return nil, errors.Join(fmt.Errorf("cannot reach redis at %s: %w", addr, err), cl.Close())
 	}
 	t := &redisTarget{
-		info: TargetInfo{
+		info: bench.TargetInfo{
 			Kind: kindRedis, Endpoints: []string{addr}, Nodes: 1, Version: infoField(info, "redis_version"),
 			Notes: fmt.Sprintf("validate/validate-miss: GET of a seeded 32-byte key (%d-byte value); unknown: GET of a missing key; issue: SET; revoke: DEL", c.ValueSize),
 		},
@@ -74,11 +76,11 @@ func infoField(info, name string) string {
 	return ""
 }
 
-func (t *redisTarget) Info() TargetInfo { return t.info }
+func (t *redisTarget) Info() bench.TargetInfo { return t.info }
 
-func (t *redisTarget) Supports(w Workload) bool {
+func (t *redisTarget) Supports(w bench.Workload) bool {
 	switch w {
-	case Validate, ValidateMiss, Unknown, Issue, Revoke:
+	case bench.Validate, bench.ValidateMiss, bench.Unknown, bench.Issue, bench.Revoke:
 		return true
 	}
 	return false
@@ -93,7 +95,7 @@ func redisKey(rng *rand.Rand) string {
 }
 
 // Seed SETs n keys, pipelined in batches of 100.
-func (t *redisTarget) Seed(ctx context.Context, n, conc int, progress func()) ([]Seeded, error) {
+func (t *redisTarget) Seed(ctx context.Context, n, conc int, progress func()) ([]bench.Seeded, error) {
 	const batch = 100
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	keys := make([]string, n)
@@ -103,7 +105,7 @@ func (t *redisTarget) Seed(ctx context.Context, n, conc int, progress func()) ([
 	t.mu.Lock()
 	t.seeded = append(t.seeded, keys...)
 	t.mu.Unlock()
-	return seedBatches(ctx, keys, batch, conc, progress, func(part []string, _ int) error {
+	return bench.SeedBatches(ctx, keys, batch, conc, progress, func(part []string, _ int) error {
 		pipe := t.cl.Pipeline()
 		for _, k := range part {
 			pipe.Set(ctx, k, t.value, 0)
@@ -115,24 +117,24 @@ func (t *redisTarget) Seed(ctx context.Context, n, conc int, progress func()) ([
 	})
 }
 
-func (t *redisTarget) NewClient(_ int, pop *Population) Client {
+func (t *redisTarget) NewClient(_ int, pop *bench.Population) bench.Client {
 	return &redisClient{t: t, pop: pop}
 }
 
 type redisClient struct {
 	t   *redisTarget
-	pop *Population
+	pop *bench.Population
 }
 
 // errNotFound is a read of a seeded key that found nothing.
 var errNotFound = errors.New("seeded key not found")
 
-func (c *redisClient) Do(ctx context.Context, w Workload, rng *rand.Rand) error {
+func (c *redisClient) Do(ctx context.Context, w bench.Workload, rng *rand.Rand) error {
 	cl := c.t.cl
 	switch w {
-	case Validate, ValidateMiss:
+	case bench.Validate, bench.ValidateMiss:
 		key := c.pop.Hot(rng.Uint64()).Token
-		if w == ValidateMiss {
+		if w == bench.ValidateMiss {
 			key = c.pop.NextCold().Token
 		}
 		err := cl.Get(ctx, key).Err()
@@ -140,7 +142,7 @@ func (c *redisClient) Do(ctx context.Context, w Workload, rng *rand.Rand) error 
 			return errNotFound
 		}
 		return err
-	case Unknown:
+	case bench.Unknown:
 		err := cl.Get(ctx, redisKey(rng)).Err()
 		if errors.Is(err, redis.Nil) {
 			return nil
@@ -149,7 +151,7 @@ func (c *redisClient) Do(ctx context.Context, w Workload, rng *rand.Rand) error 
 			return errors.New("a random key was found")
 		}
 		return err
-	case Issue:
+	case bench.Issue:
 		key := redisKey(rng)
 		if err := cl.Set(ctx, key, c.t.value, 0).Err(); err != nil {
 			return err
@@ -159,14 +161,14 @@ func (c *redisClient) Do(ctx context.Context, w Workload, rng *rand.Rand) error 
 		c.t.mu.Unlock()
 		c.pop.AddRevocable(key)
 		return nil
-	case Revoke:
+	case bench.Revoke:
 		key, ok := c.pop.TakeRevocable()
 		if !ok {
-			return ErrExhausted
+			return bench.ErrExhausted
 		}
 		return cl.Del(ctx, key).Err()
 	}
-	return ErrUnsupported
+	return bench.ErrUnsupported
 }
 
 // Close deletes the keys the harness created and closes the pool.

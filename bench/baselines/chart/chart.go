@@ -1,4 +1,7 @@
-package bench
+// Package chart draws the time series of a load-test result (throughput,
+// latency percentiles) with gonum/plot, as PNG or SVG. It is the
+// bench.ChartFunc that bench/baselines registers in tokencache-bench.
+package chart
 
 import (
 	"errors"
@@ -14,12 +17,14 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	_ "gonum.org/v1/plot/vg/vgimg" // registers png
 	_ "gonum.org/v1/plot/vg/vgsvg" // registers svg
+
+	"github.com/tokencache/tokencache/bench"
 )
 
-// WriteChart draws the time series of r into path: throughput on top,
+// Write draws the time series of r into path: throughput on top,
 // latency percentiles (p50, p99, p99.9, log scale) below, one point per
 // interval. The format follows the extension: .png or .svg.
-func WriteChart(r *Result, path string) error {
+func Write(r *bench.Result, path string) error {
 	format := strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
 	if format != "png" && format != "svg" {
 		return fmt.Errorf("cannot draw chart %s: the name must end in .png or .svg", path)
@@ -69,7 +74,7 @@ var (
 	colP999       = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
 )
 
-func throughputPlot(r *Result) (*plot.Plot, error) {
+func throughputPlot(r *bench.Result) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = chartTitle(r)
 	p.X.Label.Text = "seconds"
@@ -87,7 +92,7 @@ func throughputPlot(r *Result) (*plot.Plot, error) {
 	l.Color = colThroughput
 	l.Width = vg.Points(1.5)
 	p.Add(l)
-	p.Legend.Add(fmt.Sprintf("throughput (mean %s/s)", formatCount(r.Throughput)), l)
+	p.Legend.Add(fmt.Sprintf("throughput (mean %s/s)", bench.FormatCount(r.Throughput)), l)
 	p.X.Min = 0
 	top := 0.0
 	for _, s := range r.Series {
@@ -99,7 +104,7 @@ func throughputPlot(r *Result) (*plot.Plot, error) {
 	return p, nil
 }
 
-func latencyPlot(r *Result) (*plot.Plot, error) {
+func latencyPlot(r *bench.Result) (*plot.Plot, error) {
 	p := plot.New()
 	p.X.Label.Text = "seconds"
 	p.Y.Label.Text = "latency (ms, log scale)"
@@ -109,12 +114,12 @@ func latencyPlot(r *Result) (*plot.Plot, error) {
 	series := []struct {
 		name string
 		col  color.Color
-		get  func(Point) int64
+		get  func(bench.Point) int64
 		all  int64
 	}{
-		{"p50", colP50, func(pt Point) int64 { return pt.P50 }, r.Latency.P50},
-		{"p99", colP99, func(pt Point) int64 { return pt.P99 }, r.Latency.P99},
-		{"p99.9", colP999, func(pt Point) int64 { return pt.P999 }, r.Latency.P999},
+		{"p50", colP50, func(pt bench.Point) int64 { return pt.P50 }, r.Latency.P50},
+		{"p99", colP99, func(pt bench.Point) int64 { return pt.P99 }, r.Latency.P99},
+		{"p99.9", colP999, func(pt bench.Point) int64 { return pt.P999 }, r.Latency.P999},
 	}
 	drawn := 0
 	p.X.Min = 0
@@ -142,7 +147,7 @@ func latencyPlot(r *Result) (*plot.Plot, error) {
 		l.Color = s.col
 		l.Width = vg.Points(1.5)
 		p.Add(l)
-		p.Legend.Add(fmt.Sprintf("%s (whole run %s)", s.name, formatMicros(s.all)), l)
+		p.Legend.Add(fmt.Sprintf("%s (whole run %s)", s.name, bench.FormatMicros(s.all)), l)
 		drawn++
 	}
 	if drawn == 0 { // no successful request: keep the log axis valid
@@ -157,10 +162,13 @@ func latencyPlot(r *Result) (*plot.Plot, error) {
 	return p, nil
 }
 
-func chartTitle(r *Result) string {
+func chartTitle(r *bench.Result) string {
 	mode := fmt.Sprintf("closed loop, %d connections", r.Config.Connections)
 	if r.Config.Mode == "open" {
-		mode = fmt.Sprintf("open loop, %s req/s scheduled, up to %d in flight", formatCount(r.Config.Rate), r.Config.Workers)
+		mode = fmt.Sprintf("open loop, %s req/s scheduled, up to %d in flight", bench.FormatCount(r.Config.Rate), r.Config.Workers)
 	}
 	return fmt.Sprintf("%s — %s (%s)", r.Name, r.Config.Mix, mode)
 }
+
+// Write is a bench.ChartFunc.
+var _ bench.ChartFunc = Write

@@ -1,4 +1,4 @@
-package bench
+package baselines
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/tokencache/tokencache/bench"
 )
 
 // RaftCluster is a bare hashicorp/raft cluster in this process: n voters
@@ -244,7 +246,7 @@ func (countSnapshot) Release() {}
 // raftTarget drives a RaftCluster: issue applies a no-op command of
 // Config.ValueSize bytes through the leader.
 type raftTarget struct {
-	info    TargetInfo
+	info    bench.TargetInfo
 	c       *RaftCluster
 	cmd     []byte
 	timeout time.Duration
@@ -252,12 +254,12 @@ type raftTarget struct {
 	err     error
 }
 
-var _ Target = (*raftTarget)(nil)
+var _ bench.Target = (*raftTarget)(nil)
 
 // raftBareNodes is the size of the bare cluster.
 const raftBareNodes = 3
 
-func newRaftTarget(ctx context.Context, c *Config) (*raftTarget, error) {
+func newRaftTarget(ctx context.Context, c *bench.Config) (*raftTarget, error) {
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	rc, err := StartRaftCluster(wctx, raftBareNodes, "")
@@ -265,7 +267,7 @@ func newRaftTarget(ctx context.Context, c *Config) (*raftTarget, error) {
 		return nil, err
 	}
 	return &raftTarget{
-		info: TargetInfo{
+		info: bench.TargetInfo{
 			Kind: kindRaftBare, Nodes: raftBareNodes, Spawned: true, Version: "hashicorp/raft v1.8.0",
 			Notes: fmt.Sprintf("issue: raft.Apply of a %d-byte no-op command on the leader, 3 voters on loopback TCP, "+
 				"raft-boltdb/v2 behind NewLogCache(%d), BatchApplyCh", c.ValueSize, raftLogCacheSize),
@@ -276,14 +278,14 @@ func newRaftTarget(ctx context.Context, c *Config) (*raftTarget, error) {
 	}, nil
 }
 
-func (t *raftTarget) Info() TargetInfo         { return t.info }
-func (t *raftTarget) Supports(w Workload) bool { return w == Issue }
-func (t *raftTarget) Cluster() *RaftCluster    { return t.c }
-func (t *raftTarget) NewClient(int, *Population) Client {
+func (t *raftTarget) Info() bench.TargetInfo         { return t.info }
+func (t *raftTarget) Supports(w bench.Workload) bool { return w == bench.Issue }
+func (t *raftTarget) Cluster() *RaftCluster          { return t.c }
+func (t *raftTarget) NewClient(int, *bench.Population) bench.Client {
 	return raftClient{t}
 }
 
-func (t *raftTarget) Seed(_ context.Context, n, _ int, _ func()) ([]Seeded, error) {
+func (t *raftTarget) Seed(_ context.Context, n, _ int, _ func()) ([]bench.Seeded, error) {
 	if n > 0 {
 		return nil, errors.New("raft-bare has nothing to seed: its only workload is issue")
 	}
@@ -297,9 +299,9 @@ func (t *raftTarget) Close() error {
 
 type raftClient struct{ t *raftTarget }
 
-func (c raftClient) Do(_ context.Context, w Workload, _ *rand.Rand) error {
-	if w != Issue {
-		return ErrUnsupported
+func (c raftClient) Do(_ context.Context, w bench.Workload, _ *rand.Rand) error {
+	if w != bench.Issue {
+		return bench.ErrUnsupported
 	}
 	return c.t.c.Apply(c.t.cmd, c.t.timeout)
 }
