@@ -134,9 +134,6 @@ var (
 	cookieNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 )
 
-// minSecretLen is the length below which a configured secret is warned about.
-const minSecretLen = 16
-
 // check returns the problems (errors) and warnings of c.
 func (c *Config) check() (errs, warns Problems) {
 	var ck checker
@@ -196,7 +193,7 @@ func (c *Config) checkHTTP(ck *checker) {
 	h := &c.HTTP
 	ck.address("http.addr", h.Addr, false, true)
 	if n := len(h.AdminToken); n > 0 && n < minSecretLen {
-		ck.warnf("http.admin_token", "is shorter than %d characters; leave it unset to have one generated", minSecretLen)
+		ck.errorf("http.admin_token", "is shorter than %d characters; leave it unset to have one generated", minSecretLen)
 	}
 	ck.positiveInt("http.max_body_bytes", h.MaxBodyBytes)
 	ck.positiveInt("http.max_header_bytes", h.MaxHeaderBytes)

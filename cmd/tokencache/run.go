@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,8 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -220,48 +216,6 @@ func (d *daemon) handleClusterLeave(ctx *fasthttp.RequestCtx) {
 		close(d.left)
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, []byte(`{"left":true}`))
-}
-
-// adminTokenFile is the file a generated admin token is kept in.
-const adminTokenFile = "admin.token"
-
-// resolveAdminToken returns the admin token from the configuration (or
-// TOKENCACHE_ADMIN_TOKEN), else from <data_dir>/admin.token, generating that
-// file (mode 0600) at first start. Its value is never logged.
-func resolveAdminToken(cfg *Config, log *slog.Logger) (string, error) {
-	if t := cfg.HTTP.AdminToken.Reveal(); t != "" {
-		return t, nil
-	}
-	path := filepath.Join(cfg.Node.DataDir, adminTokenFile)
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		t := strings.TrimSpace(string(b))
-		if len(t) < 16 {
-			return "", fmt.Errorf("admin token file %s holds fewer than 16 characters", path)
-		}
-		return t, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return "", fmt.Errorf("cannot read admin token file: %w", err)
-	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
-	}
-	t := base64.RawURLEncoding.EncodeToString(raw[:])
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("cannot create admin token file: %w", err)
-	}
-	if _, err := f.WriteString(t + "\n"); err != nil {
-		f.Close()
-		return "", fmt.Errorf("cannot write admin token file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("cannot write admin token file: %w", err)
-	}
-	log.Warn("generated an admin token; admin calls need it as Authorization: Bearer <token>", "file", path)
-	return t, nil
 }
 
 // The functions below map the file configuration onto each package's Config.
