@@ -82,7 +82,7 @@ func (d *daemon) open(ctx context.Context) error {
 	if d.cache, err = cache.New(cacheConfig(cfg)); err != nil {
 		return err
 	}
-	if d.state, err = tokens.NewState(writerConfig(cfg), d.cache, d.store, d.log.With("component", "state")); err != nil {
+	if d.state, err = tokens.NewState(writerConfig(cfg), d.cache, d.store, d.log); err != nil {
 		return err
 	}
 	// Every node, alone or not, runs on the Raft log: a single node with the
@@ -95,7 +95,7 @@ func (d *daemon) open(ctx context.Context) error {
 		// A revocation may wait this long for a silent node's fence to close.
 		tcfg.WriteTimeout = bound + 2*time.Second
 	}
-	if d.svc, err = tokens.New(tcfg, d.state, d.node, d.node, d.log.With("component", "tokens")); err != nil {
+	if d.svc, err = tokens.New(tcfg, d.state, d.node, d.node, d.log); err != nil {
 		return err
 	}
 	d.node.SetService(d.svc)
@@ -119,7 +119,7 @@ func (d *daemon) open(ctx context.Context) error {
 	hcfg := httpConfig(cfg, adminToken)
 	hcfg.RequestTimeout = max(hcfg.RequestTimeout, tcfg.WriteTimeout+time.Second)
 	hcfg.LeaderCheck = func(ctx context.Context) error { return d.node.Ready(ctx, true) }
-	if d.http, err = httpapi.New(hcfg, d.svc, d.log.With("component", "http"), d.registry, d.registry); err != nil {
+	if d.http, err = httpapi.New(hcfg, d.svc, d.log, d.registry, d.registry); err != nil {
 		return err
 	}
 	d.left = make(chan struct{})
