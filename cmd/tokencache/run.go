@@ -64,12 +64,17 @@ type daemon struct {
 	httpLn   net.Listener
 	serveErr chan error
 	registry *prometheus.Registry
+	lock     *dataDirLock // held from the start of open to the end of close
 }
 
 func (d *daemon) open(ctx context.Context) error {
 	cfg := d.cfg
 	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
 		return fmt.Errorf("cannot create data dir %s: %w", cfg.Node.DataDir, err)
+	}
+	var err error
+	if d.lock, err = lockDataDir(cfg.Node.DataDir); err != nil {
+		return err
 	}
 	adminToken, err := resolveAdminToken(cfg, d.log)
 	if err != nil {
@@ -171,6 +176,7 @@ func (d *daemon) close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("cannot close the store: %w", err))
 		}
 	}
+	d.lock.release()
 	if err := errors.Join(errs...); err != nil {
 		d.log.Error("shutdown was not clean", "err", err)
 		return err
