@@ -35,17 +35,26 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	log.Info("tokencache is serving",
 		"node_id", cfg.Node.ID, "http_addr", d.httpLn.Addr().String(), "data_dir", cfg.Node.DataDir,
 		"store", cfg.Persist.Store, "write_mode", cfg.Persist.WriteMode)
+	var failed error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	case <-d.left:
 		log.Info("left the cluster; shutting down")
 	case err := <-d.serveErr:
-		log.Error("HTTP server stopped", "err", err)
+		// Serve returns before Shutdown only when the listener failed for
+		// good (errors that pass, such as running out of descriptors, are
+		// retried): stop, and exit non-zero so that a supervisor restarts
+		// the node.
+		if err == nil {
+			err = errors.New("the listener was closed")
+		}
+		failed = fmt.Errorf("HTTP server stopped: %w", err)
+		log.Error("HTTP server stopped; shutting down", "err", err)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
-	return d.close(sctx)
+	return errors.Join(failed, d.close(sctx))
 }
 
 // daemon holds the running parts of one node, in the order they are opened.
