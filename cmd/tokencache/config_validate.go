@@ -197,6 +197,12 @@ func (c *Config) checkHTTP(ck *checker) {
 	}
 	ck.positiveInt("http.max_body_bytes", h.MaxBodyBytes)
 	ck.positiveInt("http.max_header_bytes", h.MaxHeaderBytes)
+	ck.positiveInt("http.max_conns", h.MaxConns)
+	if h.MaxConnsPerIP < 0 {
+		ck.errorf("http.max_conns_per_ip", "must be 0 (no per-IP limit) or positive, got %d", h.MaxConnsPerIP)
+	} else if h.MaxConnsPerIP > h.MaxConns && h.MaxConns > 0 {
+		ck.warnf("http.max_conns_per_ip", "%d is above http.max_conns (%d): it never applies", h.MaxConnsPerIP, h.MaxConns)
+	}
 	ck.positive("http.read_timeout", h.ReadTimeout)
 	ck.positive("http.write_timeout", h.WriteTimeout)
 	ck.positive("http.idle_timeout", h.IdleTimeout)

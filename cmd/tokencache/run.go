@@ -337,6 +337,8 @@ func httpConfig(cfg *Config, adminToken string) httpapi.Config {
 	h.AdminToken = adminToken
 	h.MaxBodyBytes = cfg.HTTP.MaxBodyBytes
 	h.MaxHeaderBytes = cfg.HTTP.MaxHeaderBytes
+	h.Concurrency = cfg.HTTP.MaxConns
+	h.MaxConnsPerIP = cfg.HTTP.MaxConnsPerIP
 	h.ReadTimeout = cfg.HTTP.ReadTimeout
 	h.WriteTimeout = cfg.HTTP.WriteTimeout
 	h.IdleTimeout = cfg.HTTP.IdleTimeout
