@@ -142,6 +142,11 @@ func parseMySQL(rest string) (*mysql.Config, []string, error) {
 	if u.Fragment != "" {
 		return nil, nil, fmt.Errorf("%w: %s: unexpected #fragment", ErrBadURL, shown)
 	}
+	if strings.Contains(u.Host, ",") {
+		// Connector/J reads host1,host2 as a failover list; the Go driver
+		// takes one address, and would look the whole list up as one name.
+		return nil, nil, fmt.Errorf("%w: %s names several hosts (%s); tokencache connects to one: name a single host:port (put a proxy or a virtual IP in front of a failover pair)", ErrBadURL, shown, u.Host)
+	}
 	host := u.Hostname()
 	if host == "" {
 		return nil, nil, fmt.Errorf("%w: %s: host is missing", ErrBadURL, shown)

@@ -125,6 +125,8 @@ func TestParseURLErrors(t *testing.T) {
 		{"jdbc:mysql://db/x?User=root", "persist.username"},
 		{"jdbc:mysql://db/x?strict=true", "strict mode"},
 		{"jdbc:mysql://db/x?a=%zz", "bad parameters"},
+		{"jdbc:mysql://db1:3306,db2:3306/tok", "several hosts"},
+		{"jdbc:mysql://db1,db2/tok", "several hosts"},
 	}
 	for _, tc := range tests {
 		u, err := ParseURL(tc.raw, "/data")

@@ -32,7 +32,7 @@ var keyHelp = map[string]string{
 
 	"cluster.name":                "Cluster name: nodes of different clusters never merge.",
 	"cluster.gossip_addr":         "Address memberlist gossip listens on (TCP and UDP).",
-	"cluster.gossip_advertise":    "Gossip address announced to other nodes. Empty = gossip_addr (or, when that\nbinds every interface, the first private IP).",
+	"cluster.gossip_advertise":    "Gossip address announced to other nodes. Empty = gossip_addr; required when\ngossip_addr binds every interface.",
 	"cluster.raft_addr":           "Address the Raft transport listens on.",
 	"cluster.raft_advertise":      "Raft address announced to other nodes. Empty = raft_addr; required when\nraft_addr binds every interface.",
 	"cluster.join":                "Gossip addresses (host:port) of nodes to join at start. A list, a comma-separated\nstring or \"tcp://h1:port;h2:port\". Empty = a single node that bootstraps itself.",

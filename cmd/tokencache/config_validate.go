@@ -167,6 +167,7 @@ func (c *Config) checkPackages(ck *checker) {
 		cacheConfig(c).Validate(),
 		writerConfig(c).Validate(),
 		tokensConfig(c).Validate(),
+		clusterConfig(c).Validate(),
 		h.Validate(),
 	} {
 		if err == nil {
@@ -222,7 +223,7 @@ func (c *Config) checkCluster(ck *checker) {
 	if cl.GossipAdvertise != "" {
 		ck.address("cluster.gossip_advertise", cl.GossipAdvertise, true, false)
 	} else if host, _, err := net.SplitHostPort(cl.GossipAddr); err == nil && unspecifiedHost(host) {
-		ck.warnf("cluster.gossip_advertise", "is not set and cluster.gossip_addr binds every interface: memberlist will advertise the first private IP it finds")
+		ck.errorf("cluster.gossip_advertise", "must be set when cluster.gossip_addr (%q) binds every interface", cl.GossipAddr)
 	}
 	if cl.RaftAdvertise != "" {
 		ck.address("cluster.raft_advertise", cl.RaftAdvertise, true, false)
@@ -253,8 +254,9 @@ func (c *Config) checkCluster(ck *checker) {
 	ck.positive("cluster.election_timeout", cl.ElectionTimeout)
 	ck.positive("cluster.reconcile_interval", cl.ReconcileInterval)
 	ck.positive("cluster.dead_server_cleanup", cl.DeadServerCleanup)
-	if cl.MaxStaleness > 0 && cl.ElectionTimeout > 0 && cl.MaxStaleness <= cl.ElectionTimeout {
-		ck.warnf("cluster.max_staleness", "%s is not above cluster.election_timeout (%s): followers will fail closed during ordinary elections",
+	// The heartbeat timeout is cluster.election_timeout (see clusterConfig).
+	if cl.MaxStaleness > 0 && cl.ElectionTimeout > 0 && cl.MaxStaleness < 2*cl.ElectionTimeout {
+		ck.errorf("cluster.max_staleness", "%s must be at least twice cluster.election_timeout (%s), or healthy followers fail closed during ordinary elections",
 			formatDuration(cl.MaxStaleness), formatDuration(cl.ElectionTimeout))
 	}
 }
