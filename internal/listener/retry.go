@@ -1,4 +1,6 @@
-package httpapi
+// Package listener holds what the daemon's listeners share: an accept loop
+// that survives running out of file descriptors.
+package listener
 
 import (
 	"errors"
@@ -11,13 +13,13 @@ import (
 
 // The accept loop. fasthttp's Serve returns on any accept error that is not
 // a timeout, and "accept: too many open files" is not one: a node out of
-// file descriptors stopped serving for good (and exited with status 0).
-// retryListener does what net/http's Server.Serve does: it retries accept
+// file descriptors stopped serving for good (and exited with status 0); the
+// Raft port's mux retried every 10ms and logged each time. Retrying does
+// what net/http's Server.Serve does: it retries accept
 // errors that pass once resources come back (EMFILE, ENFILE, ENOBUFS,
 // ENOMEM, a connection aborted before it was accepted), sleeping 5ms, then
 // twice as long each time up to 1s, and logs them at most once a second.
-// Any other error is returned, and Serve with it: the caller treats that as
-// fatal.
+// Any other error is returned: the caller treats it as fatal.
 
 const (
 	acceptMinDelay = 5 * time.Millisecond
@@ -25,9 +27,9 @@ const (
 	acceptLogEvery = time.Second
 )
 
-// retryListener wraps the HTTP listener. Accept is called by one goroutine
-// (fasthttp's accept loop); Close may be called from any.
-type retryListener struct {
+// Retrying wraps a listener. Accept is called by one goroutine (an accept
+// loop) and blocks; Close may be called from any goroutine.
+type Retrying struct {
 	net.Listener
 	log   *slog.Logger
 	now   func() time.Time
@@ -41,8 +43,13 @@ type retryListener struct {
 	suppressed int
 }
 
-func newRetryListener(ln net.Listener, log *slog.Logger, now func() time.Time) *retryListener {
-	return &retryListener{Listener: ln, log: log, now: now, sleep: sleepOrStop, closed: make(chan struct{})}
+// NewRetrying wraps ln; it logs to log and reads the time from now (nil:
+// time.Now).
+func NewRetrying(ln net.Listener, log *slog.Logger, now func() time.Time) *Retrying {
+	if now == nil {
+		now = time.Now
+	}
+	return &Retrying{Listener: ln, log: log, now: now, sleep: sleepOrStop, closed: make(chan struct{})}
 }
 
 // sleepOrStop sleeps for d, or until stop is closed (then it returns false).
@@ -58,7 +65,7 @@ func sleepOrStop(d time.Duration, stop <-chan struct{}) bool {
 }
 
 // Accept returns the next connection, retrying temporary errors.
-func (l *retryListener) Accept() (net.Conn, error) {
+func (l *Retrying) Accept() (net.Conn, error) {
 	var delay time.Duration
 	for {
 		c, err := l.Listener.Accept()
@@ -79,7 +86,7 @@ func (l *retryListener) Accept() (net.Conn, error) {
 			delay = min(2*delay, acceptMaxDelay)
 		}
 		if now := l.now(); now.Sub(l.lastLog) >= acceptLogEvery {
-			l.log.Warn("cannot accept a connection; retrying (raise the file descriptor limit, or lower http.max_conns)",
+			l.log.Warn("cannot accept a connection; retrying (raise the file descriptor limit, or bound the connections: http.max_conns)", "addr", l.Addr().String(),
 				"err", err, "retry_in", delay, "suppressed", l.suppressed)
 			l.lastLog, l.suppressed = now, 0
 		} else {
@@ -92,7 +99,7 @@ func (l *retryListener) Accept() (net.Conn, error) {
 }
 
 // Close closes the listener and stops a retrying Accept. It is idempotent.
-func (l *retryListener) Close() error {
+func (l *Retrying) Close() error {
 	err := net.ErrClosed
 	l.closeOnce.Do(func() {
 		close(l.closed)

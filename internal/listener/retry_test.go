@@ -1,4 +1,4 @@
-package httpapi
+package listener
 
 import (
 	"bytes"
@@ -32,6 +32,8 @@ func (l *scriptedListener) Accept() (net.Conn, error) {
 
 func (l *scriptedListener) Close() error { return nil }
 
+func (l *scriptedListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
+
 func acceptErr(errno syscall.Errno) error {
 	return &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", errno)}
 }
@@ -45,7 +47,7 @@ func TestRetryListenerRetriesWhatPasses(t *testing.T) {
 	errs = append(errs, acceptErr(syscall.ENFILE))
 	now := time.Unix(0, 0)
 	var slept []time.Duration
-	l := newRetryListener(&scriptedListener{errs: errs}, slog.New(slog.NewTextHandler(&logs, nil)), func() time.Time { return now })
+	l := NewRetrying(&scriptedListener{errs: errs}, slog.New(slog.NewTextHandler(&logs, nil)), func() time.Time { return now })
 	l.sleep = func(d time.Duration, _ <-chan struct{}) bool {
 		slept = append(slept, d)
 		now = now.Add(d)
@@ -71,7 +73,7 @@ func TestRetryListenerRetriesWhatPasses(t *testing.T) {
 
 func TestRetryListenerReturnsPermanentErrors(t *testing.T) {
 	perm := acceptErr(syscall.EINVAL)
-	l := newRetryListener(&scriptedListener{errs: []error{perm}}, slog.New(slog.DiscardHandler), time.Now)
+	l := NewRetrying(&scriptedListener{errs: []error{perm}}, slog.New(slog.DiscardHandler), time.Now)
 	if _, err := l.Accept(); !errors.Is(err, syscall.EINVAL) {
 		t.Errorf("Accept() = %v, want the EINVAL it got", err)
 	}
@@ -82,7 +84,7 @@ func TestRetryListenerStopsRetryingOnClose(t *testing.T) {
 	for i := range errs {
 		errs[i] = acceptErr(syscall.EMFILE)
 	}
-	l := newRetryListener(&scriptedListener{errs: errs}, slog.New(slog.DiscardHandler), time.Now)
+	l := NewRetrying(&scriptedListener{errs: errs}, slog.New(slog.DiscardHandler), time.Now)
 	done := make(chan error, 1)
 	go func() { _, err := l.Accept(); done <- err }()
 	time.Sleep(50 * time.Millisecond)
