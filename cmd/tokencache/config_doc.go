@@ -23,7 +23,7 @@ var keyHelp = map[string]string{
 	"http.max_body_bytes":   "Largest request body accepted; larger bodies get 413.",
 	"http.max_header_bytes": "Largest request header block accepted.",
 	"http.max_conns":        "Most connections open at once (idle keep-alive ones included); one more is\nanswered 503 and closed. Keep it below the file descriptor limit (ulimit -n).",
-	"http.max_conns_per_ip": "Most connections open at once from one IP address; more are closed at once.\n0 = no per-IP limit (the usual client is the local gateway, one IP).",
+	"http.max_conns_per_ip": "Most connections open at once from one IP address; one more is answered 429\nand closed.\n0 = no per-IP limit (the usual client is the local gateway, one IP).",
 	"http.read_timeout":     "Time allowed to read a whole request.",
 	"http.write_timeout":    "Time allowed to write a response.",
 	"http.idle_timeout":     "How long an idle keep-alive connection stays open.",

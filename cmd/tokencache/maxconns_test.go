@@ -38,16 +38,30 @@ func TestHTTPMaxConnsKeys(t *testing.T) {
 	}
 }
 
-// TestServeBoundsConnections runs serve with http.max_conns 4: with four
-// idle connections open, a fifth is answered 503 and closed; once they
-// close, requests are served again.
+// TestServeBoundsConnections runs serve with http.max_conns 4, then with
+// http.max_conns_per_ip 2: with that many idle connections open, one more is
+// answered 503 (429 for the per-IP limit) and closed; once they close,
+// requests are served again.
 func TestServeBoundsConnections(t *testing.T) {
+	for _, tc := range []struct {
+		env    string
+		open   int
+		status string
+	}{
+		{"TOKENCACHE_HTTP_MAX_CONNS=4", 4, " 503 "},
+		{"TOKENCACHE_HTTP_MAX_CONNS_PER_IP=2", 2, " 429 "},
+	} {
+		t.Run(tc.env, func(t *testing.T) { checkConnLimit(t, tc.env, tc.open, tc.status) })
+	}
+}
+
+func checkConnLimit(t *testing.T, env string, open int, status string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runCLIContext(t, ctx, []string{"TOKENCACHE_PERSIST_STORE=memory", "TOKENCACHE_HTTP_MAX_CONNS=4"}, "", &stdout, &stderr,
+		done <- runCLIContext(t, ctx, []string{"TOKENCACHE_PERSIST_STORE=memory", env}, "", &stdout, &stderr,
 			"serve", "--node-id", "n1", "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0",
 			"--gossip-addr", freeAddr(t), "--raft-addr", freeAddr(t), "--log-format", "json")
 	}()
@@ -70,7 +84,7 @@ func TestServeBoundsConnections(t *testing.T) {
 		}
 	}
 	var idle []net.Conn
-	for i := 0; i < 4; i++ {
+	for i := 0; i < open; i++ {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -87,8 +101,8 @@ func TestServeBoundsConnections(t *testing.T) {
 	c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
 	line, _ := bufio.NewReader(c).ReadString('\n')
 	c.Close()
-	if !strings.Contains(line, " 503 ") {
-		t.Errorf("fifth connection with http.max_conns 4 answered %q, want 503", line)
+	if !strings.Contains(line, status) {
+		t.Errorf("connection %d with %s answered %q, want%s", open+1, env, line, status)
 	}
 	for _, c := range idle {
 		c.Close()
