@@ -105,9 +105,9 @@ func checkAdminTokenMode(path string, fi fs.FileInfo) error {
 }
 
 // writeAdminTokenFile generates a token and writes it to path with mode 0600:
-// into a temporary file in the same directory first, then renamed into place
-// without replacing an existing file, so that a crash never leaves a partial
-// token and two starts never hand out different tokens.
+// into a temporary file in the same directory first (synced), then renamed
+// into place, so that a crash never leaves a partial token. The caller holds
+// the data dir lock.
 func writeAdminTokenFile(path string) (string, error) {
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -135,12 +135,8 @@ func writeAdminTokenFile(path string) (string, error) {
 	if err := f.Close(); err != nil {
 		return "", fmt.Errorf("cannot write admin token file: %w", err)
 	}
-	// A hard link fails when path exists, where a rename would replace it.
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			// Another process generated one first: use that one.
-			return readAdminTokenFile(path)
-		}
+	// The data dir lock (datadir.go) is held: no other process writes here.
+	if err := os.Rename(tmp, path); err != nil {
 		return "", fmt.Errorf("cannot create admin token file: %w", err)
 	}
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
