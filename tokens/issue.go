@@ -49,6 +49,9 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
 
 // checkIssue validates and normalises an issue request; it changes nothing.
 func (s *Service) checkIssue(req *IssueRequest) error {
+	if err := token.ValidUsername(req.Username); err != nil {
+		return err
+	}
 	if req.Realm == "" {
 		req.Realm = token.DefaultRealm
 	}
