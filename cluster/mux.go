@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/tokencache/tokencache/internal/listener"
 )
 
 // One TCP port carries Raft and the internal RPC (like rqlite's mux): the
@@ -83,7 +85,9 @@ type mux struct {
 
 func newMux(ln net.Listener, advertise, self, raftID string, hooks netHooks, log *slog.Logger) *mux {
 	return &mux{
-		ln:        ln,
+		// Accept errors that pass (out of file descriptors) are retried
+		// with a backoff and logged at most once a second.
+		ln:        listener.NewRetrying(ln, log, nil),
 		advertise: advertise,
 		self:      self,
 		raftID:    raftID,

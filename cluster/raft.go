@@ -20,7 +20,8 @@ import (
 //
 // boltdb mode: <data_dir>/raft/raft.db (raft-boltdb v2, bbolt) holds the log
 // and the stable store (term, vote), wrapped in raft.NewLogCache; snapshots
-// live in <data_dir>/raft/snapshots (FileSnapshotStore, 2 retained); the
+// live in <data_dir>/raft/snapshots (FileSnapshotStore, 2 retained, made
+// private: directories 0700, files 0600, see snapshots.go); the
 // server-id file binds the directory to one node id and one Raft server ID.
 //
 // memory mode: InmemStore + InmemSnapshotStore. Such a node forgets its
@@ -130,7 +131,7 @@ func openRaftStores(c Config, dir string, logOut io.Writer) (*raftStores, error)
 		bolt.Close()
 		return nil, fmt.Errorf("cannot create raft log cache: %w", err)
 	}
-	snaps, err := raft.NewFileSnapshotStore(dir, c.SnapshotRetain, logOut)
+	snaps, err := openSnapshotStore(dir, c.SnapshotRetain, logOut)
 	if err != nil {
 		bolt.Close()
 		return nil, fmt.Errorf("cannot open raft snapshot store in %s: %w", dir, err)

@@ -48,7 +48,7 @@ func (b *issueBody) request() (tokens.IssueRequest, error) {
 		Service: b.Service, ClientID: b.ClientID,
 		NoExpire: b.NoExpire, Credentials: b.Credentials,
 	}
-	if err := token.ValidText("username", b.Username, token.MaxUsernameLen, true); err != nil {
+	if err := token.ValidUsername(b.Username); err != nil {
 		return req, err
 	}
 	for _, f := range []struct {

@@ -50,8 +50,9 @@ func readForm(ctx *fasthttp.RequestCtx) (*fasthttp.Args, bool) {
 
 // decodeJSON decodes the request body, a JSON object, into v. It answers
 // 415 for another Content-Type and 400 for an empty body, anything but an
-// object, malformed JSON, an unknown field, a value of the wrong type, or
-// data after the object.
+// object, malformed JSON, an unknown field, a member name that is not lower
+// case or that appears twice in an object (in any case), invalid UTF-8, a
+// value of the wrong type, or data after the object.
 func decodeJSON(ctx *fasthttp.RequestCtx, v any) bool {
 	if !checkMediaType(ctx, mediaJSON) {
 		return false
@@ -63,6 +64,10 @@ func decodeJSON(ctx *fasthttp.RequestCtx, v any) bool {
 	}
 	if body[0] != '{' {
 		writeError(ctx, fasthttp.StatusBadRequest, codeInvalidRequest, "the request body must be a JSON object")
+		return false
+	}
+	if err := checkJSONBody(body); err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, codeInvalidRequest, err.Error())
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokencache/tokencache/internal/listener"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
@@ -153,8 +154,13 @@ func (s *Server) Handle(method, path string, h fasthttp.RequestHandler, admin bo
 // their own fasthttp.Server).
 func (s *Server) Handler() fasthttp.RequestHandler { return s.serve }
 
-// Serve serves HTTP on ln until Shutdown. It blocks.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve serves HTTP on ln until Shutdown, then returns nil. Accept errors
+// that pass (out of file descriptors, say) are retried with a backoff (see
+// internal/listener); any other one ends Serve with that error, and the caller
+// should treat it as fatal. It blocks.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(listener.NewRetrying(ln, s.log, s.now))
+}
 
 // SetReady sets whether /readyz may report ready. Shutdown turns it off;
 // callers turn it off when the node starts to drain for other reasons.

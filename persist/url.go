@@ -127,9 +127,9 @@ func parseMySQL(rest string) (*mysql.Config, []string, error) {
 			// The parser's message may quote part of a password.
 			return nil, nil, fmt.Errorf("%w: %s cannot be parsed (credentials do not belong in the URL: use persist.username and persist.password)", ErrBadURL, redactURL("jdbc:"+rest))
 		}
-		return nil, nil, fmt.Errorf("%w: jdbc:%s cannot be parsed: %w", ErrBadURL, rest, errors.Unwrap(err))
+		return nil, nil, fmt.Errorf("%w: %s cannot be parsed: %w", ErrBadURL, redactURL("jdbc:"+rest), errors.Unwrap(err))
 	}
-	shown := "jdbc:" + u.Redacted()
+	shown := redactURL("jdbc:" + rest)
 	if u.Opaque != "" || !strings.HasPrefix(rest, "mysql://") {
 		return nil, nil, fmt.Errorf("%w: %s: want jdbc:mysql://host:port/db", ErrBadURL, shown)
 	}
@@ -141,6 +141,11 @@ func parseMySQL(rest string) (*mysql.Config, []string, error) {
 	}
 	if u.Fragment != "" {
 		return nil, nil, fmt.Errorf("%w: %s: unexpected #fragment", ErrBadURL, shown)
+	}
+	if strings.Contains(u.Host, ",") {
+		// Connector/J reads host1,host2 as a failover list; the Go driver
+		// takes one address, and would look the whole list up as one name.
+		return nil, nil, fmt.Errorf("%w: %s names several hosts (%s); tokencache connects to one: name a single host:port (put a proxy or a virtual IP in front of a failover pair)", ErrBadURL, shown, u.Host)
 	}
 	host := u.Hostname()
 	if host == "" {
@@ -164,8 +169,16 @@ func parseMySQL(rest string) (*mysql.Config, []string, error) {
 		return nil, nil, fmt.Errorf("%w: %s: database name %q contains a slash", ErrBadURL, shown, db)
 	}
 	query, err := url.ParseQuery(u.RawQuery)
+	for k := range query {
+		// A password first: its message is the one that matters.
+		if secretParam(k) {
+			return nil, nil, fmt.Errorf("%w: %s: parameter %q is not allowed: put the password in persist.password (or its environment variable)", ErrBadURL, shown, k)
+		}
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %s: bad parameters: %w", ErrBadURL, shown, errors.Unwrap(err))
+		// The parser's message would quote the bad escape, perhaps part of
+		// a secret.
+		return nil, nil, fmt.Errorf("%w: %s: bad parameters: a %%-escape is invalid", ErrBadURL, shown)
 	}
 	for k := range query {
 		if why, bad := mysqlForbiddenParams[strings.ToLower(k)]; bad {
@@ -208,6 +221,7 @@ func parseMySQL(rest string) (*mysql.Config, []string, error) {
 // error messages and logs. Text that is not a URL is returned as is: it
 // cannot carry a userinfo password that url.Parse would find either.
 func redactURL(raw string) string {
+	raw = redactQuery(raw)
 	rest, ok := strings.CutPrefix(raw, "jdbc:")
 	if !ok {
 		rest = raw
@@ -226,4 +240,43 @@ func redactURL(raw string) string {
 		return "jdbc:" + u.Redacted()
 	}
 	return u.Redacted()
+}
+
+// redactQuery replaces the value of every parameter of raw's query that
+// may hold a secret (see secretParam), keeping the rest as written. It
+// works on the text, so that a URL the parser refuses is redacted too.
+func redactQuery(raw string) string {
+	q := strings.IndexByte(raw, '?')
+	if q < 0 {
+		return raw
+	}
+	params := strings.Split(raw[q+1:], "&")
+	changed := false
+	for i, p := range params {
+		k, _, hasValue := strings.Cut(p, "=")
+		if name, err := url.QueryUnescape(k); err == nil {
+			k = name
+		}
+		if hasValue && secretParam(k) {
+			params[i] = p[:strings.IndexByte(p, '=')+1] + redacted
+			changed = true
+		}
+	}
+	if !changed {
+		return raw
+	}
+	return raw[:q+1] + strings.Join(params, "&")
+}
+
+// secretParam reports whether a URL parameter may carry a secret:
+// password, passwd, pwd, pass, and any name containing "password" or
+// "secret" (Connector/J's trustCertificateKeyStorePassword, say). Case is
+// ignored.
+func secretParam(name string) bool {
+	n := strings.ToLower(name)
+	switch n {
+	case "pwd", "pass", "passwd":
+		return true
+	}
+	return strings.Contains(n, "password") || strings.Contains(n, "secret")
 }

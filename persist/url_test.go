@@ -125,6 +125,8 @@ func TestParseURLErrors(t *testing.T) {
 		{"jdbc:mysql://db/x?User=root", "persist.username"},
 		{"jdbc:mysql://db/x?strict=true", "strict mode"},
 		{"jdbc:mysql://db/x?a=%zz", "bad parameters"},
+		{"jdbc:mysql://db1:3306,db2:3306/tok", "several hosts"},
+		{"jdbc:mysql://db1,db2/tok", "several hosts"},
 	}
 	for _, tc := range tests {
 		u, err := ParseURL(tc.raw, "/data")
@@ -147,6 +149,14 @@ func TestParseURLPasswordRefused(t *testing.T) {
 		"jdbc:mysql://tc:p%zz" + pw + "@db/tokens", // unparsable escape inside the password
 		"jdbc:mysql://:" + pw + "@db/tokens",
 		"tc:" + pw + "@tcp(db:3306)/tokens", // the driver's own DSN form
+		// In the query, the form Connector/J documents.
+		"jdbc:mysql://db:3306/tokens?user=tc&password=" + pw,
+		"jdbc:mysql://db:3306/tokens?password=" + pw + "&user=tc",
+		"jdbc:mysql://db:3306/tokens?PWD=" + pw,
+		"jdbc:mysql://db:3306/tokens?passwd=" + pw,
+		"jdbc:mysql://db:3306/tokens?trustCertificateKeyStorePassword=" + pw + "&password=" + pw,
+		"jdbc:mysql://db:3306/tokens?timeout=bogus&password=" + pw,
+		"jdbc:mysql://db:3306/tokens?password=" + pw + "&timeout=%zz",
 	} {
 		_, err := ParseURL(raw, "")
 		if !errors.Is(err, ErrBadURL) {
@@ -170,6 +180,13 @@ func TestRedactURL(t *testing.T) {
 		{"jdbc:mysql://db/x", "jdbc:mysql://db/x"},
 		{"jdbc:mysql://u:secret@db/x", "jdbc:mysql://u:xxxxx@db/x"},
 		{"u:secret@tcp(db)/x", redacted + "@tcp(db)/x"},
+		{"jdbc:mysql://db/x?user=u&password=secret&tls=true", "jdbc:mysql://db/x?user=u&password=" + redacted + "&tls=true"},
+		{"jdbc:mysql://db/x?PWD=secret", "jdbc:mysql://db/x?PWD=" + redacted},
+		{"jdbc:mysql://db/x?pass=secret&passwd=secret", "jdbc:mysql://db/x?pass=" + redacted + "&passwd=" + redacted},
+		{"jdbc:mysql://db/x?clientCertificateKeyStorePassword=secret", "jdbc:mysql://db/x?clientCertificateKeyStorePassword=" + redacted},
+		{"jdbc:mysql://u:secret@db/x?password=secret", "jdbc:mysql://u:xxxxx@db/x?password=" + redacted},
+		{"jdbc:mysql://db/x?passwordless=1&charset=utf8mb4", "jdbc:mysql://db/x?passwordless=" + redacted + "&charset=utf8mb4"},
+		{"jdbc:mysql://db/x?charset=utf8mb4", "jdbc:mysql://db/x?charset=utf8mb4"},
 	}
 	for _, tc := range tests {
 		if got := redactURL(tc.in); got != tc.want {

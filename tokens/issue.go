@@ -75,6 +75,9 @@ func (s *Service) checkLifetime(field string, noExpire bool, life time.Duration)
 
 // checkIssue validates and normalises an issue request; it changes nothing.
 func (s *Service) checkIssue(req *IssueRequest) error {
+	if err := token.ValidUsername(req.Username); err != nil {
+		return err
+	}
 	if req.Realm == "" {
 		req.Realm = token.DefaultRealm
 	}

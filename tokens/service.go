@@ -148,7 +148,8 @@ type Service struct {
 }
 
 // New returns a Service over state (which holds the cache and the store) and
-// the log repl. fwd may be nil for a node that always leads.
+// the log repl. fwd may be nil for a node that always leads. log is the
+// node's logger, untagged: the service tags its own component.
 func New(cfg Config, state *State, repl Log, fwd Forwarder, log *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid token service configuration: %w", err)
@@ -163,7 +164,7 @@ func New(cfg Config, state *State, repl Log, fwd Forwarder, log *slog.Logger) (*
 		cache:  state.cache,
 		store:  state.store,
 		state:  state,
-		log:    log,
+		log:    log.With("component", "tokens"),
 		now:    cfg.Now,
 		repl:   repl,
 		fwd:    fwd,

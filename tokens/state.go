@@ -41,7 +41,8 @@ type State struct {
 }
 
 // NewState returns the state machine of a node over c and store. The writer
-// persists applied changes to store according to cfg.
+// persists applied changes to store according to cfg. log is the node's
+// logger, untagged: the state and its writer tag their own component.
 func NewState(cfg WriterConfig, c *cache.Cache, store persist.Store, log *slog.Logger) (*State, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -54,7 +55,7 @@ func NewState(cfg WriterConfig, c *cache.Cache, store persist.Store, log *slog.L
 		cache:  c,
 		store:  store,
 		writer: w,
-		log:    log,
+		log:    log.With("component", "state"),
 		idem:   newIdempotencyTable(),
 	}, nil
 }

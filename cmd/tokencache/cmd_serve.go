@@ -106,6 +106,7 @@ func loadConfig(l Loader) (*Config, Problems, error) {
 	}
 	loadProbs := probs
 	errs, warns := cfg.check()
+	errs = append(errs, cfg.checkAdminTokenFile()...)
 	for _, p := range errs {
 		if !reportedKey(loadProbs, p.Key) {
 			probs = append(probs, p)

@@ -40,6 +40,8 @@ type HTTPConfig struct {
 	AdminToken      Secret        `koanf:"admin_token"`
 	MaxBodyBytes    int           `koanf:"max_body_bytes"`
 	MaxHeaderBytes  int           `koanf:"max_header_bytes"`
+	MaxConns        int           `koanf:"max_conns"`
+	MaxConnsPerIP   int           `koanf:"max_conns_per_ip"`
 	ReadTimeout     time.Duration `koanf:"read_timeout"`
 	WriteTimeout    time.Duration `koanf:"write_timeout"`
 	IdleTimeout     time.Duration `koanf:"idle_timeout"`
@@ -137,6 +139,8 @@ func Default() *Config {
 			Addr:            "127.0.0.1:8080",
 			MaxBodyBytes:    64 << 10,
 			MaxHeaderBytes:  8 << 10,
+			MaxConns:        10000,
+			MaxConnsPerIP:   0,
 			ReadTimeout:     5 * time.Second,
 			WriteTimeout:    5 * time.Second,
 			IdleTimeout:     60 * time.Second,

@@ -22,6 +22,8 @@ var keyHelp = map[string]string{
 	"http.admin_token":      "Bearer token for admin calls. Secret: prefer the TOKENCACHE_ADMIN_TOKEN variable.\nEmpty = generated at first start into <node.data_dir>/admin.token.",
 	"http.max_body_bytes":   "Largest request body accepted; larger bodies get 413.",
 	"http.max_header_bytes": "Largest request header block accepted.",
+	"http.max_conns":        "Most connections open at once (idle keep-alive ones included); one more is\nanswered 503 and closed. Keep it below the file descriptor limit (ulimit -n).",
+	"http.max_conns_per_ip": "Most connections open at once from one IP address; one more is answered 429\nand closed.\n0 = no per-IP limit (the usual client is the local gateway, one IP).",
 	"http.read_timeout":     "Time allowed to read a whole request.",
 	"http.write_timeout":    "Time allowed to write a response.",
 	"http.idle_timeout":     "How long an idle keep-alive connection stays open.",
@@ -30,7 +32,7 @@ var keyHelp = map[string]string{
 
 	"cluster.name":                "Cluster name: nodes of different clusters never merge.",
 	"cluster.gossip_addr":         "Address memberlist gossip listens on (TCP and UDP).",
-	"cluster.gossip_advertise":    "Gossip address announced to other nodes. Empty = gossip_addr (or, when that\nbinds every interface, the first private IP).",
+	"cluster.gossip_advertise":    "Gossip address announced to other nodes. Empty = gossip_addr; required when\ngossip_addr binds every interface.",
 	"cluster.raft_addr":           "Address the Raft transport listens on.",
 	"cluster.raft_advertise":      "Raft address announced to other nodes. Empty = raft_addr; required when\nraft_addr binds every interface.",
 	"cluster.join":                "Gossip addresses (host:port) of nodes to join at start. A list, a comma-separated\nstring or \"tcp://h1:port;h2:port\". Empty = a single node that bootstraps itself.",

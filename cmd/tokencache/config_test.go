@@ -396,6 +396,12 @@ func TestValidate(t *testing.T) {
 		{"prefix empty", func(c *Config) { c.Tokens.Prefix = "" }, "tokens.prefix", "[a-z]"},
 		{"prefix starts with digit", func(c *Config) { c.Tokens.Prefix = "1tc" }, "tokens.prefix", "[a-z]"},
 
+		{"short admin token", func(c *Config) { c.HTTP.AdminToken = "short" }, "http.admin_token", "shorter"},
+		{"staleness below election timeout", func(c *Config) { c.Cluster.MaxStaleness = 500 * time.Millisecond },
+			"cluster.max_staleness", "election_timeout"},
+		{"staleness below twice the election timeout", func(c *Config) { c.Cluster.MaxStaleness = 1500 * time.Millisecond },
+			"cluster.max_staleness", "twice cluster.election_timeout"},
+		{"gossip on every interface", func(c *Config) { c.Cluster.GossipAddr = "0.0.0.0:7946" }, "cluster.gossip_advertise", "every interface"},
 		{"read timeout zero", func(c *Config) { c.HTTP.ReadTimeout = 0 }, "http.read_timeout", "positive"},
 		{"write timeout negative", func(c *Config) { c.HTTP.WriteTimeout = -time.Second }, "http.write_timeout", "positive"},
 		{"idle timeout zero", func(c *Config) { c.HTTP.IdleTimeout = 0 }, "http.idle_timeout", "positive"},
@@ -583,12 +589,8 @@ func TestWarnings(t *testing.T) {
 		{"R=1 but two nodes", func(c *Config) { c.Cluster.BootstrapExpect = 2 }, "cluster.replication_count", "even number"},
 		{"R=2 but four nodes", func(c *Config) { c.Cluster.ReplicationCount, c.Cluster.BootstrapExpect = 2, 4 },
 			"cluster.replication_count", "even number"},
-		{"staleness below election timeout", func(c *Config) { c.Cluster.MaxStaleness = 500 * time.Millisecond },
-			"cluster.max_staleness", "election_timeout"},
 		{"memory store", func(c *Config) { c.Persist.Store = "memory" }, "persist.store", "restart"},
-		{"short admin token", func(c *Config) { c.HTTP.AdminToken = "short" }, "http.admin_token", "shorter"},
 		{"short pepper", func(c *Config) { c.Tokens.Pepper = "short" }, "tokens.pepper", "shorter"},
-		{"gossip on every interface", func(c *Config) { c.Cluster.GossipAddr = "0.0.0.0:7946" }, "cluster.gossip_advertise", "private IP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

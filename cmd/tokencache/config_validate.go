@@ -134,9 +134,6 @@ var (
 	cookieNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 )
 
-// minSecretLen is the length below which a configured secret is warned about.
-const minSecretLen = 16
-
 // check returns the problems (errors) and warnings of c.
 func (c *Config) check() (errs, warns Problems) {
 	var ck checker
@@ -170,6 +167,7 @@ func (c *Config) checkPackages(ck *checker) {
 		cacheConfig(c).Validate(),
 		writerConfig(c).Validate(),
 		tokensConfig(c).Validate(),
+		clusterConfig(c).Validate(),
 		h.Validate(),
 	} {
 		if err == nil {
@@ -196,10 +194,16 @@ func (c *Config) checkHTTP(ck *checker) {
 	h := &c.HTTP
 	ck.address("http.addr", h.Addr, false, true)
 	if n := len(h.AdminToken); n > 0 && n < minSecretLen {
-		ck.warnf("http.admin_token", "is shorter than %d characters; leave it unset to have one generated", minSecretLen)
+		ck.errorf("http.admin_token", "is shorter than %d characters; leave it unset to have one generated", minSecretLen)
 	}
 	ck.positiveInt("http.max_body_bytes", h.MaxBodyBytes)
 	ck.positiveInt("http.max_header_bytes", h.MaxHeaderBytes)
+	ck.positiveInt("http.max_conns", h.MaxConns)
+	if h.MaxConnsPerIP < 0 {
+		ck.errorf("http.max_conns_per_ip", "must be 0 (no per-IP limit) or positive, got %d", h.MaxConnsPerIP)
+	} else if h.MaxConnsPerIP > h.MaxConns && h.MaxConns > 0 {
+		ck.warnf("http.max_conns_per_ip", "%d is above http.max_conns (%d): it never applies", h.MaxConnsPerIP, h.MaxConns)
+	}
 	ck.positive("http.read_timeout", h.ReadTimeout)
 	ck.positive("http.write_timeout", h.WriteTimeout)
 	ck.positive("http.idle_timeout", h.IdleTimeout)
@@ -219,7 +223,7 @@ func (c *Config) checkCluster(ck *checker) {
 	if cl.GossipAdvertise != "" {
 		ck.address("cluster.gossip_advertise", cl.GossipAdvertise, true, false)
 	} else if host, _, err := net.SplitHostPort(cl.GossipAddr); err == nil && unspecifiedHost(host) {
-		ck.warnf("cluster.gossip_advertise", "is not set and cluster.gossip_addr binds every interface: memberlist will advertise the first private IP it finds")
+		ck.errorf("cluster.gossip_advertise", "must be set when cluster.gossip_addr (%q) binds every interface", cl.GossipAddr)
 	}
 	if cl.RaftAdvertise != "" {
 		ck.address("cluster.raft_advertise", cl.RaftAdvertise, true, false)
@@ -250,8 +254,9 @@ func (c *Config) checkCluster(ck *checker) {
 	ck.positive("cluster.election_timeout", cl.ElectionTimeout)
 	ck.positive("cluster.reconcile_interval", cl.ReconcileInterval)
 	ck.positive("cluster.dead_server_cleanup", cl.DeadServerCleanup)
-	if cl.MaxStaleness > 0 && cl.ElectionTimeout > 0 && cl.MaxStaleness <= cl.ElectionTimeout {
-		ck.warnf("cluster.max_staleness", "%s is not above cluster.election_timeout (%s): followers will fail closed during ordinary elections",
+	// The heartbeat timeout is cluster.election_timeout (see clusterConfig).
+	if cl.MaxStaleness > 0 && cl.ElectionTimeout > 0 && cl.MaxStaleness < 2*cl.ElectionTimeout {
+		ck.errorf("cluster.max_staleness", "%s must be at least twice cluster.election_timeout (%s), or healthy followers fail closed during ordinary elections",
 			formatDuration(cl.MaxStaleness), formatDuration(cl.ElectionTimeout))
 	}
 }

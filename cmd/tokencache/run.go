@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,8 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -39,17 +35,26 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	log.Info("tokencache is serving",
 		"node_id", cfg.Node.ID, "http_addr", d.httpLn.Addr().String(), "data_dir", cfg.Node.DataDir,
 		"store", cfg.Persist.Store, "write_mode", cfg.Persist.WriteMode)
+	var failed error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	case <-d.left:
 		log.Info("left the cluster; shutting down")
 	case err := <-d.serveErr:
-		log.Error("HTTP server stopped", "err", err)
+		// Serve returns before Shutdown only when the listener failed for
+		// good (errors that pass, such as running out of descriptors, are
+		// retried): stop, and exit non-zero so that a supervisor restarts
+		// the node.
+		if err == nil {
+			err = errors.New("the listener was closed")
+		}
+		failed = fmt.Errorf("HTTP server stopped: %w", err)
+		log.Error("HTTP server stopped; shutting down", "err", err)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
-	return d.close(sctx)
+	return errors.Join(failed, d.close(sctx))
 }
 
 // daemon holds the running parts of one node, in the order they are opened.
@@ -68,12 +73,17 @@ type daemon struct {
 	httpLn   net.Listener
 	serveErr chan error
 	registry *prometheus.Registry
+	lock     *dataDirLock // held from the start of open to the end of close
 }
 
 func (d *daemon) open(ctx context.Context) error {
 	cfg := d.cfg
 	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
 		return fmt.Errorf("cannot create data dir %s: %w", cfg.Node.DataDir, err)
+	}
+	var err error
+	if d.lock, err = lockDataDir(cfg.Node.DataDir); err != nil {
+		return err
 	}
 	adminToken, err := resolveAdminToken(cfg, d.log)
 	if err != nil {
@@ -86,7 +96,7 @@ func (d *daemon) open(ctx context.Context) error {
 	if d.cache, err = cache.New(cacheConfig(cfg)); err != nil {
 		return err
 	}
-	if d.state, err = tokens.NewState(writerConfig(cfg), d.cache, d.store, d.log.With("component", "state")); err != nil {
+	if d.state, err = tokens.NewState(writerConfig(cfg), d.cache, d.store, d.log); err != nil {
 		return err
 	}
 	// Every node, alone or not, runs on the Raft log: a single node with the
@@ -99,7 +109,7 @@ func (d *daemon) open(ctx context.Context) error {
 		// A revocation may wait this long for a silent node's fence to close.
 		tcfg.WriteTimeout = bound + 2*time.Second
 	}
-	if d.svc, err = tokens.New(tcfg, d.state, d.node, d.node, d.log.With("component", "tokens")); err != nil {
+	if d.svc, err = tokens.New(tcfg, d.state, d.node, d.node, d.log); err != nil {
 		return err
 	}
 	d.node.SetService(d.svc)
@@ -123,7 +133,7 @@ func (d *daemon) open(ctx context.Context) error {
 	hcfg := httpConfig(cfg, adminToken)
 	hcfg.RequestTimeout = max(hcfg.RequestTimeout, tcfg.WriteTimeout+time.Second)
 	hcfg.LeaderCheck = func(ctx context.Context) error { return d.node.Ready(ctx, true) }
-	if d.http, err = httpapi.New(hcfg, d.svc, d.log.With("component", "http"), d.registry, d.registry); err != nil {
+	if d.http, err = httpapi.New(hcfg, d.svc, d.log, d.registry, d.registry); err != nil {
 		return err
 	}
 	d.left = make(chan struct{})
@@ -175,6 +185,7 @@ func (d *daemon) close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("cannot close the store: %w", err))
 		}
 	}
+	d.lock.release()
 	if err := errors.Join(errs...); err != nil {
 		d.log.Error("shutdown was not clean", "err", err)
 		return err
@@ -220,48 +231,6 @@ func (d *daemon) handleClusterLeave(ctx *fasthttp.RequestCtx) {
 		close(d.left)
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, []byte(`{"left":true}`))
-}
-
-// adminTokenFile is the file a generated admin token is kept in.
-const adminTokenFile = "admin.token"
-
-// resolveAdminToken returns the admin token from the configuration (or
-// TOKENCACHE_ADMIN_TOKEN), else from <data_dir>/admin.token, generating that
-// file (mode 0600) at first start. Its value is never logged.
-func resolveAdminToken(cfg *Config, log *slog.Logger) (string, error) {
-	if t := cfg.HTTP.AdminToken.Reveal(); t != "" {
-		return t, nil
-	}
-	path := filepath.Join(cfg.Node.DataDir, adminTokenFile)
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		t := strings.TrimSpace(string(b))
-		if len(t) < 16 {
-			return "", fmt.Errorf("admin token file %s holds fewer than 16 characters", path)
-		}
-		return t, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return "", fmt.Errorf("cannot read admin token file: %w", err)
-	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
-	}
-	t := base64.RawURLEncoding.EncodeToString(raw[:])
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("cannot create admin token file: %w", err)
-	}
-	if _, err := f.WriteString(t + "\n"); err != nil {
-		f.Close()
-		return "", fmt.Errorf("cannot write admin token file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("cannot write admin token file: %w", err)
-	}
-	log.Warn("generated an admin token; admin calls need it as Authorization: Bearer <token>", "file", path)
-	return t, nil
 }
 
 // The functions below map the file configuration onto each package's Config.
@@ -368,6 +337,8 @@ func httpConfig(cfg *Config, adminToken string) httpapi.Config {
 	h.AdminToken = adminToken
 	h.MaxBodyBytes = cfg.HTTP.MaxBodyBytes
 	h.MaxHeaderBytes = cfg.HTTP.MaxHeaderBytes
+	h.Concurrency = cfg.HTTP.MaxConns
+	h.MaxConnsPerIP = cfg.HTTP.MaxConnsPerIP
 	h.ReadTimeout = cfg.HTTP.ReadTimeout
 	h.WriteTimeout = cfg.HTTP.WriteTimeout
 	h.IdleTimeout = cfg.HTTP.IdleTimeout

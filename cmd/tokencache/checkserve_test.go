@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serveOutcome runs serve with environ and reports whether it accepted the
+// configuration: it reached "tokencache is serving", or failed only because
+// the database did not answer (a condition of the moment, not of the
+// configuration). It stops a serve that started.
+func serveOutcome(t *testing.T, environ []string) (accepted bool, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- runCLIContext(t, ctx, environ, "", &out, &errOut, "serve") }()
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case code := <-done:
+			s := errOut.String()
+			if code == exitOK {
+				t.Errorf("serve exited 0 by itself: %s", s)
+			}
+			return strings.Contains(s, "cannot open the mysql store") && strings.Contains(s, "connection refused"), s
+		case <-deadline:
+			t.Fatalf("serve neither served nor stopped within 60s: %s", errOut.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if s := errOut.String(); strings.Contains(s, "tokencache is serving") {
+			cancel()
+			<-done
+			return true, s
+		}
+	}
+}
+
+// TestConfigCheckAgreesWithServe feeds every example configuration and a
+// table of bad ones to `config check` and to `serve`: check must accept
+// exactly what serve accepts.
+func TestConfigCheckAgreesWithServe(t *testing.T) {
+	type tc struct{ name, file, yaml string }
+	var cases []tc
+	files, err := filepath.Glob("../../configs/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("configs: %v, %v", files, err)
+	}
+	for _, f := range files {
+		cases = append(cases, tc{name: filepath.Base(f), file: f})
+	}
+	for _, b := range []struct{ name, yaml string }{
+		{"staleness below twice the heartbeat", "cluster:\n  max_staleness: 1500ms\n  election_timeout: 1s\n"},
+		{"multi-host JDBC URL", "persist:\n  store: mysql\n  username: tc\n  url: jdbc:mysql://db1:3306,db2:3306/tok\n"},
+		{"short admin token", "http:\n  admin_token: short-token\n"},
+		{"cache capacity zero", "cache:\n  capacity: 0\n"},
+		{"expiry above retention", "tokens:\n  expiry: 48h\n  retention: 24h\n"},
+		{"bad prefix", "tokens:\n  prefix: BAD\n"},
+		{"unknown store", "persist:\n  store: postgres\n"},
+		{"password in URL", "persist:\n  store: mysql\n  username: tc\n  url: jdbc:mysql://db:3306/tok?password=x\n"},
+		{"valid minimal", "node:\n  id: ok1\n"},
+	} {
+		cases = append(cases, tc{name: b.name, yaml: b.yaml})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			file := c.file
+			if file == "" {
+				file = writeFile(t, "c.yaml", c.yaml)
+			}
+			environ := []string{
+				"TOKENCACHE_CONFIG=" + file,
+				"TOKENCACHE_NODE_DATA_DIR=" + t.TempDir(),
+				"TOKENCACHE_HTTP_ADDR=127.0.0.1:0",
+				"TOKENCACHE_CLUSTER_GOSSIP_ADDR=" + freeAddr(t),
+				"TOKENCACHE_CLUSTER_RAFT_ADDR=" + freeAddr(t),
+				"TOKENCACHE_LOG_FORMAT=json",
+			}
+			if strings.Contains(c.name, "mysql") {
+				// The example's host does not exist here; a closed port
+				// on loopback makes the database refuse, not the name fail.
+				environ = append(environ, "TOKENCACHE_PERSIST_URL=jdbc:mysql://127.0.0.1:1/tokencache?tls=preferred",
+					"TOKENCACHE_PERSIST_PASSWORD=example-password")
+			}
+			code, stdout, checkErr := runCLI(t, environ, "", "config", "check", file)
+			checked := code == exitOK
+			served, serveErr := serveOutcome(t, environ)
+			if checked != served {
+				t.Errorf("config check accepted=%v (exit %d: %s%s) but serve accepted=%v:\n%s", checked, code, stdout, checkErr, served, serveErr)
+			}
+		})
+	}
+}
