@@ -11,11 +11,19 @@ import (
 	"github.com/anishathalye/porcupine"
 )
 
+// Families shown: the test log lists the operations of the first few
+// illegal families, the visualization up to maxShown.
+const (
+	maxListed = 3
+	maxShown  = 20
+)
+
 // Verdict is the outcome of a check.
 type Verdict struct {
 	Result porcupine.CheckResult // Ok, Illegal, or Unknown (the check timed out)
-	// Illegal lists the families with no linearization, and History their
-	// operations in call order, one per line, for the test log.
+	// Illegal lists the families with no linearization, and History the
+	// operations of the first three in call order, one per line, for the
+	// test log.
 	Illegal []int
 	History string
 	// Visualization is the HTML file porcupine wrote for the illegal
@@ -25,18 +33,23 @@ type Verdict struct {
 
 // Check checks the recorded history against Model, each family with the
 // given timeout. When a family is illegal it writes porcupine's HTML
-// visualization of the illegal families (with the nemesis's faults as
+// visualization of (the first 20) illegal families (with the nemesis's faults as
 // annotations) to dir/linearizability.html; dir is created and kept.
 func Check(r *Recorder, dir string, timeout time.Duration) (Verdict, error) {
 	model := Model()
 	ops := r.Operations()
 	v := Verdict{Result: porcupine.Ok}
-	var bad []porcupine.Operation
+	var listed, bad []porcupine.Operation
 	for _, part := range partition(ops) {
 		switch porcupine.CheckOperationsTimeout(model, part, timeout) {
 		case porcupine.Illegal:
 			v.Illegal = append(v.Illegal, part[0].Input.(Input).Family)
-			bad = append(bad, part...)
+			if len(v.Illegal) <= maxListed {
+				listed = append(listed, part...)
+			}
+			if len(v.Illegal) <= maxShown {
+				bad = append(bad, part...)
+			}
 		case porcupine.Unknown:
 			if v.Result == porcupine.Ok {
 				v.Result = porcupine.Unknown
@@ -47,7 +60,7 @@ func Check(r *Recorder, dir string, timeout time.Duration) (Verdict, error) {
 		return v, nil
 	}
 	v.Result = porcupine.Illegal
-	v.History = describeHistory(bad)
+	v.History = describeHistory(listed)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return v, fmt.Errorf("cannot create %s: %w", dir, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,6 +142,18 @@ func (r *Recorder) Fault(kind, detail string) (end func()) {
 		})
 		r.mu.Unlock()
 	}
+}
+
+// FaultLog lists the faults injected so far with their times (seconds since
+// the recorder was created, as in Verdict.History), one per line.
+func (r *Recorder) FaultLog() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for _, n := range r.notes {
+		fmt.Fprintf(&b, "  [%9.3fs .. %9.3fs] %s: %s\n", secs(n.Start), secs(n.End), n.Description, n.Details)
+	}
+	return b.String()
 }
 
 // Operations returns a copy of the history so far, open operations closed at

@@ -47,9 +47,9 @@ type Workload struct {
 
 // pool is the workload's view of the tokens, shared by its clients.
 type pool struct {
-	mu       sync.Mutex
-	active   []*family
-	families int
+	mu     sync.Mutex
+	active []*family // families in play
+	all    []*family // every family, for Sweep
 }
 
 type family struct {
@@ -58,9 +58,16 @@ type family struct {
 	next   int      // next index to hand out
 }
 
-// Run drives the clients until ctx ends, recording every operation in r.
-// It returns when every client has finished its last operation.
-func (w Workload) Run(ctx context.Context, r *Recorder, tgt Target) {
+// Clients is a workload bound to a recorder and a target.
+type Clients struct {
+	w   Workload
+	r   *Recorder
+	tgt Target
+	p   *pool
+}
+
+// NewClients returns the workload's clients; nothing runs until Run.
+func (w Workload) NewClients(r *Recorder, tgt Target) *Clients {
 	if w.Clients == 0 {
 		w.Clients = 4
 	}
@@ -76,23 +83,55 @@ func (w Workload) Run(ctx context.Context, r *Recorder, tgt Target) {
 	if w.Pause == 0 {
 		w.Pause = 5 * time.Millisecond
 	}
-	p := &pool{}
+	return &Clients{w: w, r: r, tgt: tgt, p: &pool{}}
+}
+
+// Run drives the clients until ctx ends, recording every operation. It
+// returns when every client has finished its last operation; it may be
+// called again.
+func (cs *Clients) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for c := range w.Clients {
+	for c := range cs.w.Clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl := &client{w: w, p: p, r: r, s: r.Stream(), tgt: tgt, rnd: rand.New(rand.NewPCG(w.Seed, uint64(c)))}
+			cl := cs.client(uint64(c))
 			for ctx.Err() == nil {
 				cl.step(ctx)
 				select {
 				case <-ctx.Done():
-				case <-time.After(w.Pause):
+				case <-time.After(cs.w.Pause):
 				}
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// Sweep reads every acknowledged token of the run on every node, locally
+// and with ?consistency=consistent (after the faults healed: invariant 4).
+func (cs *Clients) Sweep(ctx context.Context) {
+	cl := cs.client(1 << 32)
+	cs.p.mu.Lock()
+	var toks []Token
+	for _, f := range cs.p.all {
+		for _, t := range f.tokens {
+			if t != nil && t.Text != "" {
+				toks = append(toks, *t)
+			}
+		}
+	}
+	cs.p.mu.Unlock()
+	for _, n := range cs.tgt.Nodes() {
+		for i := range toks {
+			cl.read(ctx, n, &toks[i], false)
+			cl.read(ctx, n, &toks[i], true)
+		}
+	}
+}
+
+func (cs *Clients) client(c uint64) *client {
+	return &client{w: cs.w, p: cs.p, r: cs.r, s: cs.r.Stream(), tgt: cs.tgt, rnd: rand.New(rand.NewPCG(cs.w.Seed, c))}
 }
 
 type client struct {
@@ -164,6 +203,7 @@ func (c *client) newFamily() *family {
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
 	c.p.active = append(c.p.active, f)
+	c.p.all = append(c.p.all, f)
 	if len(c.p.active) > c.w.Families {
 		c.p.active = c.p.active[1:]
 	}
@@ -173,7 +213,7 @@ func (c *client) newFamily() *family {
 func (c *client) setText(f, idx int, key, text string) {
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
-	for _, fam := range c.p.active {
+	for _, fam := range c.p.all {
 		if fam.id == f && fam.tokens[idx] != nil {
 			fam.tokens[idx].Key, fam.tokens[idx].Text = key, text
 		}
