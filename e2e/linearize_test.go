@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -150,7 +152,8 @@ func (p *procTarget) addr(id string) string {
 	return ""
 }
 
-// do sends a request; status 0 means no answer (refused, reset, timeout).
+// do sends a request; status 0 means no answer (reset, timeout), -1 that
+// the request was never sent (the connection was refused).
 func (p *procTarget) do(ctx context.Context, node, method, path, bearer, ctype string, body io.Reader, hdr map[string]string) (int, apiAnswer) {
 	base := p.addr(node)
 	if base == "" {
@@ -171,6 +174,9 @@ func (p *procTarget) do(ctx context.Context, node, method, path, bearer, ctype s
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
+		if op := (*net.OpError)(nil); errors.As(err, &op) && op.Op == "dial" {
+			return -1, apiAnswer{Error: err.Error()}
+		}
 		return 0, apiAnswer{Error: err.Error()}
 	}
 	defer resp.Body.Close()
@@ -193,7 +199,7 @@ func writeOutcome(code int, a apiAnswer) lincheck.Output {
 	switch {
 	case code >= 200 && code < 300:
 		return lincheck.Output{Result: lincheck.OK, Detail: detail}
-	case code == 503 && a.Error == "no_leader":
+	case code == -1 || (code == 503 && a.Error == "no_leader"):
 		return lincheck.Output{Result: lincheck.Failed, Detail: detail}
 	case code == 400 || code == 401 || code == 403:
 		return lincheck.Output{Result: lincheck.Other, Detail: detail}
@@ -253,7 +259,7 @@ func (p *procTarget) Validate(ctx context.Context, node string, tok lincheck.Tok
 		return lincheck.Output{Result: lincheck.Revoked, Detail: detail}
 	case code == 401 && a.Error == "unknown":
 		return lincheck.Output{Result: lincheck.Unknown, Detail: detail}
-	case code == 0 || code == 503:
+	case code <= 0 || code == 503:
 		return lincheck.Output{Result: lincheck.Refused, Detail: detail}
 	}
 	return lincheck.Output{Result: lincheck.Other, Detail: detail}
