@@ -425,7 +425,11 @@ func (nm *procNemesis) recover(timeout time.Duration) error {
 			ready := true
 			for _, n := range nm.c.nodes {
 				if !n.running() {
-					return fmt.Errorf("%s exited: %v", nodeID(n), n.exitErr)
+					out := n.logs.String()
+					if i := strings.LastIndex(out, "\n{"); i >= 0 {
+						out = out[i+1:] // what followed the last log line: a panic's trace
+					}
+					return fmt.Errorf("%s exited: %v; its output after the last log line:\n%.6000s", nodeID(n), n.exitErr, out)
 				}
 				if code, _ := n.callQuiet("GET", "/readyz", "", nil); code != 200 {
 					ready = false
