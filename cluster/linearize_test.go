@@ -23,6 +23,9 @@ const (
 	faultPartitionLeader   = "partition-leader"
 	faultCrashFollower     = "crash-follower"
 	faultCrashLeader       = "crash-leader"
+	// A follower crashes, stays down until the leader removed it from the
+	// configuration as dead, and restarts with its old (stale) state.
+	faultRejoinRemoved = "rejoin-removed"
 	// A node with another settings fingerprint and bootstrap_expect 1 joins
 	// (issue 9 scenario 1); clients send it reads and writes.
 	faultJoinMismatched = "join-mismatched"
@@ -44,7 +47,7 @@ const (
 func TestLinearizableHistories(t *testing.T) {
 	seed := lincheck.Seed(t)
 	faults := lincheck.Faults(t, faultPartitionFollower, faultPartitionLeader, faultCrashFollower, faultCrashLeader,
-		faultJoinMismatched, faultJoinLeaderless)
+		faultRejoinRemoved, faultJoinMismatched, faultJoinLeaderless)
 	length := 20 * time.Second
 	if lincheck.Long() {
 		length = 5 * time.Minute
@@ -301,6 +304,33 @@ func (nm *nemesis) inject(kind string) error {
 		end := nm.rec.Fault(kind, victim.id+" crashed and restarted")
 		tc.kill(victim)
 		nm.sleep(500*time.Millisecond, 2*time.Second)
+		tc.net.heal()
+		err := tc.startNode(victim)
+		end()
+		return err
+	case faultRejoinRemoved:
+		victim := nm.pick(false)
+		end := nm.rec.Fault(kind, victim.id+" crashed, removed as dead, restarted with its state")
+		tc.kill(victim)
+		removed := func() bool {
+			l := nm.leader()
+			if l == nil {
+				return false
+			}
+			f := l.node.raft.GetConfiguration()
+			if f.Error() != nil {
+				return false
+			}
+			for _, s := range f.Configuration().Servers {
+				if nodeOfRaftID(string(s.ID)) == victim.id {
+					return false
+				}
+			}
+			return true
+		}
+		for deadline := time.Now().Add(20 * time.Second); !removed() && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
 		tc.net.heal()
 		err := tc.startNode(victim)
 		end()
