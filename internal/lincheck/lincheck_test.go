@@ -87,6 +87,11 @@ func TestModel(t *testing.T) {
 			op(1, Issue, 1, 0, "n2", ParentNotValid, 60, 70)), false},
 		{"child refused with 404 parent (lost parent)", append(issued,
 			op(1, Issue, 1, 0, "n2", NotFound, 60, 70)), false},
+		{"ambiguous issue, then its retry with the same Idempotency-Key answers 201", []porcupine.Operation{
+			op(1, Issue, 0, -1, "n1", Ambiguous, 0, 1000), op(2, Issue, 0, -1, "n1", OK, 20, 30), ack(IssueAck, 0, "n1", 30),
+			op(3, ReadConsistent, 0, -1, "n2", Valid, 40, 50)}, true},
+		{"idempotency_conflict for a key no attempt applied", []porcupine.Operation{
+			op(1, Issue, 0, -1, "n1", Failed, 0, 10), op(2, Issue, 0, -1, "n2", Conflict, 20, 30)}, false},
 		{"expired answer (expiry is not modelled)", append(issued, op(2, Read, 0, -1, "n2", Other, 20, 30)), false},
 	}
 	for _, tt := range tests {
