@@ -48,9 +48,10 @@ bench: build bench-tools ## standard load-test suite on one spawned node (~5 min
 bench-compare: build bench-tools ## tokencache vs Redis GET, bare HTTP, etcd put, bare Raft, MariaDB SELECT (installs redis-server, etcd-server)
 	TOKENCACHE_BIN=$(BIN) TOKENCACHE_BENCH_BIN=$(BENCH_BIN) bench/scripts/compare.sh
 
-chaos: ## long fault runs: 12 rounds of partitions, leader isolation and crashes, 30 bootstrap races, repeated process-level kills (~10 min)
-	TOKENCACHE_CHAOS=1 $(GO) test -race -count=1 -timeout 60m -run 'TestChaos|TestBootstrapExpect' ./cluster/
+chaos: ## long fault runs: 12 rounds of partitions, leader isolation and crashes, 30 bootstrap races, repeated process-level kills, 5 min each of checked histories in process and across processes (~25 min)
+	TOKENCACHE_CHAOS=1 $(GO) test -race -count=1 -timeout 60m -run 'TestChaos|TestBootstrapExpect|TestLinearizableHistories' ./cluster/
 	$(GO) test -count=5 -timeout 60m -run 'TestClusterProcesses' ./e2e/
+	TOKENCACHE_CHAOS=1 $(GO) test -count=1 -timeout 60m -run 'TestLinearizableHistoriesProcesses' ./e2e/
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
 	scripts/fuzz.sh $(or $(FUZZTIME),60s)

@@ -29,19 +29,22 @@ func (s *Service) Revoke(ctx context.Context, k token.Key) ([]token.Key, error) 
 // RevokeToken revokes the token whose full text is raw (RFC 7009). A
 // malformed or unknown token, or a wrong secret, is not an error: the
 // revocation endpoint answers the same for all of them.
+//
+// The leader judges whether the token exists: this node's state may lag (the
+// token was issued a moment ago through another node, or this node is out of
+// contact), so a local miss proves nothing and answering it here would
+// acknowledge a revocation that never happened. Only a local record whose
+// hash differs is answered at once (a key's hash never changes, so the
+// secret is wrong everywhere).
 func (s *Service) RevokeToken(ctx context.Context, raw []byte) error {
 	k, secret, err := token.Parse(s.cfg.Prefix, raw)
 	if err != nil {
 		return nil
 	}
-	t, err := s.get(ctx, k)
-	if err != nil {
-		return err
-	}
-	if t == nil || !s.hasher.Verify(k, secret, t.Hash) {
+	if t, _, ok := s.cache.Get(k); ok && !s.hasher.Verify(k, secret, t.Hash) {
 		return nil
 	}
-	h := t.Hash
+	h := s.hasher.Sum(k, secret)
 	_, err = s.write(ctx, &WriteRequest{Revoke: &RevokeSpec{Key: k, Hash: &h}})
 	if errIs(err, ErrNotFound) {
 		return nil
