@@ -1,0 +1,318 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/tokencache/tokencache/internal/nodecert"
+	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/token"
+	"github.com/tokencache/tokencache/tokens"
+)
+
+// testPKI is a development CA in a temporary directory.
+type testPKI struct {
+	tb  testing.TB
+	dir string
+	ca  nodecert.Files
+}
+
+func newTestPKI(tb testing.TB) *testPKI {
+	tb.Helper()
+	ca, err := nodecert.CreateCA("test CA", time.Now(), 24*time.Hour)
+	if err != nil {
+		tb.Fatalf("CreateCA: %v", err)
+	}
+	p := &testPKI{tb: tb, dir: tb.TempDir(), ca: ca}
+	p.write("ca.pem", ca.CertPEM)
+	return p
+}
+
+func (p *testPKI) write(name string, b []byte) string {
+	path := filepath.Join(p.dir, name)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		p.tb.Fatalf("WriteFile: %v", err)
+	}
+	return path
+}
+
+// node writes a certificate naming certID and returns the files of node
+// (file names are per node, so that two certificates for one id differ).
+func (p *testPKI) node(node, certID string, validity time.Duration) TLSConfig {
+	p.tb.Helper()
+	f, err := nodecert.CreateNode(p.ca, nodecert.NodeSpec{NodeID: certID, IPs: []net.IP{net.ParseIP("127.0.0.1")},
+		Now: time.Now(), Validity: validity})
+	if err != nil {
+		p.tb.Fatalf("CreateNode(%s): %v", certID, err)
+	}
+	return TLSConfig{
+		CAFile:   filepath.Join(p.dir, "ca.pem"),
+		CertFile: p.write(node+"-cert.pem", f.CertPEM),
+		KeyFile:  p.write(node+"-key.pem", f.KeyPEM),
+	}
+}
+
+func (p *testPKI) opts(o clusterOpts) clusterOpts {
+	o.tls = func(_ int, id string) TLSConfig { return p.node(id, id, time.Hour) }
+	return o
+}
+
+// rawForwardFrame is the attack of the issue: an RPC connection (0x02), a
+// forward (0x01), a length and a JSON WriteRequest.Issue of the sender's
+// choosing: an admin token without expiry.
+func rawForwardFrame(tb testing.TB, k token.Key) []byte {
+	tb.Helper()
+	var h token.Hash
+	h[0] = 1
+	scopes, err := token.ParseScopes("admin read write")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req := forwardRequest{Timeout: 5 * time.Second, Write: &tokens.WriteRequest{Issue: &tokens.IssueSpec{
+		Request: tokens.IssueRequest{Username: "mallory", Type: token.TypeUser, Scopes: scopes, NoExpire: true},
+		Key:     k, Hash: h,
+	}}}
+	body, err := json.Marshal(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	frame := []byte{muxRPC, rpcForward, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(frame[2:], uint32(len(body)))
+	return append(frame, body...)
+}
+
+// sendRaw writes p to addr and returns what came back until the peer
+// closed the connection or 3s passed.
+func sendRaw(tb testing.TB, addr string, p []byte) []byte {
+	tb.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		tb.Fatalf("dial %s: %v", addr, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	_, _ = c.Write(p)
+	out, _ := io.ReadAll(c)
+	return out
+}
+
+func wantNoToken(tb testing.TB, tn *testNode, k token.Key) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if t, _, err := tn.svc.Info(ctx, k); err == nil && t != nil {
+		tb.Fatalf("Info(%s) on %s = token of %q with scopes %q: the attacker minted a token", k, tn.id, t.Username, t.Scopes)
+	}
+}
+
+// Attack 1: one raw frame to the leader's Raft port mints an admin token.
+// Under TLS the connection ends in the handshake: the frame is never
+// parsed.
+func TestRawFrameWithoutCertificateIsRefused(t *testing.T) {
+	pki := newTestPKI(t)
+	tc := newTestCluster(t, 3, pki.opts(clusterOpts{}))
+	leader := tc.waitLeader()
+	k := token.NewKey()
+	out := sendRaw(t, leader.node.raftAdv, rawForwardFrame(t, k))
+	if bytes.Contains(out, []byte(`"code"`)) {
+		t.Fatalf("the leader answered a raw frame: %q", out)
+	}
+	wantNoToken(t, leader, k)
+	// The cluster still works for its own nodes.
+	iss := issue(t, tc.followers()[0], "alice")
+	wantValid(t, leader, iss.Token, token.StateValid)
+}
+
+// A client that completes a TLS handshake with a certificate of another CA
+// is refused too, and so is a certificate of the cluster's CA that names a
+// node the cluster does not know (it cannot forward).
+func TestForeignCertificateCannotForward(t *testing.T) {
+	pki := newTestPKI(t)
+	tc := newTestCluster(t, 3, pki.opts(clusterOpts{}))
+	leader := tc.waitLeader()
+	other := newTestPKI(t)
+	for _, tcase := range []struct {
+		name  string
+		files TLSConfig
+	}{
+		{"another CA", other.node("x", leader.id, time.Hour)}, // even naming the leader's id
+		{"unknown node", pki.node("rogue", "n9", time.Hour)},
+	} {
+		t.Run(tcase.name, func(t *testing.T) {
+			pair, err := tls.LoadX509KeyPair(tcase.files.CertFile, tcase.files.KeyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := net.DialTimeout("tcp", leader.node.raftAdv, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			_ = raw.SetDeadline(time.Now().Add(3 * time.Second))
+			c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS13})
+			k := token.NewKey()
+			_ = c.Handshake() // TLS 1.3: the server's verdict on our certificate comes with the first read
+			_, _ = c.Write(rawForwardFrame(t, k))
+			out, _ := io.ReadAll(c)
+			if bytes.Contains(out, []byte(`"code"`)) {
+				t.Fatalf("the leader answered: %q", out)
+			}
+			wantNoToken(t, leader, k)
+		})
+	}
+}
+
+// Attack 2: a rogue node that knows the gossip key (or is on a network
+// without one) joins with a certificate of another CA, or with a
+// certificate of the cluster's CA for another node id. It is never added
+// to Raft (so it never votes nor receives rows) and cannot forward writes.
+func TestRogueNodeCannotJoin(t *testing.T) {
+	for _, tcase := range []struct {
+		name  string
+		files func(pki *testPKI) func() (*tlsManager, error)
+	}{
+		{"another CA", func(*testPKI) func() (*tlsManager, error) {
+			other := newTestPKI(t)
+			files := other.node("n4", "n4", time.Hour)
+			return func() (*tlsManager, error) { return newTLSManager(files, "n4", time.Now, testLogger(t, 0)) }
+		}},
+		{"certificate for another node", func(pki *testPKI) func() (*tlsManager, error) {
+			// The rogue runs as n4 but holds n2's certificate; its own start
+			// check would refuse that, so the test installs it afterwards.
+			files := pki.node("rogue-n2", "n2", time.Hour)
+			return func() (*tlsManager, error) { return newTLSManager(files, "n2", time.Now, testLogger(t, 0)) }
+		}},
+	} {
+		t.Run(tcase.name, func(t *testing.T) {
+			pki := newTestPKI(t)
+			key := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+			o := pki.opts(clusterOpts{encryptKey: func(int) string { return key }})
+			tc := newTestCluster(t, 3, o)
+			leader := tc.waitLeader()
+			before := issue(t, leader, "alice")
+
+			// The rogue: same gossip key, same fingerprint, joins n1.
+			cfg := testConfig(tc, 4, "n4")
+			cfg.GossipAddr = "127.0.0.1:0"
+			cfg.RaftAddr = "127.0.0.1:0"
+			cfg.Join = []string{tc.node("n1").node.disc.advertise}
+			cfg.TLS = pki.node("n4", "n4", time.Hour) // passes its own start check
+			rogue := startRogue(t, cfg, tcase.files(pki))
+
+			// It reaches gossip...
+			waitFor(t, 10*time.Second, "the rogue in the leader's gossip", func() bool {
+				_, ok := tc.leader().node.disc.member("n4")
+				return ok
+			})
+			// ...but never Raft, over many reconcile passes.
+			deadline := time.Now().Add(3 * time.Second)
+			for time.Now().Before(deadline) {
+				for _, s := range tc.configuration(tc.leader()).Servers {
+					if nodeOfRaftID(string(s.ID)) == "n4" {
+						t.Fatalf("the rogue is in the raft configuration: %+v", s)
+					}
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if got := rogue.state.AppliedIndex(); got != 0 {
+				t.Fatalf("the rogue applied up to index %d: it received the log", got)
+			}
+			// It cannot forward a write either.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			k := token.NewKey()
+			var h token.Hash
+			h[0] = 1
+			_, err := rogue.node.Forward(ctx, &tokens.WriteRequest{Issue: &tokens.IssueSpec{
+				Request: tokens.IssueRequest{Username: "mallory", Type: token.TypeUser}, Key: k, Hash: h}})
+			if err == nil {
+				t.Fatal("Forward from the rogue = nil error, want a refusal")
+			}
+			wantNoToken(t, tc.leader(), k)
+			wantValid(t, tc.leader(), before.Token, token.StateValid)
+		})
+	}
+}
+
+// startRogue starts a node for cfg whose TLS material then comes from mk.
+func startRogue(t *testing.T, cfg Config, mk func() (*tlsManager, error)) *testNode {
+	t.Helper()
+	tn := &testNode{id: cfg.NodeID, cfg: cfg, dir: t.TempDir()}
+	tc := &testCluster{t: t, net: newTestNet(), opts: clusterOpts{r: intp(1), policy: PolicySync, raftStore: StoreMemory,
+		persist: "memory", staleness: time.Second}}
+	tc.nodes = []*testNode{tn}
+	rogueTLS, err := mk()
+	if err != nil {
+		t.Fatalf("rogue TLS: %v", err)
+	}
+	tc.opts.beforeStart = func(n *Node) { n.tls = rogueTLS }
+	if err := tc.startNode(tn); err != nil {
+		t.Fatalf("start rogue: %v", err)
+	}
+	t.Cleanup(func() { tc.stopNode(tn, false) })
+	return tn
+}
+
+// Attack 3: a frame that declares 200 MiB is refused from its header:
+// nothing is allocated for it and the connection is closed at once.
+func TestOversizedFrameRefusedWithoutAllocating(t *testing.T) {
+	tc := newTestCluster(t, 1, clusterOpts{})
+	leader := tc.waitLeader()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c, err := net.DialTimeout("tcp", leader.node.raftAdv, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hdr := []byte{muxRPC, rpcForward, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(hdr[2:], 200<<20)
+	if _, err := c.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	var b [1]byte
+	_, err = c.Read(b[:])
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the connection is still open 2s after a header declaring 200 MiB: the node waits for the body")
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Fatalf("allocations grew by %d MiB after a header declaring 200 MiB", grew>>20)
+	}
+}
+
+// The request bound leaves room for the largest writes a node forwards.
+func TestMaxRPCRequestFitsLargestWrite(t *testing.T) {
+	touches := make([]persist.Touch, 10_000) // tokens.maxTouchBatch
+	for i := range touches {
+		touches[i] = persist.Touch{Key: token.NewKey(), At: token.At(time.Now())}
+	}
+	body, _ := json.Marshal(forwardRequest{Timeout: time.Second, Write: &tokens.WriteRequest{Touch: touches}})
+	t.Logf("touch batch of %d keys: %d bytes", len(touches), len(body))
+	if len(body) > maxRPCRequest/2 {
+		t.Fatalf("a touch batch is %d bytes, over half of maxRPCRequest (%d)", len(body), maxRPCRequest)
+	}
+	sealed := bytes.Repeat([]byte{0xff}, 64<<10+64) // 64 KiB of credentials, sealed
+	var h token.Hash
+	body, _ = json.Marshal(forwardRequest{Timeout: time.Second, Write: &tokens.WriteRequest{Issue: &tokens.IssueSpec{
+		Request: tokens.IssueRequest{Username: string(bytes.Repeat([]byte{'u'}, 255)), Type: token.TypeUser},
+		Key:     token.NewKey(), Hash: h, CredentialsSealed: sealed}}})
+	t.Logf("issue with 64 KiB of credentials: %d bytes", len(body))
+	if len(body) > maxRPCRequest/2 {
+		t.Fatalf("an issue is %d bytes, over half of maxRPCRequest (%d)", len(body), maxRPCRequest)
+	}
+}
