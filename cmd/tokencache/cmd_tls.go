@@ -83,6 +83,9 @@ with --ip and --dns (informative: nodes check the URI, not the address). Write
 		Example: `  tokencache tls cert create --dir ./tls --node n1 --ip 10.0.0.1 --dns n1.example.net`,
 		Args:    exactArgs(),
 		RunE: func(*cobra.Command, []string) error {
+			if node == "" {
+				return usageErrorf("--node is required")
+			}
 			if err := validNodeID(node); err != nil {
 				return usageErrorf("--node: %v", err)
 			}
@@ -124,7 +127,6 @@ with --ip and --dns (informative: nodes check the URI, not the address). Write
 	f.IPSliceVar(&ips, "ip", []net.IP{net.IPv4(127, 0, 0, 1)}, "IP address SANs, comma-separated, repeatable")
 	f.StringSliceVar(&dnsNames, "dns", []string{"localhost"}, "DNS name SANs, comma-separated, repeatable")
 	f.IntVar(&days, "days", 365, "days the certificate is valid (at most as long as the CA)")
-	_ = cmd.MarkFlagRequired("node")
 	return cmd
 }
 
