@@ -267,6 +267,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.goRun(n.reconcileLoop)
 	n.goRun(n.freshnessLoop)
 	n.goRun(n.nudgeLoop)
+	if n.tls != nil {
+		n.goRun(n.tls.watch)
+	}
 	if !n.hadState {
 		n.goRun(n.bootstrapLoop)
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -31,8 +32,8 @@ import (
 //     member nor a server of the Raft configuration).
 //
 // The CA, certificate and key files are read again when one of them
-// changes (checked at most once a second, on the next handshake; Node.
-// ReloadTLS forces it): new connections use the new material, established
+// changes (checked every second, and on a handshake at most once a
+// second; Node.ReloadTLS forces it): new connections use the new material, established
 // ones keep theirs. A reload that fails (unreadable file, key that does
 // not match, certificate expired or of another CA or node) keeps the
 // current material and is logged.
@@ -196,7 +197,13 @@ func newTLSManager(files TLSConfig, nodeID string, now func() time.Time, log *sl
 	m := &tlsManager{files: files, nodeID: nodeID, now: now, log: log}
 	m.cur.Store(mat)
 	m.lastCheck.Store(now().UnixNano())
+	m.logLoaded(mat)
 	return m, nil
+}
+
+func (m *tlsManager) logLoaded(mat *tlsMaterial) {
+	m.log.Info("loaded the cluster TLS files", "serial", mat.leaf.SerialNumber.Text(16),
+		"not_after", mat.leaf.NotAfter.UTC().Format(time.RFC3339))
 }
 
 // material returns the current material, reloading it first when a file
@@ -227,8 +234,7 @@ func (m *tlsManager) reload() error {
 	old := m.cur.Swap(mat)
 	m.failed = ""
 	if old == nil || old.stamp != mat.stamp {
-		m.log.Info("loaded the cluster TLS files", "serial", mat.leaf.SerialNumber.Text(16),
-			"not_after", mat.leaf.NotAfter.UTC().Format(time.RFC3339))
+		m.logLoaded(mat)
 	}
 	return nil
 }
@@ -307,6 +313,22 @@ func (m *tlsManager) client(c net.Conn, want string) (net.Conn, error) {
 		return nil, fmt.Errorf("cannot complete TLS handshake with %s (node %s): %w", c.RemoteAddr(), want, err)
 	}
 	return tc, nil
+}
+
+// watch checks the files every tlsReloadCheck until ctx ends, so that a
+// node whose connections are all established still picks up new files
+// (and its peers see the new certificate on their next connection).
+func (m *tlsManager) watch(ctx context.Context) {
+	t := time.NewTicker(tlsReloadCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.material()
+		}
+	}
 }
 
 // ReloadTLS reads the cluster TLS files again now (they are also reloaded
