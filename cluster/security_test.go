@@ -248,17 +248,22 @@ func TestRogueNodeCannotJoin(t *testing.T) {
 // startRogue starts a node for cfg whose TLS material then comes from mk.
 func startRogue(t *testing.T, cfg Config, mk func() (*tlsManager, error)) *testNode {
 	t.Helper()
-	tn := &testNode{id: cfg.NodeID, cfg: cfg, dir: t.TempDir()}
-	tc := &testCluster{t: t, net: newTestNet(), opts: clusterOpts{r: intp(1), policy: PolicySync, raftStore: StoreMemory,
-		persist: "memory", staleness: time.Second}}
-	tc.nodes = []*testNode{tn}
 	rogueTLS, err := mk()
 	if err != nil {
 		t.Fatalf("rogue TLS: %v", err)
 	}
-	tc.opts.beforeStart = func(n *Node) { n.tls = rogueTLS }
+	return startExtra(t, cfg, func(n *Node) { n.tls = rogueTLS })
+}
+
+// startExtra starts one node for cfg outside any test cluster.
+func startExtra(t *testing.T, cfg Config, beforeStart func(*Node)) *testNode {
+	t.Helper()
+	tn := &testNode{id: cfg.NodeID, cfg: cfg, dir: t.TempDir()}
+	tc := &testCluster{t: t, net: newTestNet(), opts: clusterOpts{r: intp(1), policy: PolicySync, raftStore: StoreMemory,
+		persist: "memory", staleness: time.Second, beforeStart: beforeStart}}
+	tc.nodes = []*testNode{tn}
 	if err := tc.startNode(tn); err != nil {
-		t.Fatalf("start rogue: %v", err)
+		t.Fatalf("start %s: %v", cfg.NodeID, err)
 	}
 	t.Cleanup(func() { tc.stopNode(tn, false) })
 	return tn
@@ -315,4 +320,129 @@ func TestMaxRPCRequestFitsLargestWrite(t *testing.T) {
 	if len(body) > maxRPCRequest/2 {
 		t.Fatalf("an issue is %d bytes, over half of maxRPCRequest (%d)", len(body), maxRPCRequest)
 	}
+}
+
+// Certificates are reloaded without a restart: an unusable file (here an
+// expired certificate) is refused and the current one stays; a good one is
+// taken and presented on the next connection.
+func TestTLSReload(t *testing.T) {
+	pki := newTestPKI(t)
+	tc := newTestCluster(t, 3, pki.opts(clusterOpts{}))
+	n1 := tc.node("n1")
+	before := n1.node.tls.cur.Load().leaf.SerialNumber
+	presented := func() string {
+		raw, err := net.DialTimeout("tcp", n1.node.raftAdv, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		c, err := tc.node("n2").node.tls.client(raw, "n1")
+		if err != nil {
+			t.Fatalf("TLS dial of n1 as n2: %v", err)
+		}
+		return c.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	if got := presented(); got != before.String() {
+		t.Fatalf("n1 presents serial %s, want %s", got, before)
+	}
+
+	exp, err := nodecert.CreateNode(pki.ca, nodecert.NodeSpec{NodeID: "n1", Now: time.Now().Add(-48 * time.Hour), Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki.write("n1-cert.pem", exp.CertPEM)
+	pki.write("n1-key.pem", exp.KeyPEM)
+	if err := n1.node.ReloadTLS(); err == nil {
+		t.Fatal("ReloadTLS with an expired certificate = nil, want an error")
+	}
+	if got := presented(); got != before.String() {
+		t.Fatalf("after a failed reload n1 presents serial %s, want the old %s", got, before)
+	}
+
+	pki.node("n1", "n1", time.Hour)
+	if err := n1.node.ReloadTLS(); err != nil {
+		t.Fatalf("ReloadTLS = %v", err)
+	}
+	after := n1.node.tls.cur.Load().leaf.SerialNumber
+	if after.Cmp(before) == 0 {
+		t.Fatal("ReloadTLS kept the old certificate")
+	}
+	if got := presented(); got != after.String() {
+		t.Fatalf("n1 presents serial %s, want the new %s", got, after)
+	}
+	iss := issue(t, n1, "alice")
+	for _, tn := range tc.nodes {
+		wantValid(t, tn, iss.Token, token.StateValid)
+	}
+}
+
+// Gossip key rotation with memberlist's keyring (keyring.go): install the
+// new key everywhere, use it everywhere, remove the old one everywhere.
+// Gossip stays healthy at every step, and at the end a node holding only
+// the old key cannot join while one with the new key can.
+func TestGossipKeyRotation(t *testing.T) {
+	const keyA = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	const keyB = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+	tc := newTestCluster(t, 3, clusterOpts{encryptKey: func(int) string { return keyA }})
+	allAlive := func() bool {
+		for _, tn := range tc.nodes {
+			ms := tn.node.disc.snapshot()
+			alive := 0
+			for _, m := range ms {
+				if m.status == statusAlive {
+					alive++
+				}
+			}
+			if alive != 3 {
+				return false
+			}
+		}
+		return true
+	}
+	for _, step := range []struct {
+		name      string
+		primary   string
+		secondary []string
+	}{
+		{"install", keyA, []string{keyB}},
+		{"use", keyB, []string{keyA}},
+		{"remove", keyB, nil},
+	} {
+		for _, tn := range tc.nodes {
+			if err := tn.node.SetGossipKeys(step.primary, step.secondary); err != nil {
+				t.Fatalf("%s: SetGossipKeys on %s: %v", step.name, tn.id, err)
+			}
+		}
+		// Several probe and push/pull rounds (200ms, 1s) under the new keys.
+		end := time.Now().Add(2500 * time.Millisecond)
+		for time.Now().Before(end) {
+			if !allAlive() {
+				t.Fatalf("%s: a member is not alive during the rotation", step.name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if got := len(tc.nodes[0].node.disc.keyring().GetKeys()); got != 1+len(step.secondary) {
+			t.Fatalf("%s: keyring holds %d keys, want %d", step.name, got, 1+len(step.secondary))
+		}
+	}
+	iss := issue(t, tc.node("n1"), "alice")
+	wantValid(t, tc.node("n3"), iss.Token, token.StateValid)
+
+	join := func(id, key string) *testNode {
+		cfg := testConfig(tc, 4, id)
+		cfg.GossipAddr, cfg.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.Join = []string{tc.node("n1").node.disc.advertise}
+		cfg.EncryptKey = key
+		return startExtra(t, cfg, nil)
+	}
+	join("old", keyA)
+	time.Sleep(2 * time.Second)
+	if _, ok := tc.node("n1").node.disc.member("old"); ok {
+		t.Fatal("a node with only the removed key joined gossip")
+	}
+	join("new", keyB)
+	waitFor(t, 10*time.Second, "a node with the new key in gossip", func() bool {
+		_, ok := tc.node("n1").node.disc.member("new")
+		return ok
+	})
 }
