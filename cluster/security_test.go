@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -445,4 +446,47 @@ func TestGossipKeyRotation(t *testing.T) {
 		_, ok := tc.node("n1").node.disc.member("new")
 		return ok
 	})
+}
+
+func TestCheckExposure(t *testing.T) {
+	const key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	files := TLSConfig{CAFile: "ca.pem", CertFile: "n1.pem", KeyFile: "n1-key.pem"}
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		want   []string // substrings of the error; nil = no error
+	}{
+		{"loopback", func(*Config) {}, nil},
+		{"localhost and ::1", func(c *Config) { c.RaftAddr, c.GossipAddr = "localhost:8300", "[::1]:7946" }, nil},
+		{"raft on a LAN address", func(c *Config) { c.RaftAddr = "10.0.0.1:8300" },
+			[]string{"cluster.raft_addr=10.0.0.1:8300", "cluster.tls_ca_file", "cluster.encrypt_key", "cluster.insecure: true"}},
+		{"gossip on every interface", func(c *Config) { c.GossipAddr, c.GossipAdvertise = "0.0.0.0:7946", "10.0.0.1:7946" },
+			[]string{"cluster.gossip_addr=0.0.0.0:7946", "cluster.gossip_advertise=10.0.0.1:7946"}},
+		{"advertised beyond loopback", func(c *Config) { c.RaftAdvertise = "10.0.0.1:8300" }, []string{"cluster.raft_advertise"}},
+		{"TLS without key", func(c *Config) { c.RaftAddr, c.TLS = "10.0.0.1:8300", files }, []string{"set cluster.encrypt_key"}},
+		{"key without TLS", func(c *Config) { c.RaftAddr, c.EncryptKey = "10.0.0.1:8300", key }, []string{"set cluster.tls_ca_file"}},
+		{"TLS and key", func(c *Config) { c.RaftAddr, c.TLS, c.EncryptKey = "10.0.0.1:8300", files, key }, nil},
+		{"insecure", func(c *Config) { c.RaftAddr, c.Insecure = "10.0.0.1:8300", true }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.change(&c)
+			err := c.CheckExposure()
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("CheckExposure() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInsecure) {
+				t.Fatalf("CheckExposure() = %v, want ErrInsecure", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("CheckExposure() = %q, want %q in it", err, w)
+				}
+			}
+		})
+	}
 }

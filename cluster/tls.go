@@ -273,6 +273,9 @@ func (m *tlsManager) server(c net.Conn) (net.Conn, string, error) {
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{mat.cert},
 		ClientAuth:   tls.RequireAnyClientCert,
+		// No resumption: every connection verifies the peer's certificate
+		// against the current CA and learns its node.
+		SessionTicketsDisabled: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			id, err := mat.verifyPeer(raw, x509.ExtKeyUsageClientAuth, m.now())
 			peer = id
