@@ -30,7 +30,7 @@ const (
 	rpcLeave       byte = 5
 
 	rpcIdleTimeout  = 2 * time.Minute
-	rpcPoolIdle     = 32
+	rpcPoolIdle     = rpcClientConnsPerPeer // idle connections kept per peer: a busy peer never re-handshakes below its cap
 	rpcPoolMaxAge   = 30 * time.Second
 	defaultRPCDelay = 10 * time.Second
 )
