@@ -373,7 +373,10 @@ func TestTLSReload(t *testing.T) {
 	}
 	iss := issue(t, n1, "alice")
 	for _, tn := range tc.nodes {
-		wantValid(t, tn, iss.Token, token.StateValid)
+		waitFor(t, 10*time.Second, "the token valid on "+tn.id, func() bool {
+			st, err := validate(tn, iss.Token)
+			return err == nil && st == token.StateValid
+		})
 	}
 }
 
@@ -427,7 +430,10 @@ func TestGossipKeyRotation(t *testing.T) {
 		}
 	}
 	iss := issue(t, tc.node("n1"), "alice")
-	wantValid(t, tc.node("n3"), iss.Token, token.StateValid)
+	waitFor(t, 10*time.Second, "the token valid on n3 (replication under the new key)", func() bool {
+		st, err := validate(tc.node("n3"), iss.Token)
+		return err == nil && st == token.StateValid
+	})
 
 	join := func(id, key string) *testNode {
 		cfg := testConfig(tc, 4, id)
