@@ -37,8 +37,11 @@ const (
 	maxRPCConnsPerPeer    = 256
 	rpcClientConnsPerPeer = maxRPCConnsPerPeer / 2
 	// maxPendingHandshakes caps connections that have not yet named their
-	// protocol (or finished their TLS handshake).
-	maxPendingHandshakes = 256
+	// protocol (or finished their TLS handshake), in all and per remote IP
+	// address (so that one host cannot take every slot); each has
+	// muxHeaderTimeout to get there.
+	maxPendingHandshakes      = 1024
+	maxPendingHandshakesPerIP = 2 * rpcClientConnsPerPeer // above what one legitimate peer opens at once
 )
 
 var errFrameTooLarge = errors.New("rpc frame too large")

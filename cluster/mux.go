@@ -84,8 +84,9 @@ type mux struct {
 	authorize atomic.Pointer[func(peer string) error]
 	// rpcLimit caps RPC connections per peer; pending caps connections
 	// still in their handshake (frame.go).
-	rpcLimit *connLimiter
-	pending  chan struct{}
+	rpcLimit   *connLimiter
+	pending    chan struct{}
+	pendingIPs *connLimiter
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // accepted RPC connections, closed with the mux
@@ -97,17 +98,18 @@ type mux struct {
 
 func newMux(ln net.Listener, advertise, self, raftID string, hooks netHooks, log *slog.Logger) *mux {
 	return &mux{
-		ln:        ln,
-		advertise: advertise,
-		self:      self,
-		raftID:    raftID,
-		hooks:     hooks,
-		log:       log,
-		raftCh:    make(chan net.Conn, 16),
-		rpcLimit:  newConnLimiter(maxRPCConnsPerPeer),
-		pending:   make(chan struct{}, maxPendingHandshakes),
-		conns:     make(map[net.Conn]struct{}),
-		closed:    make(chan struct{}),
+		ln:         ln,
+		advertise:  advertise,
+		self:       self,
+		raftID:     raftID,
+		hooks:      hooks,
+		log:        log,
+		raftCh:     make(chan net.Conn, 16),
+		rpcLimit:   newConnLimiter(maxRPCConnsPerPeer),
+		pending:    make(chan struct{}, maxPendingHandshakes),
+		pendingIPs: newConnLimiter(maxPendingHandshakesPerIP),
+		conns:      make(map[net.Conn]struct{}),
+		closed:     make(chan struct{}),
 	}
 }
 
@@ -142,14 +144,21 @@ func (m *mux) serve() {
 }
 
 func (m *mux) route(c net.Conn) {
+	ip, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+	if !m.pendingIPs.acquire(ip) {
+		c.Close() // too many connections from this host still in their handshake
+		return
+	}
 	select {
 	case m.pending <- struct{}{}:
 	default:
+		m.pendingIPs.release(ip)
 		c.Close() // too many connections still in their handshake
 		return
 	}
 	c, peer, proto, err := m.accept(c)
 	<-m.pending
+	m.pendingIPs.release(ip)
 	if err != nil {
 		if errors.Is(err, errNoProtocol) {
 			m.log.Debug("dropping connection", "remote", c.RemoteAddr().String(), "err", err)
