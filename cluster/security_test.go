@@ -496,3 +496,54 @@ func TestCheckExposure(t *testing.T) {
 		})
 	}
 }
+
+// One peer may hold at most maxRPCConnsPerPeer RPC connections: the next
+// one is closed at once, and a slot frees when one of them closes.
+func TestRPCConnectionsPerPeerCapped(t *testing.T) {
+	tc := newTestCluster(t, 1, clusterOpts{})
+	addr := tc.waitLeader().node.raftAdv
+	open := func() net.Conn {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte{muxRPC}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	closedSoon := func(c net.Conn) bool {
+		_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		var b [1]byte
+		_, err := c.Read(b[:])
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range maxRPCConnsPerPeer {
+		conns = append(conns, open())
+	}
+	// Every one of them is being served (the last is checked: the mux
+	// routes in order of acceptance only loosely, so give it time).
+	time.Sleep(200 * time.Millisecond)
+	if closedSoon(conns[len(conns)-1]) {
+		t.Fatalf("connection %d of %d was closed", maxRPCConnsPerPeer, maxRPCConnsPerPeer)
+	}
+	extra := open()
+	defer extra.Close()
+	if !closedSoon(extra) {
+		t.Fatalf("connection %d from one peer is still open, want it closed (cap %d)", maxRPCConnsPerPeer+1, maxRPCConnsPerPeer)
+	}
+	conns[0].Close()
+	conns = conns[1:]
+	waitFor(t, 5*time.Second, "a slot freed by a closed connection", func() bool {
+		c := open()
+		defer c.Close()
+		return !closedSoon(c)
+	})
+}
