@@ -15,7 +15,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages with goroutines and shared state run under the race detector.
 RACE_PKGS := ./cache/... ./tokens/... ./httpapi/... ./cluster/...
 
-.PHONY: help build run cluster test test-unit test-race check fuzz chaos bench bench-tools bench-compare clean
+.PHONY: help build run cluster cluster-tls test test-unit test-race check fuzz chaos bench bench-tools bench-compare clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -28,6 +28,9 @@ run: build ## start one node on 127.0.0.1:8080 with SQLite under ./data
 
 cluster: build ## start three nodes on loopback (data under ./data/n1..n3); Ctrl-C stops them
 	scripts/cluster.sh
+
+cluster-tls: build ## make cluster with mutual TLS between the nodes and encrypted gossip (certificates under ./data/tls)
+	CLUSTER_TLS=1 scripts/cluster.sh
 
 test: ## every test: unit, race, SQLite + MariaDB conformance, cluster, end-to-end (starts MariaDB and nginx privately)
 	scripts/test.sh

@@ -86,7 +86,11 @@ func (n *Node) tryBootstrap(ctx context.Context) bool {
 		var resp statsResponse
 		_, err := n.rpc.call(cctx, p.RaftAddr, p.ID, rpcStats, statsRequest{}, &resp)
 		cancel()
-		if err != nil || resp.Code != codeOK {
+		if err == nil {
+			err = n.verifyPeerStats(p.ID, p.RaftID, &resp) // joinauth.go
+		}
+		if err != nil {
+			n.log.Debug("cannot verify bootstrap peer", "member", p.ID, "err", err)
 			return false // ask again later
 		}
 		if resp.HasState {

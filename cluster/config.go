@@ -81,7 +81,18 @@ type Config struct {
 	// (or behind the commit index it knows) and still answer valid.
 	MaxStaleness time.Duration
 	// EncryptKey is the base64 gossip key (16, 24 or 32 bytes); "" = none.
+	// Gossip is encrypted with it.
 	EncryptKey string
+	// SecondaryEncryptKeys are more gossip keys this node decrypts with
+	// (memberlist's keyring), during a key rotation (docs/security.md).
+	SecondaryEncryptKeys []string
+	// TLS is mutual TLS on the Raft/RPC port (tls.go); zero = off.
+	TLS TLSConfig
+	// Insecure lets a node whose Raft or gossip address is not loopback
+	// start without TLS or without the gossip key (CheckExposure).
+	Insecure bool
+	// Now is the clock of certificate checks; nil = time.Now.
+	Now func() time.Time
 	// RaftStore is StoreBoltDB or StoreMemory.
 	RaftStore string
 	// Raft timing. LeaderLease must not exceed HeartbeatTimeout.
@@ -245,6 +256,20 @@ func (c Config) Validate() error {
 			add("cluster.encrypt_key: %w", err)
 		}
 	}
+	for i, k := range c.SecondaryEncryptKeys {
+		if _, err := decodeGossipKey(k); err != nil {
+			add("cluster.encrypt_key_secondary[%d]: %w", i, err)
+		}
+	}
+	if len(c.SecondaryEncryptKeys) > 0 && c.EncryptKey == "" {
+		add("cluster.encrypt_key_secondary needs cluster.encrypt_key (the key gossip encrypts with)")
+	}
+	if err := c.TLS.validate(); err != nil {
+		add("%w", err)
+	}
+	if err := c.CheckExposure(); err != nil {
+		add("%w", err)
+	}
 	if len(c.Fingerprint) > maxFingerprintLen {
 		add("cluster fingerprint is longer than %d bytes", maxFingerprintLen)
 	}
@@ -307,8 +332,11 @@ func (c Config) votersTarget() int {
 }
 
 // encryptKey decodes EncryptKey.
-func (c Config) encryptKey() ([]byte, error) {
-	k, err := base64.StdEncoding.DecodeString(c.EncryptKey)
+func (c Config) encryptKey() ([]byte, error) { return decodeGossipKey(c.EncryptKey) }
+
+// decodeGossipKey decodes a base64 gossip key.
+func decodeGossipKey(s string) ([]byte, error) {
+	k, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
 		return nil, fmt.Errorf("not valid base64: %w", err)
 	}
@@ -317,6 +345,13 @@ func (c Config) encryptKey() ([]byte, error) {
 		return k, nil
 	}
 	return nil, fmt.Errorf("must decode to 16, 24 or 32 bytes, got %d", len(k))
+}
+
+func (c Config) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
 }
 
 func (c Config) gossipAdvertise() string {

@@ -92,7 +92,8 @@ type discovery struct {
 
 	mu      sync.Mutex
 	members map[string]*member
-	warned  map[string]string // node id -> last problem logged (log once)
+	warned  map[string]string   // node id -> last problem logged (log once)
+	kr      *memberlist.Keyring // gossip keys; nil without encryption (keyring.go)
 }
 
 func newDiscovery(n *Node) (*discovery, error) {
@@ -126,7 +127,10 @@ func newDiscovery(n *Node) (*discovery, error) {
 	mc.Merge = &mergeDelegate{d: d}
 	mc.Conflict = &conflictDelegate{d: d}
 	if c.EncryptKey != "" {
-		mc.SecretKey, _ = c.encryptKey()
+		if mc.Keyring, err = c.gossipKeyring(); err != nil { // keyring.go
+			return nil, err
+		}
+		d.kr = mc.Keyring
 		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
 	host, port, err := splitHostPort(c.GossipAddr)

@@ -190,6 +190,10 @@ type clusterOpts struct {
 	deadCleanup time.Duration
 	idPrefix    string // node ids are <idPrefix>1…; default "n"
 	encryptKey  func(i int) string
+	// tls, when set, gives node i (id) its TLS files (security_test.go).
+	tls func(i int, id string) TLSConfig
+	// beforeStart, when set, sees each node between New and Start.
+	beforeStart func(n *Node)
 	// prodTiming uses the production raft timing (benchmarks: a saturated
 	// 2-core machine must not lose its leader for nothing).
 	prodTiming bool
@@ -275,6 +279,9 @@ func testConfig(tc *testCluster, i int, id string) Config {
 	}
 	if o.encryptKey != nil {
 		cfg.EncryptKey = o.encryptKey(i)
+	}
+	if o.tls != nil {
+		cfg.TLS = o.tls(i, id)
 	}
 	cfg.Fingerprint = "fp-1"
 	if o.fingerprint != nil {
@@ -427,6 +434,9 @@ func (tc *testCluster) startNode(tn *testNode) error {
 		return err
 	}
 	node.hooks = tc.net
+	if tc.opts.beforeStart != nil {
+		tc.opts.beforeStart(node)
+	}
 	scfg := tokens.DefaultConfig()
 	scfg.WriteTimeout = 5 * time.Second
 	scfg.ReapInterval = time.Hour

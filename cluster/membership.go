@@ -269,8 +269,14 @@ func (n *Node) execute(ctx context.Context, a action, in reconcileInput) error {
 	case actDemote:
 		return waitFuture(ctx, n.raft.DemoteVoter(id, 0, 0))
 	case actAddNonvoter:
+		if err := n.authorizeServer(ctx, a.id, a.addr); err != nil {
+			return err
+		}
 		return waitFuture(ctx, n.raft.AddNonvoter(id, a.addr, 0, 0))
 	case actUpdateAddr:
+		if err := n.authorizeServer(ctx, a.id, a.addr); err != nil {
+			return err
+		}
 		for _, s := range in.Servers {
 			if s.ID == a.id && s.Voter {
 				return waitFuture(ctx, n.raft.AddVoter(id, a.addr, 0, 0))
@@ -333,7 +339,7 @@ func (n *Node) reconcileInput(ctx context.Context) (reconcileInput, error) {
 	}
 	for _, m := range members {
 		if m.metaErr != nil || m.meta.RaftID == n.raftID || inConfig[m.meta.RaftID] || m.status != statusAlive ||
-			n.peers.hasLeft(m.meta.RaftID) {
+			n.peers.hasLeft(m.meta.RaftID) || n.refusals.refused(m.meta.RaftID, time.Now()) {
 			continue
 		}
 		in.Servers = append(in.Servers, serverView{

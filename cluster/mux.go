@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -30,7 +31,10 @@ const (
 	maxRaftIDLen     = maxIDLen + 1 + 16 // node id, "@", hex suffix; < 128 (one-byte length)
 )
 
-var errPartitioned = errors.New("link cut by the partition hook")
+var (
+	errPartitioned = errors.New("link cut by the partition hook")
+	errNoProtocol  = errors.New("connection closed before naming its protocol")
+)
 
 // netHooks is the test seam on this node's outgoing traffic (Raft, RPC and
 // gossip): Blocked drops traffic to a peer (named by node id or by address),
@@ -73,7 +77,18 @@ type mux struct {
 	log       *slog.Logger
 
 	raftCh   chan net.Conn
-	rpcServe func(net.Conn)
+	rpcServe func(c net.Conn, peer string)
+
+	// tls, when set, wraps every connection in mutual TLS (tls.go);
+	// authorize then decides whether the authenticated peer node may talk
+	// to this node at all (nil until the node can tell: refused).
+	tls       *tlsManager
+	authorize atomic.Pointer[func(peer string) error]
+	// rpcLimit caps RPC connections per peer; pending caps connections
+	// still in their handshake (frame.go).
+	rpcLimit   *connLimiter
+	pending    chan struct{}
+	pendingIPs *connLimiter
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // accepted RPC connections, closed with the mux
@@ -87,15 +102,18 @@ func newMux(ln net.Listener, advertise, self, raftID string, hooks netHooks, log
 	return &mux{
 		// Accept errors that pass (out of file descriptors) are retried
 		// with a backoff and logged at most once a second.
-		ln:        listener.NewRetrying(ln, log, nil),
-		advertise: advertise,
-		self:      self,
-		raftID:    raftID,
-		hooks:     hooks,
-		log:       log,
-		raftCh:    make(chan net.Conn, 16),
-		conns:     make(map[net.Conn]struct{}),
-		closed:    make(chan struct{}),
+		ln:         listener.NewRetrying(ln, log, nil),
+		advertise:  advertise,
+		self:       self,
+		raftID:     raftID,
+		hooks:      hooks,
+		log:        log,
+		raftCh:     make(chan net.Conn, 16),
+		rpcLimit:   newConnLimiter(maxRPCConnsPerPeer),
+		pending:    make(chan struct{}, maxPendingHandshakes),
+		pendingIPs: newConnLimiter(maxPendingHandshakesPerIP),
+		conns:      make(map[net.Conn]struct{}),
+		closed:     make(chan struct{}),
 	}
 }
 
@@ -130,13 +148,31 @@ func (m *mux) serve() {
 }
 
 func (m *mux) route(c net.Conn) {
-	_ = c.SetReadDeadline(time.Now().Add(muxHeaderTimeout))
-	var b [1]byte
-	if _, err := io.ReadFull(c, b[:]); err != nil {
+	ip, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+	if !m.pendingIPs.acquire(ip) {
+		c.Close() // too many connections from this host still in their handshake
+		return
+	}
+	select {
+	case m.pending <- struct{}{}:
+	default:
+		m.pendingIPs.release(ip)
+		c.Close() // too many connections still in their handshake
+		return
+	}
+	c, peer, proto, err := m.accept(c)
+	<-m.pending
+	m.pendingIPs.release(ip)
+	if err != nil {
+		if errors.Is(err, errNoProtocol) {
+			m.log.Debug("dropping connection", "remote", c.RemoteAddr().String(), "err", err)
+		} else {
+			m.log.Warn("refusing connection", "remote", c.RemoteAddr().String(), "err", err)
+		}
 		c.Close()
 		return
 	}
-	switch b[0] {
+	switch proto {
 	case muxRaft:
 		id, err := readShortString(c, maxRaftIDLen)
 		if err != nil {
@@ -157,6 +193,16 @@ func (m *mux) route(c net.Conn) {
 			c.Close()
 		}
 	case muxRPC:
+		key := peer
+		if key == "" {
+			key, _, _ = net.SplitHostPort(c.RemoteAddr().String())
+		}
+		if !m.rpcLimit.acquire(key) {
+			m.log.Warn("refusing rpc connection: too many open from this peer", "peer", key, "max", maxRPCConnsPerPeer)
+			c.Close()
+			return
+		}
+		defer m.rpcLimit.release(key)
 		_ = c.SetReadDeadline(time.Time{})
 		m.mu.Lock()
 		select {
@@ -177,11 +223,39 @@ func (m *mux) route(c net.Conn) {
 			c.Close()
 			return
 		}
-		m.rpcServe(c)
+		m.rpcServe(c, peer)
 	default:
-		m.log.Warn("dropping connection with unknown protocol byte", "byte", b[0], "remote", c.RemoteAddr().String())
+		m.log.Warn("dropping connection with unknown protocol byte", "byte", proto, "remote", c.RemoteAddr().String())
 		c.Close()
 	}
+}
+
+// accept runs the TLS handshake (when TLS is on) and authorizes the peer,
+// then reads the protocol byte, all within muxHeaderTimeout. Under TLS
+// nothing the peer sends is parsed before its certificate was verified.
+func (m *mux) accept(c net.Conn) (net.Conn, string, byte, error) {
+	_ = c.SetDeadline(time.Now().Add(muxHeaderTimeout))
+	peer := ""
+	if m.tls != nil {
+		tc, id, err := m.tls.server(c)
+		if err != nil {
+			return c, "", 0, err
+		}
+		c, peer = tc, id
+		auth := m.authorize.Load()
+		if auth == nil {
+			return c, peer, 0, fmt.Errorf("%w: node %q: this node is still starting", ErrPeerUnknown, peer)
+		}
+		if err := (*auth)(peer); err != nil {
+			return c, peer, 0, err
+		}
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return c, peer, 0, fmt.Errorf("%w: %w", errNoProtocol, err)
+	}
+	_ = c.SetWriteDeadline(time.Time{})
+	return c, peer, b[0], nil
 }
 
 // dial opens a connection to hostport (the node toNode) and writes header.
@@ -195,6 +269,16 @@ func (m *mux) dial(hostport, toNode string, header []byte, timeout time.Duration
 	}
 	if m.hooks != nil {
 		c = &hookedConn{Conn: c, hooks: m.hooks, from: m.self, to: toNode}
+	}
+	if m.tls != nil {
+		_ = c.SetDeadline(time.Now().Add(timeout))
+		tc, err := m.tls.client(c, toNode)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c = tc
+		_ = c.SetDeadline(time.Time{})
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(timeout))
 	if _, err := c.Write(header); err != nil {

@@ -36,7 +36,10 @@ type Node struct {
 	hooks netHooks
 
 	raftID string
-	epoch  time.Time // monotonic base of atomics holding times
+	epoch  time.Time   // monotonic base of atomics holding times
+	tls    *tlsManager // nil: TLS off
+	// refusals: members whose join check failed recently (joinauth.go).
+	refusals joinRefusals
 
 	svc atomic.Pointer[leaderWriter]
 
@@ -139,6 +142,9 @@ func New(cfg Config, state *tokens.State, log *slog.Logger) (*Node, error) {
 		}
 		n.raftID = id
 	}
+	if err := n.initSecurity(); err != nil {
+		return nil, err
+	}
 	n.peers = newPeerTracker()
 	n.staleGen.Store(1) // stale until the first catch-up
 	n.metrics = newMetrics(n)
@@ -193,6 +199,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.raftAdv = advertiseFor(n.cfg.raftAdvertise(), ln.Addr())
 	n.mux = newMux(ln, n.raftAdv, n.cfg.NodeID, n.raftID, n.hooks, n.baseLog.With("component", "mux"))
 	n.mux.rpcServe = n.serveRPC
+	n.mux.tls = n.tls
 	n.rpc = newRPCClient(n.mux)
 	n.mux.serve()
 
@@ -246,6 +253,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	n.authorizePeers()
 	if len(n.cfg.Join) == 0 {
 		n.joined.Store(true)
 	}
@@ -259,6 +267,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.goRun(n.reconcileLoop)
 	n.goRun(n.freshnessLoop)
 	n.goRun(n.nudgeLoop)
+	if n.tls != nil {
+		n.goRun(n.tls.watch)
+	}
 	if !n.hadState {
 		n.goRun(n.bootstrapLoop)
 	}

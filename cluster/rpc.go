@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -30,9 +29,8 @@ const (
 	rpcStats       byte = 4
 	rpcLeave       byte = 5
 
-	maxRPCFrame     = 256 << 20 // a revoke's answer lists every descendant
 	rpcIdleTimeout  = 2 * time.Minute
-	rpcPoolIdle     = 32
+	rpcPoolIdle     = rpcClientConnsPerPeer // idle connections kept per peer: a busy peer never re-handshakes below its cap
 	rpcPoolMaxAge   = 30 * time.Second
 	defaultRPCDelay = 10 * time.Second
 )
@@ -98,22 +96,31 @@ type leaveResponse struct{ rpcHeader }
 // rpcClient pools connections per peer address.
 type rpcClient struct {
 	m      *mux
+	slots  peerSlots // open connections per address (frame.go)
 	mu     sync.Mutex
 	idle   map[string][]*rpcConn
 	closed bool
 }
 
 type rpcConn struct {
-	c    net.Conn
-	r    *bufio.Reader
-	used time.Time
+	c       net.Conn
+	r       *bufio.Reader
+	used    time.Time
+	addr    string
+	release sync.Once
+}
+
+// discard closes rc and frees its slot.
+func (c *rpcClient) discard(rc *rpcConn) {
+	rc.c.Close()
+	rc.release.Do(func() { c.slots.release(rc.addr) })
 }
 
 func newRPCClient(m *mux) *rpcClient {
 	return &rpcClient{m: m, idle: make(map[string][]*rpcConn)}
 }
 
-func (c *rpcClient) get(addr, node string, timeout time.Duration) (*rpcConn, error) {
+func (c *rpcClient) get(ctx context.Context, addr, node string, timeout time.Duration) (*rpcConn, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -126,14 +133,19 @@ func (c *rpcClient) get(addr, node string, timeout time.Duration) (*rpcConn, err
 			c.mu.Unlock()
 			return rc, nil
 		}
-		rc.c.Close()
+		c.discard(rc)
 	}
 	c.mu.Unlock()
-	conn, err := c.m.dial(addr, node, []byte{muxRPC}, timeout)
-	if err != nil {
+	if err := c.slots.acquire(ctx, addr); err != nil {
 		return nil, err
 	}
-	return &rpcConn{c: conn, r: bufio.NewReader(conn)}, nil
+	conn, err := c.m.dial(addr, node, []byte{muxRPC}, timeout)
+	if err != nil {
+		c.slots.release(addr)
+		return nil, err
+	}
+	rc := &rpcConn{c: conn, r: bufio.NewReader(conn), addr: addr}
+	return rc, nil
 }
 
 func (c *rpcClient) put(addr string, rc *rpcConn) {
@@ -141,7 +153,7 @@ func (c *rpcClient) put(addr string, rc *rpcConn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || len(c.idle[addr]) >= rpcPoolIdle {
-		rc.c.Close()
+		c.discard(rc)
 		return
 	}
 	c.idle[addr] = append(c.idle[addr], rc)
@@ -153,7 +165,7 @@ func (c *rpcClient) close() {
 	c.closed = true
 	for _, conns := range c.idle {
 		for _, rc := range conns {
-			rc.c.Close()
+			c.discard(rc)
 		}
 	}
 	c.idle = nil
@@ -175,7 +187,7 @@ func (c *rpcClient) call(ctx context.Context, addr, node string, typ byte, req, 
 	if timeout <= 0 {
 		return false, fmt.Errorf("cannot call %s: %w", node, context.DeadlineExceeded)
 	}
-	rc, err := c.get(addr, node, timeout)
+	rc, err := c.get(ctx, addr, node, timeout)
 	if err != nil {
 		return false, err
 	}
@@ -188,17 +200,17 @@ func (c *rpcClient) call(ctx context.Context, addr, node string, typ byte, req, 
 	binary.BigEndian.PutUint32(frame[1:], uint32(len(body)))
 	frame = append(frame, body...)
 	if _, err := rc.c.Write(frame); err != nil {
-		rc.c.Close()
+		c.discard(rc)
 		return true, fmt.Errorf("cannot send rpc to %s: %w", node, err)
 	}
-	out, err := readFrame(rc.r)
+	out, err := readFrame(rc.r, maxRPCAnswer)
 	if err != nil {
-		rc.c.Close()
+		c.discard(rc)
 		return true, fmt.Errorf("cannot read rpc answer from %s: %w", node, err)
 	}
 	if !stop() {
 		// ctx ended while we read: the deadline was disturbed.
-		rc.c.Close()
+		c.discard(rc)
 	} else {
 		_ = rc.c.SetDeadline(time.Time{})
 		c.put(addr, rc)
@@ -209,24 +221,9 @@ func (c *rpcClient) call(ctx context.Context, addr, node string, typ byte, req, 
 	return true, nil
 }
 
-func readFrame(r io.Reader) ([]byte, error) {
-	var lb [4]byte
-	if _, err := io.ReadFull(r, lb[:]); err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(lb[:])
-	if n > maxRPCFrame {
-		return nil, fmt.Errorf("rpc frame of %d bytes over %d", n, maxRPCFrame)
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-// serveRPC answers requests on one connection until it closes.
-func (n *Node) serveRPC(c net.Conn) {
+// serveRPC answers requests on one connection until it closes. peer is
+// the node its TLS certificate names ("" without TLS).
+func (n *Node) serveRPC(c net.Conn, peer string) {
 	defer c.Close()
 	r := bufio.NewReader(c)
 	for {
@@ -235,8 +232,12 @@ func (n *Node) serveRPC(c net.Conn) {
 		if err != nil {
 			return
 		}
-		body, err := readFrame(r)
+		_ = c.SetReadDeadline(time.Now().Add(rpcFrameTimeout))
+		body, err := readFrame(r, maxRPCRequest)
 		if err != nil {
+			if errors.Is(err, errFrameTooLarge) {
+				n.log.Warn("closing rpc connection: request frame too large", "remote", c.RemoteAddr().String(), "peer", peer, "err", err)
+			}
 			return
 		}
 		_ = c.SetReadDeadline(time.Time{})

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +22,13 @@ type procCluster struct {
 // together (bootstrap_expect n), and waits until all are ready.
 func startProcCluster(t *testing.T, n int, extraEnv ...string) *procCluster {
 	t.Helper()
+	return startProcClusterWith(t, n, nil, extraEnv...)
+}
+
+// startProcClusterWith is startProcCluster with more environment per node
+// (nodeEnv(id), may be nil).
+func startProcClusterWith(t *testing.T, n int, nodeEnv func(id string) []string, extraEnv ...string) *procCluster {
+	t.Helper()
 	var raw [16]byte
 	rand.Read(raw[:])
 	c := &procCluster{t: t, admin: "e2e-admin-" + hex.EncodeToString(raw[:])}
@@ -36,7 +44,12 @@ func startProcCluster(t *testing.T, n int, extraEnv ...string) *procCluster {
 		"TOKENCACHE_CLUSTER_MAX_STALENESS=2s",
 	}, extraEnv...)
 	for i := range n {
-		c.nodes = append(c.nodes, newProcNode(t, fmt.Sprintf("n%d", i+1), "", ps[i], env,
+		id := fmt.Sprintf("n%d", i+1)
+		env := env
+		if nodeEnv != nil {
+			env = append(slices.Clip(env), nodeEnv(id)...)
+		}
+		c.nodes = append(c.nodes, newProcNode(t, id, "", ps[i], env,
 			"--join", strings.Join(join, ","), "--bootstrap-expect", fmt.Sprint(n)))
 	}
 	for _, nd := range c.nodes {

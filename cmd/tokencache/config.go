@@ -62,6 +62,11 @@ type ClusterConfig struct {
 	ReplicationPolicy string        `koanf:"replication_policy"`
 	MaxStaleness      time.Duration `koanf:"max_staleness"`
 	EncryptKey        Secret        `koanf:"encrypt_key"`
+	EncryptKeySecond  Secret        `koanf:"encrypt_key_secondary"`
+	TLSCAFile         string        `koanf:"tls_ca_file"`
+	TLSCertFile       string        `koanf:"tls_cert_file"`
+	TLSKeyFile        string        `koanf:"tls_key_file"`
+	Insecure          bool          `koanf:"insecure"`
 	RaftStore         string        `koanf:"raft_store"`
 	ElectionTimeout   time.Duration `koanf:"election_timeout"`
 	ReconcileInterval time.Duration `koanf:"reconcile_interval"`

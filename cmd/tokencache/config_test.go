@@ -542,6 +542,7 @@ func TestValidAlternatives(t *testing.T) {
 		{"http on every interface, port 0", func(c *Config) { c.HTTP.Addr = ":0" }},
 		{"raft on every interface with advertise", func(c *Config) {
 			c.Cluster.RaftAddr, c.Cluster.RaftAdvertise = "0.0.0.0:8300", "10.1.2.3:8300"
+			c.Cluster.Insecure = true // beyond loopback: protected mode (security_test.go)
 		}},
 		{"ipv6 and host names", func(c *Config) {
 			c.Cluster.GossipAddr, c.Cluster.Join = "[::1]:7946", []string{"tc-0.tc.svc.cluster.local:7946", "[fd00::1]:7946"}
@@ -591,6 +592,7 @@ func TestWarnings(t *testing.T) {
 			"cluster.replication_count", "even number"},
 		{"memory store", func(c *Config) { c.Persist.Store = "memory" }, "persist.store", "restart"},
 		{"short pepper", func(c *Config) { c.Tokens.Pepper = "short" }, "tokens.pepper", "shorter"},
+		{"insecure", func(c *Config) { c.Cluster.Insecure = true }, "cluster.insecure", "mint tokens"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokencache/tokencache/cluster"
 	"github.com/tokencache/tokencache/token"
 )
 
@@ -250,6 +251,7 @@ func (c *Config) checkCluster(ck *checker) {
 			ck.errorf("cluster.encrypt_key", "must decode to 16, 24 or 32 bytes (AES-128/192/256), got %d; generate one with `openssl rand -base64 32`", n)
 		}
 	}
+	c.checkClusterSecurity(ck)
 	ck.oneOf("cluster.raft_store", cl.RaftStore, "boltdb", "memory")
 	ck.positive("cluster.election_timeout", cl.ElectionTimeout)
 	ck.positive("cluster.reconcile_interval", cl.ReconcileInterval)
@@ -448,4 +450,39 @@ func formatDuration(d time.Duration) string {
 		return strconv.FormatInt(int64(d/time.Millisecond), 10) + "ms"
 	}
 	return d.String()
+}
+
+// checkClusterSecurity checks the gossip keys and the TLS files, and the
+// protected mode: Raft or gossip beyond loopback needs both, unless
+// cluster.insecure (cluster.Config.CheckExposure).
+func (c *Config) checkClusterSecurity(ck *checker) {
+	cl := &c.Cluster
+	for i, k := range splitKeys(cl.EncryptKeySecond.Reveal()) {
+		if b, err := base64.StdEncoding.DecodeString(k); err != nil || (len(b) != 16 && len(b) != 24 && len(b) != 32) {
+			ck.errorf("cluster.encrypt_key_secondary", "key %d is not base64 of 16, 24 or 32 bytes", i+1)
+		}
+	}
+	if cl.EncryptKeySecond != "" && cl.EncryptKey == "" {
+		ck.errorf("cluster.encrypt_key_secondary", "needs cluster.encrypt_key (the key gossip encrypts with)")
+	}
+	files := cluster.TLSConfig{CAFile: cl.TLSCAFile, CertFile: cl.TLSCertFile, KeyFile: cl.TLSKeyFile}
+	if files.Enabled() {
+		if err := files.Check(c.Node.ID, time.Now()); err != nil {
+			key := "cluster.tls_cert_file"
+			switch {
+			case cl.TLSCAFile == "" || cl.TLSCertFile == "" || cl.TLSKeyFile == "":
+				key = "cluster.tls_ca_file"
+			}
+			ck.errorf(key, "%v", err)
+		}
+	}
+	cc := cluster.Config{
+		RaftAddr: cl.RaftAddr, RaftAdvertise: cl.RaftAdvertise, GossipAddr: cl.GossipAddr, GossipAdvertise: cl.GossipAdvertise,
+		EncryptKey: cl.EncryptKey.Reveal(), TLS: files, Insecure: cl.Insecure,
+	}
+	if err := cc.CheckExposure(); err != nil {
+		ck.errorf("cluster.insecure", "%v", err)
+	} else if cl.Insecure {
+		ck.warnf("cluster.insecure", "is set: without TLS and the gossip key, anyone who reaches the Raft or gossip port can join the cluster and mint tokens")
+	}
 }

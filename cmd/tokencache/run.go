@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -271,6 +272,9 @@ func clusterConfig(cfg *Config) cluster.Config {
 	c.Policy = cfg.Cluster.ReplicationPolicy
 	c.MaxStaleness = cfg.Cluster.MaxStaleness
 	c.EncryptKey = cfg.Cluster.EncryptKey.Reveal()
+	c.SecondaryEncryptKeys = splitKeys(cfg.Cluster.EncryptKeySecond.Reveal())
+	c.TLS = cluster.TLSConfig{CAFile: cfg.Cluster.TLSCAFile, CertFile: cfg.Cluster.TLSCertFile, KeyFile: cfg.Cluster.TLSKeyFile}
+	c.Insecure = cfg.Cluster.Insecure
 	c.RaftStore = cfg.Cluster.RaftStore
 	c.ElectionTimeout = cfg.Cluster.ElectionTimeout
 	c.HeartbeatTimeout = cfg.Cluster.ElectionTimeout
@@ -279,6 +283,17 @@ func clusterConfig(cfg *Config) cluster.Config {
 	c.DeadServerCleanup = cfg.Cluster.DeadServerCleanup
 	c.Fingerprint = fingerprint(cfg)
 	return c
+}
+
+// splitKeys splits a comma-separated list of keys.
+func splitKeys(s string) []string {
+	var out []string
+	for _, k := range strings.Split(s, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // fingerprint digests the settings every node of a cluster must share: the
