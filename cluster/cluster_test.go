@@ -418,13 +418,34 @@ func TestLeaderCrashWritesResume(t *testing.T) {
 // A node whose settings fingerprint differs never gets a vote (nor
 // entries), is shown in the status, and fails closed.
 func TestFingerprintMismatchNeverVotes(t *testing.T) {
-	tc := startTestCluster(t, 3, clusterOpts{r: intp(-1), expect: 2, fingerprint: func(i int) string {
+	// expect 2: the three nodes start together. expect 1 (the default):
+	// two nodes form the cluster, then the odd one joins it (issue 9,
+	// scenario 1: it bootstrapped a cluster of its own and served).
+	for _, expect := range []int{2, 1} {
+		t.Run(fmt.Sprintf("expect=%d", expect), func(t *testing.T) {
+			testFingerprintMismatchNeverVotes(t, expect)
+		})
+	}
+}
+
+func testFingerprintMismatchNeverVotes(t *testing.T, expect int) {
+	tc := buildTestCluster(t, 3, clusterOpts{r: intp(-1), expect: expect, fingerprint: func(i int) string {
 		if i == 2 {
 			return "fp-other"
 		}
 		return "fp-1"
 	}})
 	odd := tc.nodes[2]
+	if expect == 1 {
+		tc.startNodes(tc.nodes[0], tc.nodes[1])
+		waitFor(t, 20*time.Second, "a leader with two voters before the odd node starts", func() bool {
+			l := tc.leader()
+			return l != nil && len(tc.configuration(l).Servers) == 2
+		})
+		tc.startNodes(odd)
+	} else {
+		tc.startNodes(tc.nodes...)
+	}
 	var l *testNode
 	waitFor(t, 20*time.Second, "a leader with two voters", func() bool {
 		l = tc.leader()
@@ -440,11 +461,15 @@ func TestFingerprintMismatchNeverVotes(t *testing.T) {
 				}
 			}
 		}
+		if odd.node.hasRaftState() {
+			t.Fatal("mismatched node has raft state (it bootstrapped a cluster of its own)")
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if odd.node.IsLeader() {
 		t.Fatal("mismatched node leads")
 	}
+	l = tc.waitLeader()
 	st := l.node.Status(context.Background())
 	found := false
 	for _, m := range st.Members {
@@ -461,8 +486,15 @@ func TestFingerprintMismatchNeverVotes(t *testing.T) {
 	if err := odd.node.Fence()(); !errors.Is(err, tokens.ErrStale) {
 		t.Errorf("mismatched node's fence = %v, want ErrStale", err)
 	}
-	if err := odd.node.Ready(context.Background(), false); err == nil {
-		t.Error("mismatched node reports ready")
+	if err := odd.node.Ready(context.Background(), false); err == nil || !strings.Contains(err.Error(), "fingerprint") {
+		t.Errorf("mismatched node's Ready() = %v, want an error naming the fingerprint", err)
+	}
+	if ost := odd.node.Status(context.Background()); !ost.FingerprintMismatch || ost.NotReady == "" || ost.ClusterID != "" {
+		t.Errorf("mismatched node's Status() = fingerprint_mismatch %v, not_ready %q, cluster_id %q; want true, a reason, none",
+			ost.FingerprintMismatch, ost.NotReady, ost.ClusterID)
+	}
+	if st.ClusterID == "" {
+		t.Error("the leader's Status() has no cluster id")
 	}
 }
 

@@ -86,7 +86,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 				out[i] = *f.halted.Load()
 				continue
 			}
-			if cmd.Op != tokens.OpNoop && f.foreign.Load() {
+			if cmd.Op != tokens.OpNoop && cmd.Op != tokens.OpClusterID && f.foreign.Load() {
 				// Applying a change over rows of another log would let
 				// the writer skip it (its index is at or below the
 				// store's) and keep rows this log never had.

@@ -52,6 +52,9 @@ type Node struct {
 	hadState bool
 	raftAdv  string // advertised raft host:port
 
+	// clusterID: identity.go (nil = none known).
+	clusterID atomic.Pointer[string]
+
 	peers       *peerTracker
 	metrics     *metrics
 	reconcileCh chan struct{}
@@ -194,7 +197,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mux = newMux(ln, n.raftAdv, n.cfg.NodeID, n.raftID, n.hooks, n.baseLog.With("component", "mux"))
 	n.mux.rpcServe = n.serveRPC
 	n.rpc = newRPCClient(n.mux)
-	n.mux.serve()
 
 	dir := n.raftDir()
 	raftLog := n.baseLog.With("component", "raft")
@@ -236,12 +238,28 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	obsCh := make(chan raft.Observation, 64)
 	n.raft.RegisterObserver(raft.NewObserver(obsCh, true, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
-		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation:
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation,
+			raft.PeerObservation:
 			return true
 		}
 		return false
 	}))
+	// Only now does the port answer: every handler behind it (Raft's
+	// transport, the internal RPC) needs raft. Until here the port is bound
+	// (its address is known and advertised) but connections wait in the
+	// listen backlog; before, an RPC arriving during a long start (a large
+	// log or snapshot to load) met a nil raft and crashed the process.
+	n.mux.serve()
 
+	if n.cfg.RaftStore != StoreMemory {
+		id, err := loadClusterID(dir)
+		if err != nil {
+			return err
+		}
+		if id != "" {
+			n.clusterID.Store(&id)
+		}
+	}
 	n.disc, err = newDiscovery(n)
 	if err != nil {
 		return err
@@ -259,6 +277,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.goRun(n.reconcileLoop)
 	n.goRun(n.freshnessLoop)
 	n.goRun(n.nudgeLoop)
+	n.goRun(n.identityLoop)
 	if !n.hadState {
 		n.goRun(n.bootstrapLoop)
 	}
@@ -266,7 +285,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.goRun(n.disc.joinLoop)
 	}
 	n.log.Info("cluster node started", "raft_id", n.raftID, "raft_addr", n.raftAdv,
-		"gossip_addr", n.disc.advertise, "existing_state", n.hadState, "raft_store", n.cfg.RaftStore)
+		"gossip_addr", n.disc.advertise, "existing_state", n.hadState, "raft_store", n.cfg.RaftStore, "cluster_id", n.ClusterID())
 	return nil
 }
 

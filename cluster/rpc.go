@@ -85,6 +85,7 @@ type statsResponse struct {
 	Term        uint64 `json:"term"`
 	LastContact int64  `json:"last_contact_ms"` // -1: never
 	HasState    bool   `json:"has_state"`
+	ClusterID   string `json:"cluster_id,omitempty"`
 	Fingerprint string `json:"fingerprint"`
 	State       string `json:"state"`
 }
@@ -361,7 +362,8 @@ func (n *Node) localStats() statsResponse {
 		LastIndex:   n.raft.LastIndex(),
 		Term:        n.raft.CurrentTerm(),
 		LastContact: lc,
-		HasState:    n.hadState || n.raft.LastIndex() > 0,
+		HasState:    n.hasRaftState(),
+		ClusterID:   n.ClusterID(),
 		Fingerprint: n.cfg.Fingerprint,
 		State:       n.raft.State().String(),
 	}

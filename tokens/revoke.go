@@ -28,11 +28,20 @@ func (s *Service) Revoke(ctx context.Context, k token.Key) ([]token.Key, error) 
 
 // RevokeToken revokes the token whose full text is raw (RFC 7009). A
 // malformed or unknown token, or a wrong secret, is not an error: the
-// revocation endpoint answers the same for all of them.
+// revocation endpoint answers the same for all of them. A node the fence
+// says is out of contact answers the fence's error instead.
 func (s *Service) RevokeToken(ctx context.Context, raw []byte) error {
 	k, secret, err := token.Parse(s.cfg.Prefix, raw)
 	if err != nil {
 		return nil
+	}
+	// As Validate: a node out of contact with the leader may not know the
+	// token (it missed its issue, or never joined the cluster), so "nothing
+	// to revoke" is not its answer to give.
+	if f := s.fence.Load(); f != nil {
+		if err := (*f)(); err != nil {
+			return err
+		}
 	}
 	t, err := s.get(ctx, k)
 	if err != nil {
