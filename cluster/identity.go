@@ -103,9 +103,43 @@ func loadClusterID(dir string) (string, error) {
 	return id, nil
 }
 
+// adoptClusterID records the id the replicated state holds (called by the
+// FSM right after it applied an OpClusterID or restored a snapshot, so that
+// a node holding that entry holds the id in its data dir too). The log's id
+// wins over the data dir's. Gossip learns it from identityLoop.
+func (n *Node) adoptClusterID(id string) {
+	old := n.ClusterID()
+	if id == "" || id == old {
+		return
+	}
+	if old != "" {
+		n.log.Error("the replicated log names another cluster than this node's data dir; the log's is kept",
+			"cluster_id", id, "data_dir_cluster_id", old)
+	}
+	if err := n.recordClusterID(id); err != nil {
+		n.log.Error("cannot record the cluster id", "err", err)
+		return
+	}
+	n.log.Info("cluster id learned from the replicated state", "cluster_id", id)
+}
+
 // setClusterID records id as this node's cluster (in its data dir first,
 // boltdb mode) and announces it in gossip.
 func (n *Node) setClusterID(id string) error {
+	if err := n.recordClusterID(id); err != nil {
+		return err
+	}
+	if n.disc != nil {
+		n.disc.announce()
+	}
+	return nil
+}
+
+// recordClusterID writes id to the data dir (boltdb mode), then makes it
+// this node's.
+func (n *Node) recordClusterID(id string) error {
+	n.idMu.Lock()
+	defer n.idMu.Unlock()
 	if !validClusterID(id) {
 		return fmt.Errorf("cannot record cluster id %q: not 1 to %d lowercase hex digits", id, maxClusterIDLen)
 	}
@@ -115,9 +149,6 @@ func (n *Node) setClusterID(id string) error {
 		}
 	}
 	n.clusterID.Store(&id)
-	if n.disc != nil {
-		n.disc.announce()
-	}
 	return nil
 }
 
@@ -128,7 +159,7 @@ func (n *Node) hasRaftState() bool {
 }
 
 // identityLoop keeps the node's identity current: it adopts the id its
-// replicated state holds, announces a change of id or of holding state in
+// replicated state holds (if the FSM's write failed), announces a change of id or of holding state in
 // gossip, and as the ready leader of a cluster whose state has no id yet,
 // commits one.
 func (n *Node) identityLoop(ctx context.Context) {
@@ -142,15 +173,7 @@ func (n *Node) identityLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		if id := n.state.ClusterID(); id != "" && id != n.ClusterID() {
-			if old := n.ClusterID(); old != "" {
-				n.log.Error("the replicated log names another cluster than this node's data dir; the log's is kept",
-					"cluster_id", id, "data_dir_cluster_id", old)
-			}
-			if err := n.setClusterID(id); err != nil {
-				n.log.Error("cannot record the cluster id", "err", err)
-			} else {
-				n.log.Info("cluster id learned from the replicated state", "cluster_id", id)
-			}
+			n.adoptClusterID(id) // normally done by the FSM already; a retry after a failed write
 		}
 		if n.IsLeader() && n.state.ClusterID() == "" {
 			n.commitClusterID(ctx)

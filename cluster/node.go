@@ -52,8 +52,10 @@ type Node struct {
 	hadState bool
 	raftAdv  string // advertised raft host:port
 
-	// clusterID: identity.go (nil = none known).
+	// clusterID: identity.go (nil = none known); idMu serializes writes
+	// of the data dir's cluster-id file.
 	clusterID atomic.Pointer[string]
+	idMu      sync.Mutex
 
 	peers       *peerTracker
 	metrics     *metrics
@@ -210,6 +212,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("cannot inspect raft state: %w", err)
 	}
 	n.fsm = newFSM(n.runCtx, n.state, n.baseLog.With("component", "fsm"), n.onHalt)
+	n.fsm.onClusterID = n.adoptClusterID
 	// The store's persisted index, before raft can elect this node: the
 	// leader must not accept a write at an index the store is already past
 	// (fastforward.go), and the token service, which loads it too,

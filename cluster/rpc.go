@@ -114,28 +114,47 @@ func newRPCClient(m *mux) *rpcClient {
 	return &rpcClient{m: m, idle: make(map[string][]*rpcConn)}
 }
 
-func (c *rpcClient) get(addr, node string, timeout time.Duration) (*rpcConn, error) {
+// get returns an idle pooled connection to addr (reused true), or dials one.
+func (c *rpcClient) get(addr, node string, timeout time.Duration) (rc *rpcConn, reused bool, err error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	for conns := c.idle[addr]; len(conns) > 0; conns = c.idle[addr] {
 		rc := conns[len(conns)-1]
 		c.idle[addr] = conns[:len(conns)-1]
 		if time.Since(rc.used) < rpcPoolMaxAge {
 			c.mu.Unlock()
-			return rc, nil
+			return rc, true, nil
 		}
 		rc.c.Close()
 	}
 	c.mu.Unlock()
 	conn, err := c.m.dial(addr, node, []byte{muxRPC}, timeout)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return &rpcConn{c: conn, r: bufio.NewReader(conn)}, nil
+	return &rpcConn{c: conn, r: bufio.NewReader(conn)}, false, nil
 }
+
+// dropIdle closes every idle connection to addr: one of them turned out
+// dead (the peer restarted), so the others, opened to the same process,
+// are too. Without this, each of them failed one later call, and a
+// restarted server's health polls kept failing once per stale connection
+// (each failure restarts its stabilization).
+func (c *rpcClient) dropIdle(addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rc := range c.idle[addr] {
+		rc.c.Close()
+	}
+	delete(c.idle, addr)
+}
+
+// idempotentRPC reports whether an rpc of type typ may be sent again after a
+// failed attempt: it changes nothing on the peer.
+func idempotentRPC(typ byte) bool { return typ == rpcStats || typ == rpcReadIndex }
 
 func (c *rpcClient) put(addr string, rc *rpcConn) {
 	rc.used = time.Now()
@@ -162,11 +181,25 @@ func (c *rpcClient) close() {
 
 // call sends one request to the node at addr and decodes its answer into
 // resp. sent reports whether any byte of the request may have reached the
-// peer: when it is false the request certainly did nothing there.
+// peer: when it is false the request certainly did nothing there. When a
+// pooled connection turns out dead, every idle connection to addr is
+// dropped, and a request that changes nothing (stats, read index) is sent
+// once more on a new connection.
 func (c *rpcClient) call(ctx context.Context, addr, node string, typ byte, req, resp any) (sent bool, err error) {
+	sent, reused, err := c.callOnce(ctx, addr, node, typ, req, resp)
+	if err != nil && reused && ctx.Err() == nil {
+		c.dropIdle(addr)
+		if idempotentRPC(typ) {
+			sent, _, err = c.callOnce(ctx, addr, node, typ, req, resp)
+		}
+	}
+	return sent, err
+}
+
+func (c *rpcClient) callOnce(ctx context.Context, addr, node string, typ byte, req, resp any) (sent, reused bool, err error) {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return false, fmt.Errorf("cannot encode rpc request: %w", err)
+		return false, false, fmt.Errorf("cannot encode rpc request: %w", err)
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -174,11 +207,11 @@ func (c *rpcClient) call(ctx context.Context, addr, node string, typ byte, req, 
 	}
 	timeout := time.Until(deadline)
 	if timeout <= 0 {
-		return false, fmt.Errorf("cannot call %s: %w", node, context.DeadlineExceeded)
+		return false, false, fmt.Errorf("cannot call %s: %w", node, context.DeadlineExceeded)
 	}
-	rc, err := c.get(addr, node, timeout)
+	rc, reused, err := c.get(addr, node, timeout)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	// Abort the exchange when ctx is canceled (not only at its deadline).
 	stop := context.AfterFunc(ctx, func() { _ = rc.c.SetDeadline(time.Now()) })
@@ -190,12 +223,12 @@ func (c *rpcClient) call(ctx context.Context, addr, node string, typ byte, req, 
 	frame = append(frame, body...)
 	if _, err := rc.c.Write(frame); err != nil {
 		rc.c.Close()
-		return true, fmt.Errorf("cannot send rpc to %s: %w", node, err)
+		return true, reused, fmt.Errorf("cannot send rpc to %s: %w", node, err)
 	}
 	out, err := readFrame(rc.r)
 	if err != nil {
 		rc.c.Close()
-		return true, fmt.Errorf("cannot read rpc answer from %s: %w", node, err)
+		return true, reused, fmt.Errorf("cannot read rpc answer from %s: %w", node, err)
 	}
 	if !stop() {
 		// ctx ended while we read: the deadline was disturbed.
@@ -205,9 +238,9 @@ func (c *rpcClient) call(ctx context.Context, addr, node string, typ byte, req, 
 		c.put(addr, rc)
 	}
 	if err := json.Unmarshal(out, resp); err != nil {
-		return true, fmt.Errorf("cannot decode rpc answer from %s: %w", node, err)
+		return true, false, fmt.Errorf("cannot decode rpc answer from %s: %w", node, err)
 	}
-	return true, nil
+	return true, false, nil
 }
 
 func readFrame(r io.Reader) ([]byte, error) {

@@ -381,3 +381,18 @@ func TestMustSync(t *testing.T) {
 		}
 	}
 }
+
+// A failing mark belongs to one replication: when raft starts a new one
+// (the server was added back after a removal), the mark is forgotten, since
+// the new heartbeat loop reports a resume only after a failure of its own.
+func TestPeerTrackerForgetsFailingMarkOnNewReplication(t *testing.T) {
+	p := newPeerTracker()
+	p.heartbeatFailed("n2@1", time.Now().Add(-time.Minute))
+	if p.silentFor("n2@1") < time.Minute {
+		t.Fatalf("silentFor after a failed heartbeat = %v, want ≥ 1m", p.silentFor("n2@1"))
+	}
+	p.replicationStarted("n2@1")
+	if d := p.silentFor("n2@1"); d != 0 {
+		t.Errorf("silentFor after a new replication started = %v, want 0", d)
+	}
+}
