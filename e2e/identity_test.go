@@ -145,6 +145,11 @@ func TestJoinerNeverTakesOverLeaderlessCluster(t *testing.T) {
 	waitFor(t, 20*time.Second, "x valid on f2", func() bool { c, _ := f2.validateQuiet(x.Token); return c == 200 })
 	f2.cmd.Process.Signal(syscall.SIGKILL)
 	<-f2.done
+	waitFor(t, 30*time.Second, "f1 without a leader", func() bool {
+		var s clusterStatus
+		code, _ := f1.callQuiet("GET", "/v1/cluster", admin, &s)
+		return code == 200 && s.LeaderID == ""
+	})
 
 	f3 := newProcNode(t, "f3", "", p3, env, "--join", gossipAddr(p1))
 	f3.launch()
