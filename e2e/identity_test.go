@@ -314,9 +314,15 @@ func TestRemovedNodeBecomesVoterAgain(t *testing.T) {
 		return ok && s == "none"
 	})
 	t.Logf("%s removed %s after SIGKILL", id, time.Since(killed).Round(time.Millisecond))
+	// In the field the node came back a minute later: by then raft's
+	// replication to the removed server, and its heartbeat loop, had
+	// ended. Restarting at once can let that old loop see the node back
+	// and report a resume, which hid the fault.
+	time.Sleep(5 * time.Second)
 	fol.launch()
 	restarted := time.Now()
 	// Stabilization is 10s; allow three times that and the reconcile.
+	// Before the fix it stayed a non-voter until the next term.
 	waitFor(t, 40*time.Second, id+" a voter again", func() bool {
 		if c.leader(30*time.Second) != lead {
 			t.Fatalf("leadership moved; the test needs a stable leader")
