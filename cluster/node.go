@@ -211,6 +211,17 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("cannot inspect raft state: %w", err)
 	}
+	// The cluster this directory's state belongs to (identity.go), before
+	// raft can restore a snapshot that carries one.
+	if n.cfg.RaftStore != StoreMemory {
+		id, err := loadClusterID(dir)
+		if err != nil {
+			return err
+		}
+		if id != "" {
+			n.clusterID.Store(&id)
+		}
+	}
 	n.fsm = newFSM(n.runCtx, n.state, n.baseLog.With("component", "fsm"), n.onHalt)
 	n.fsm.onClusterID = n.adoptClusterID
 	// The store's persisted index, before raft can elect this node: the
@@ -254,15 +265,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// log or snapshot to load) met a nil raft and crashed the process.
 	n.mux.serve()
 
-	if n.cfg.RaftStore != StoreMemory {
-		id, err := loadClusterID(dir)
-		if err != nil {
-			return err
-		}
-		if id != "" {
-			n.clusterID.Store(&id)
-		}
-	}
 	n.disc, err = newDiscovery(n)
 	if err != nil {
 		return err
