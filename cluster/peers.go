@@ -131,6 +131,23 @@ func (p *peerTracker) recordStats(id string, resp *statsResponse, healthy bool) 
 	}
 }
 
+// recordApplied stores a stats answer obtained outside the health poll
+// (GET /v1/cluster refreshing applied indexes). It never judges health:
+// counting it as unhealthy restarted the stabilization of every server
+// each time an operator looked at the cluster between two polls, and a
+// re-added server, watched closely, stayed a non-voter for minutes.
+func (p *peerTracker) recordApplied(id string, resp *statsResponse) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats[id]
+	if s == nil {
+		s = &peerStats{}
+		p.stats[id] = s
+	}
+	s.at = time.Now()
+	s.resp = *resp
+}
+
 // healthyFor returns how long id has been continuously healthy (0 = not).
 func (p *peerTracker) healthyFor(id string) time.Duration {
 	p.mu.Lock()

@@ -166,7 +166,7 @@ func (n *Node) refreshStats(ctx context.Context, servers []raft.Server) {
 			defer cancel()
 			var resp statsResponse
 			if _, err := n.rpc.call(cctx, hostport, nodeOfRaftID(id), rpcStats, statsRequest{}, &resp); err == nil && resp.Code == codeOK && resp.RaftID == id {
-				n.peers.recordStats(id, &resp, false)
+				n.peers.recordApplied(id, &resp)
 			}
 		}()
 	}

@@ -396,3 +396,18 @@ func TestPeerTrackerForgetsFailingMarkOnNewReplication(t *testing.T) {
 		t.Errorf("silentFor after a new replication started = %v, want 0", d)
 	}
 }
+
+// Looking at the cluster (GET /v1/cluster refreshes applied indexes) never
+// restarts a server's stabilization: only the leader's health poll judges.
+func TestPeerTrackerStatusRefreshKeepsHealth(t *testing.T) {
+	p := newPeerTracker()
+	p.recordStats("n2@1", &statsResponse{Applied: 5}, true)
+	time.Sleep(2 * time.Millisecond)
+	p.recordApplied("n2@1", &statsResponse{Applied: 6})
+	if p.healthyFor("n2@1") == 0 {
+		t.Error("healthyFor after a status refresh = 0, want the streak kept")
+	}
+	if got, ok := p.appliedIndex("n2@1", time.Second); !ok || got != 6 {
+		t.Errorf("appliedIndex after a status refresh = %d, %v; want 6, true", got, ok)
+	}
+}
