@@ -296,7 +296,8 @@ func TestRemovedNodeBecomesVoterAgain(t *testing.T) {
 	c := startProcCluster(t, 3,
 		"TOKENCACHE_CLUSTER_DEAD_SERVER_CLEANUP=2s",
 		"TOKENCACHE_CLUSTER_RECONCILE_INTERVAL=2s",
-		"TOKENCACHE_CLUSTER_ELECTION_TIMEOUT=2s")
+		"TOKENCACHE_CLUSTER_ELECTION_TIMEOUT=2s",
+		"TOKENCACHE_CLUSTER_MAX_STALENESS=5s")
 	lead := c.leader(30 * time.Second)
 	fol := c.other(lead)
 	id := nodeID(fol)
