@@ -500,6 +500,34 @@ func testFingerprintMismatchNeverVotes(t *testing.T, expect int) {
 
 // Two clusters with different names on one host never merge, even when one
 // is told to join the other.
+// A node that holds state of one cluster never joins another of the same
+// name: gossip refuses to merge members of two cluster ids, so neither
+// leader ever adds (and overwrites) the other's node.
+func TestNodeOfAnotherClusterNeverJoins(t *testing.T) {
+	a := newTestCluster(t, 1, clusterOpts{name: "alpha"})
+	b := newTestCluster(t, 1, clusterOpts{name: "alpha", idPrefix: "m"})
+	an, bn := a.nodes[0], b.nodes[0]
+	waitFor(t, 10*time.Second, "both cluster ids committed", func() bool {
+		return an.node.ClusterID() != "" && bn.node.ClusterID() != "" && an.state.ClusterID() != ""
+	})
+	if an.node.ClusterID() == bn.node.ClusterID() {
+		t.Fatalf("two clusters bootstrapped apart share the id %s", an.node.ClusterID())
+	}
+	if n, err := bn.node.disc.ml.Join([]string{an.cfg.GossipAddr}); err == nil && n > 0 {
+		t.Fatalf("Join across cluster ids contacted %d nodes", n)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if v, nv := countSuffrage(a.configuration(an)); v+nv != 1 {
+			t.Fatalf("alpha's raft configuration has %d servers, want 1", v+nv)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := an.node.disc.ml.NumMembers(); got != 1 {
+		t.Errorf("alpha has %d gossip members, want 1", got)
+	}
+}
+
 func TestClustersWithDifferentNamesNeverMerge(t *testing.T) {
 	a := newTestCluster(t, 1, clusterOpts{name: "alpha"})
 	b := startTestCluster(t, 1, clusterOpts{name: "beta"})
