@@ -19,10 +19,12 @@ import (
 //     stops trying for good once it has state or a configuration);
 //  2. with a join list, only after the join succeeded;
 //  3. if any alive member of the same cluster name holds Raft state or
-//     belongs to a cluster (its metadata says so, or its stats RPC does), a
-//     cluster exists: this node never bootstraps and waits to be added by
-//     that cluster's leader (Consul's "existing Raft peers" check, applied to
-//     every member it can see, whatever its settings);
+//     belongs to a cluster (its metadata says so, or its stats RPC does)
+//     other than the one this bootstrap would create (a voter of the same
+//     list that got there first), a cluster exists: this node never
+//     bootstraps and waits to be added by that cluster's leader (Consul's
+//     "existing Raft peers" check, applied to every member it can see,
+//     whatever its settings);
 //  4. members that announce another settings fingerprint or another
 //     bootstrap_expect are not counted, and while some do, this node
 //     bootstraps only if the members that agree with it are a strict
@@ -31,10 +33,10 @@ import (
 //     expect);
 //  5. once bootstrap_expect alive members (this one included) agree, the
 //     voter list is the first min(expect, 2R+1) of them by node id (all of
-//     them for R = -1); every node of that list calls BootstrapCluster with
-//     the identical configuration (raft's ErrCantBootstrap, from a second
-//     call, is ignored) and records the cluster id derived from it
-//     (identity.go); the others wait to be added as non-voters.
+//     them for R = -1); the first node of that list records the cluster id
+//     derived from it (identity.go) and calls BootstrapCluster; the other
+//     voters get the configuration and the log from it (a node without a
+//     configuration grants votes), the rest wait to be added as non-voters.
 //
 // bootstrap_expect = 1 without a join list bootstraps this node alone.
 
@@ -69,7 +71,9 @@ func (n *Node) tryBootstrap(ctx context.Context) bool {
 		if m.id == n.cfg.NodeID || m.status != statusAlive || m.metaErr != nil || m.meta.Cluster != n.cfg.Name {
 			continue
 		}
-		if m.meta.HasState || m.meta.ClusterID != "" {
+		agrees := m.meta.Fingerprint == n.cfg.Fingerprint && m.meta.Expect == expect
+		if (m.meta.HasState || m.meta.ClusterID != "") && !agrees {
+			// State no bootstrap of ours can have made: a cluster exists.
 			n.clusterExists(m.id, m.meta.ClusterID)
 			return true
 		}
@@ -108,21 +112,6 @@ func (n *Node) tryBootstrap(ctx context.Context) bool {
 	if len(peers) < expect {
 		return false
 	}
-	// Metadata can lag, and an older binary announces nothing of its
-	// state: ask every member seen, not only the agreeing ones.
-	for _, p := range others {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		var resp statsResponse
-		_, err := n.rpc.call(cctx, p.RaftAddr, p.ID, rpcStats, statsRequest{}, &resp)
-		cancel()
-		if err != nil || resp.Code != codeOK {
-			return false // ask again later
-		}
-		if resp.HasState || resp.ClusterID != "" {
-			n.clusterExists(p.ID, resp.ClusterID)
-			return true
-		}
-	}
 	slices.SortFunc(peers, func(a, b nodeMeta) int { return strings.Compare(a.ID, b.ID) })
 	nv := min(expect, len(peers))
 	if t := n.cfg.votersTarget(); t > 0 {
@@ -144,6 +133,48 @@ func (n *Node) tryBootstrap(ctx context.Context) bool {
 		raftIDs = append(raftIDs, v.RaftID)
 	}
 	id := deriveClusterID(n.cfg.Name, raftIDs)
+	// A member that holds state or belongs to a cluster is fine only when
+	// that cluster is the one this bootstrap makes (a voter of the same
+	// list got there first). Metadata can lag, and an older binary
+	// announces nothing of its state: ask every member seen, not only the
+	// agreeing ones.
+	for _, p := range others {
+		if (p.HasState || p.ClusterID != "") && p.ClusterID != id {
+			n.clusterExists(p.ID, p.ClusterID)
+			return true
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		var resp statsResponse
+		_, err := n.rpc.call(cctx, p.RaftAddr, p.ID, rpcStats, statsRequest{}, &resp)
+		cancel()
+		if err != nil || resp.Code != codeOK {
+			return false // ask again later
+		}
+		if (resp.HasState || resp.ClusterID != "") && resp.ClusterID != id {
+			n.clusterExists(p.ID, resp.ClusterID)
+			return true
+		}
+	}
+	// Only the first voter bootstraps; the others get the configuration
+	// and the log from it. Every voter calling BootstrapCluster (Consul's
+	// way) is safe only if all computed the same list: nodes that saw the
+	// members at different moments (expect below the nodes started) made
+	// different lists, and two groups each bootstrapped one.
+	if voters[0].ID != n.cfg.NodeID {
+		n.disc.mu.Lock()
+		n.disc.warnOnce(n.cfg.NodeID, "bootstrap:wait-first", func() {
+			n.log.Info("bootstrap quorum met; the first voter bootstraps and this node waits for its log",
+				"first", voters[0].ID, "voters", strings.Join(ids, ","))
+		})
+		n.disc.mu.Unlock()
+		return false // until raft state arrives (or the first voter is gone)
+	}
+	// The id first: the node announces it with its state, so that the
+	// others of the list recognise their own bootstrap.
+	if err := n.setClusterID(id); err != nil {
+		n.log.Error("cannot record the cluster id", "err", err)
+		return false
+	}
 	err := n.raft.BootstrapCluster(conf).Error()
 	switch {
 	case err == nil:
@@ -156,9 +187,6 @@ func (n *Node) tryBootstrap(ctx context.Context) bool {
 	}
 	// Same configuration, same id on every voter; the first ready leader
 	// commits it (identity.go).
-	if err := n.setClusterID(id); err != nil {
-		n.log.Error("cannot record the cluster id", "err", err)
-	}
 	return true
 }
 

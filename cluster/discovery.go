@@ -91,6 +91,9 @@ type discovery struct {
 	latest   map[string]memberlist.Node
 
 	meta *metaDelegate
+	// announceMu serializes announce: memberlist's UpdateNode is not safe
+	// for concurrent calls (data race in aliveNode).
+	announceMu sync.Mutex
 
 	mu      sync.Mutex
 	members map[string]*member
@@ -199,6 +202,8 @@ func (n *Node) localMeta() nodeMeta {
 // announce re-encodes this node's metadata and gossips it (a change of
 // cluster id, or of holding Raft state).
 func (d *discovery) announce() {
+	d.announceMu.Lock()
+	defer d.announceMu.Unlock()
 	b, err := d.n.localMeta().encode()
 	if err != nil {
 		d.log.Error("cannot announce node metadata", "err", err)

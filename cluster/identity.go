@@ -32,10 +32,10 @@ import (
 //     cluster, a leader never adds a node that holds another cluster's
 //     state, and gossip refuses to merge nodes of two different clusters.
 //
-// The bootstrapping nodes derive it from the bootstrap configuration (the
+// The bootstrapping node derives it from the bootstrap configuration (the
 // cluster name and the sorted Raft server IDs of the first voters, which
-// carry random suffixes): every node that calls BootstrapCluster with that
-// configuration computes the same id. The log's id wins over the data dir's
+// carry random suffixes): a node that computed the same voter list
+// computes the same id, and two bootstraps never share one. The log's id wins over the data dir's
 // (a node whose file names another id adopts the committed one and says so).
 
 const (
