@@ -496,6 +496,14 @@ func testFingerprintMismatchNeverVotes(t *testing.T, expect int) {
 	if st.ClusterID == "" {
 		t.Error("the leader's Status() has no cluster id")
 	}
+	if expect == 2 {
+		// Whichever node leads first, the committed id is the one the
+		// bootstrapping node derived from the bootstrap configuration.
+		want := deriveClusterID(tc.nodes[0].cfg.Name, []string{tc.nodes[0].node.RaftID(), tc.nodes[1].node.RaftID()})
+		waitFor(t, 10*time.Second, "the derived cluster id committed and held by both voters", func() bool {
+			return l.state.ClusterID() == want && tc.nodes[0].node.ClusterID() == want && tc.nodes[1].node.ClusterID() == want
+		})
+	}
 }
 
 // Two clusters with different names on one host never merge, even when one

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
@@ -185,11 +187,16 @@ func (n *Node) identityLoop(ctx context.Context) {
 	}
 }
 
-// commitClusterID commits this node's cluster id (a new one when it has
-// none: a log from before identities) as the cluster's. The first one
-// applied wins; a second leader's is ignored by every node alike.
+// commitClusterID commits the cluster's id: the one derived from the
+// log's first entry (the bootstrap configuration: the id the bootstrapping
+// node recorded, whichever node leads first), else this node's, else a new
+// one (a log from before identities, compacted past its first entry). The
+// first one applied wins; a second leader's is ignored by every node alike.
 func (n *Node) commitClusterID(ctx context.Context) {
-	id := n.ClusterID()
+	id := n.bootstrapClusterID()
+	if id == "" {
+		id = n.ClusterID()
+	}
 	if id == "" {
 		id = randomClusterID()
 	}
@@ -201,6 +208,29 @@ func (n *Node) commitClusterID(ctx context.Context) {
 		return
 	}
 	n.log.Info("committed the cluster id", "cluster_id", n.state.ClusterID())
+}
+
+// bootstrapClusterID derives the cluster id from the log's first entry, the
+// configuration the cluster was bootstrapped with ("" when the log no
+// longer holds it).
+func (n *Node) bootstrapClusterID() (id string) {
+	var l raft.Log
+	if err := n.stores.logs.GetLog(1, &l); err != nil || l.Type != raft.LogConfiguration {
+		return ""
+	}
+	defer func() {
+		if recover() != nil { // raft.DecodeConfiguration panics on garbage
+			id = ""
+		}
+	}()
+	var voters []string
+	for _, s := range raft.DecodeConfiguration(l.Data).Servers {
+		voters = append(voters, string(s.ID))
+	}
+	if len(voters) == 0 {
+		return ""
+	}
+	return deriveClusterID(n.cfg.Name, voters)
 }
 
 // foreignState reports why a member that holds Raft state may not be added
