@@ -418,13 +418,34 @@ func TestLeaderCrashWritesResume(t *testing.T) {
 // A node whose settings fingerprint differs never gets a vote (nor
 // entries), is shown in the status, and fails closed.
 func TestFingerprintMismatchNeverVotes(t *testing.T) {
-	tc := startTestCluster(t, 3, clusterOpts{r: intp(-1), expect: 2, fingerprint: func(i int) string {
+	// expect 2: the three nodes start together. expect 1 (the default):
+	// two nodes form the cluster, then the odd one joins it (issue 9,
+	// scenario 1: it bootstrapped a cluster of its own and served).
+	for _, expect := range []int{2, 1} {
+		t.Run(fmt.Sprintf("expect=%d", expect), func(t *testing.T) {
+			testFingerprintMismatchNeverVotes(t, expect)
+		})
+	}
+}
+
+func testFingerprintMismatchNeverVotes(t *testing.T, expect int) {
+	tc := buildTestCluster(t, 3, clusterOpts{r: intp(-1), expect: expect, fingerprint: func(i int) string {
 		if i == 2 {
 			return "fp-other"
 		}
 		return "fp-1"
 	}})
 	odd := tc.nodes[2]
+	if expect == 1 {
+		tc.startNodes(tc.nodes[0], tc.nodes[1])
+		waitFor(t, 20*time.Second, "a leader with two voters before the odd node starts", func() bool {
+			l := tc.leader()
+			return l != nil && len(tc.configuration(l).Servers) == 2
+		})
+		tc.startNodes(odd)
+	} else {
+		tc.startNodes(tc.nodes...)
+	}
 	var l *testNode
 	waitFor(t, 20*time.Second, "a leader with two voters", func() bool {
 		l = tc.leader()
@@ -440,11 +461,15 @@ func TestFingerprintMismatchNeverVotes(t *testing.T) {
 				}
 			}
 		}
+		if odd.node.hasRaftState() {
+			t.Fatal("mismatched node has raft state (it bootstrapped a cluster of its own)")
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if odd.node.IsLeader() {
 		t.Fatal("mismatched node leads")
 	}
+	l = tc.waitLeader()
 	st := l.node.Status(context.Background())
 	found := false
 	for _, m := range st.Members {
@@ -461,13 +486,56 @@ func TestFingerprintMismatchNeverVotes(t *testing.T) {
 	if err := odd.node.Fence()(); !errors.Is(err, tokens.ErrStale) {
 		t.Errorf("mismatched node's fence = %v, want ErrStale", err)
 	}
-	if err := odd.node.Ready(context.Background(), false); err == nil {
-		t.Error("mismatched node reports ready")
+	if err := odd.node.Ready(context.Background(), false); err == nil || !strings.Contains(err.Error(), "fingerprint") {
+		t.Errorf("mismatched node's Ready() = %v, want an error naming the fingerprint", err)
+	}
+	if ost := odd.node.Status(context.Background()); !ost.FingerprintMismatch || ost.NotReady == "" || ost.ClusterID != "" {
+		t.Errorf("mismatched node's Status() = fingerprint_mismatch %v, not_ready %q, cluster_id %q; want true, a reason, none",
+			ost.FingerprintMismatch, ost.NotReady, ost.ClusterID)
+	}
+	if st.ClusterID == "" {
+		t.Error("the leader's Status() has no cluster id")
+	}
+	if expect == 2 {
+		// Whichever node leads first, the committed id is the one the
+		// bootstrapping node derived from the bootstrap configuration.
+		want := deriveClusterID(tc.nodes[0].cfg.Name, []string{tc.nodes[0].node.RaftID(), tc.nodes[1].node.RaftID()})
+		waitFor(t, 10*time.Second, "the derived cluster id committed and held by both voters", func() bool {
+			return l.state.ClusterID() == want && tc.nodes[0].node.ClusterID() == want && tc.nodes[1].node.ClusterID() == want
+		})
 	}
 }
 
 // Two clusters with different names on one host never merge, even when one
 // is told to join the other.
+// A node that holds state of one cluster never joins another of the same
+// name: gossip refuses to merge members of two cluster ids, so neither
+// leader ever adds (and overwrites) the other's node.
+func TestNodeOfAnotherClusterNeverJoins(t *testing.T) {
+	a := newTestCluster(t, 1, clusterOpts{name: "alpha"})
+	b := newTestCluster(t, 1, clusterOpts{name: "alpha", idPrefix: "m"})
+	an, bn := a.nodes[0], b.nodes[0]
+	waitFor(t, 10*time.Second, "both cluster ids committed", func() bool {
+		return an.node.ClusterID() != "" && bn.node.ClusterID() != "" && an.state.ClusterID() != ""
+	})
+	if an.node.ClusterID() == bn.node.ClusterID() {
+		t.Fatalf("two clusters bootstrapped apart share the id %s", an.node.ClusterID())
+	}
+	if n, err := bn.node.disc.ml.Join([]string{an.cfg.GossipAddr}); err == nil && n > 0 {
+		t.Fatalf("Join across cluster ids contacted %d nodes", n)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if v, nv := countSuffrage(a.configuration(an)); v+nv != 1 {
+			t.Fatalf("alpha's raft configuration has %d servers, want 1", v+nv)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := an.node.disc.ml.NumMembers(); got != 1 {
+		t.Errorf("alpha has %d gossip members, want 1", got)
+	}
+}
+
 func TestClustersWithDifferentNamesNeverMerge(t *testing.T) {
 	a := newTestCluster(t, 1, clusterOpts{name: "alpha"})
 	b := startTestCluster(t, 1, clusterOpts{name: "beta"})

@@ -90,6 +90,11 @@ type discovery struct {
 	latestMu sync.Mutex
 	latest   map[string]memberlist.Node
 
+	meta *metaDelegate
+	// announceMu serializes announce: memberlist's UpdateNode is not safe
+	// for concurrent calls (data race in aliveNode).
+	announceMu sync.Mutex
+
 	mu      sync.Mutex
 	members map[string]*member
 	warned  map[string]string   // node id -> last problem logged (log once)
@@ -121,7 +126,9 @@ func newDiscovery(n *Node) (*discovery, error) {
 	mc.SuspicionMult = c.Gossip.SuspicionMult
 	mc.DeadNodeReclaimTime = c.Gossip.DeadNodeReclaimTime
 	mc.Logger = newStdLogger(d.log)
-	mc.Delegate = &metaDelegate{meta: meta}
+	d.meta = &metaDelegate{}
+	d.meta.meta.Store(&meta)
+	mc.Delegate = d.meta
 	mc.Events = &eventDelegate{d: d}
 	mc.Alive = &aliveDelegate{d: d}
 	mc.Merge = &mergeDelegate{d: d}
@@ -191,6 +198,27 @@ func (n *Node) localMeta() nodeMeta {
 		Fingerprint: n.cfg.Fingerprint,
 		Cluster:     n.cfg.Name,
 		Expect:      n.cfg.BootstrapExpect,
+		ClusterID:   n.ClusterID(),
+		HasState:    n.hasRaftState(),
+	}
+}
+
+// announce re-encodes this node's metadata and gossips it (a change of
+// cluster id, or of holding Raft state).
+func (d *discovery) announce() {
+	d.announceMu.Lock()
+	defer d.announceMu.Unlock()
+	b, err := d.n.localMeta().encode()
+	if err != nil {
+		d.log.Error("cannot announce node metadata", "err", err)
+		return
+	}
+	d.meta.meta.Store(&b)
+	if d.ml == nil {
+		return
+	}
+	if err := d.ml.UpdateNode(d.n.cfg.Gossip.TCPTimeout); err != nil {
+		d.log.Debug("cannot broadcast node metadata", "err", err)
 	}
 }
 
@@ -467,6 +495,12 @@ func (d *discovery) checkPeer(node *memberlist.Node) error {
 	if meta.Cluster != d.n.cfg.Name {
 		return fmt.Errorf("node %q belongs to cluster %q, not %q", node.Name, meta.Cluster, d.n.cfg.Name)
 	}
+	if ours := d.n.ClusterID(); ours != "" && meta.ClusterID != "" && meta.ClusterID != ours {
+		// Both hold state of a cluster, not the same one: merging would
+		// let one cluster's leader replace the other's logs.
+		return fmt.Errorf("node %q belongs to cluster id %s, this node to %s (a node that holds state of one cluster never joins another: wipe its data dir to move it)",
+			node.Name, meta.ClusterID, ours)
+	}
 	if node.Name == d.n.cfg.NodeID {
 		// News about this node: an earlier incarnation (memberlist refutes
 		// it), or another live process with our name (the conflict
@@ -496,14 +530,15 @@ func (d *discovery) reject(node *memberlist.Node, err error) error {
 	return err
 }
 
-// metaDelegate serves this node's metadata; it carries no state.
-type metaDelegate struct{ meta []byte }
+// metaDelegate serves this node's metadata; it carries no token state.
+type metaDelegate struct{ meta atomic.Pointer[[]byte] }
 
 func (m *metaDelegate) NodeMeta(limit int) []byte {
-	if len(m.meta) > limit {
+	b := *m.meta.Load()
+	if len(b) > limit {
 		return nil // never panic memberlist; encode checked the size already
 	}
-	return m.meta
+	return b
 }
 func (m *metaDelegate) NotifyMsg([]byte)                           {}
 func (m *metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }

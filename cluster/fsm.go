@@ -35,6 +35,10 @@ type fsm struct {
 
 	halted atomic.Pointer[error]
 	onHalt func(error)
+	// onClusterID, when set, records the cluster id the state holds after
+	// an OpClusterID or a restore (identity.go), before the next entry is
+	// applied: a node that holds the entry holds the id in its data dir.
+	onClusterID func(string)
 	// restoreFailed is set while the last snapshot restore failed: the state
 	// is not to be trusted until a restore succeeds.
 	restoreFailed atomic.Bool
@@ -86,7 +90,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 				out[i] = *f.halted.Load()
 				continue
 			}
-			if cmd.Op != tokens.OpNoop && f.foreign.Load() {
+			if cmd.Op != tokens.OpNoop && cmd.Op != tokens.OpClusterID && f.foreign.Load() {
 				// Applying a change over rows of another log would let
 				// the writer skip it (its index is at or below the
 				// store's) and keep rows this log never had.
@@ -97,6 +101,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 				}
 			}
 			out[i] = f.state.Apply(l.Index, &cmd)
+			if cmd.Op == tokens.OpClusterID && f.onClusterID != nil {
+				f.onClusterID(f.state.ClusterID())
+			}
 		case raft.LogConfiguration:
 			out[i] = f.state.Apply(l.Index, &tokens.Command{Op: tokens.OpNoop})
 		default:
@@ -174,6 +181,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		} else {
 			f.log.Info("the leader's snapshot replaced this node's local store")
 		}
+	}
+	if id := f.state.ClusterID(); id != "" && f.onClusterID != nil {
+		f.onClusterID(id)
 	}
 	f.log.Info("restored snapshot", "own", own, "applied_index", f.state.AppliedIndex(), "persisted_index", f.state.PersistedIndex())
 	return nil

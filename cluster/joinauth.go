@@ -20,8 +20,9 @@ import (
 //     id, nor join with a certificate of another CA;
 //   - the answer must name the same node and Raft ID as the metadata
 //     (without TLS this only catches confusion, not an attacker);
-//   - checkPeerCluster compares the cluster identity (the hook for the
-//     cluster id of the replicated state).
+//   - before an add, checkNotForeign (membership.go) refuses a member that
+//     holds the Raft state of another cluster (identity.go), from the same
+//     answer.
 //
 // A member that fails is left out of reconcile passes for joinRefusedFor,
 // so that it cannot hold up the changes planned after it.
@@ -55,26 +56,28 @@ func (j *joinRefusals) refused(id string, now time.Time) bool {
 }
 
 // authorizeServer checks the member raftID at addr before it enters the
-// Raft configuration (see above).
-func (n *Node) authorizeServer(ctx context.Context, raftID string, addr raft.ServerAddress) error {
+// Raft configuration or moves (see above), and returns its stats answer.
+func (n *Node) authorizeServer(ctx context.Context, raftID string, addr raft.ServerAddress) (*statsResponse, error) {
 	hostport, _ := splitRaftAddress(addr)
 	node := nodeOfRaftID(raftID)
+	cctx, cancel := context.WithTimeout(ctx, max(n.healthInterval(), time.Second))
+	defer cancel()
 	var resp statsResponse
-	_, err := n.rpc.call(ctx, hostport, node, rpcStats, statsRequest{}, &resp)
+	_, err := n.rpc.call(cctx, hostport, node, rpcStats, statsRequest{}, &resp)
 	if err == nil {
-		err = n.verifyPeerStats(node, raftID, &resp)
+		err = verifyPeerStats(node, raftID, &resp)
 	}
 	if err != nil {
 		n.refusals.refuse(raftID, time.Now())
-		return fmt.Errorf("cannot verify member %s at %s before adding it: %w", raftID, hostport, err)
+		return nil, fmt.Errorf("cannot verify member %s at %s before adding it: %w", raftID, hostport, err)
 	}
-	return nil
+	return &resp, nil
 }
 
 // verifyPeerStats checks that a stats answer from the node the caller
 // dialled (node, announcing raftID in gossip) names that node and that
-// Raft ID, and belongs to this cluster.
-func (n *Node) verifyPeerStats(node, raftID string, resp *statsResponse) error {
+// Raft ID.
+func verifyPeerStats(node, raftID string, resp *statsResponse) error {
 	if resp.Code != codeOK {
 		return errorFromCode(resp.Code, resp.Msg)
 	}
@@ -82,20 +85,6 @@ func (n *Node) verifyPeerStats(node, raftID string, resp *statsResponse) error {
 		return fmt.Errorf("%w: gossip announces node %q as %q, but it answers as node %q, %q",
 			ErrPeerIdentity, node, raftID, resp.NodeID, resp.RaftID)
 	}
-	return n.checkPeerCluster(resp)
-}
-
-// checkPeerCluster is where the cluster identity is compared on the
-// handshake: the stats answer of a peer that is about to become a server
-// (join, bootstrap) must carry this cluster's id. The cluster id of the
-// replicated state is not part of this package yet; until it is, the
-// cluster name (memberlist's label, checked by gossip) and the CA are what
-// tell clusters apart.
-//
-// To wire it: add the id to statsResponse (localStats fills it) and
-// return ErrPeerIdentity here when both sides know an id and they differ.
-func (n *Node) checkPeerCluster(resp *statsResponse) error {
-	_ = resp
 	return nil
 }
 

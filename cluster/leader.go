@@ -150,6 +150,15 @@ func (n *Node) observe(ctx context.Context, ch <-chan raft.Observation) {
 				n.peers.heartbeatFailed(string(d.PeerID), d.LastContact)
 			case raft.ResumedHeartbeatObservation:
 				n.peers.heartbeatResumed(string(d.PeerID))
+			case raft.PeerObservation:
+				if !d.Removed {
+					// A new replication (the server was added, or added
+					// back after a removal): its heartbeat loop reports
+					// failures afresh and a resume only after one of its
+					// own failures, so an earlier loop's failing mark
+					// would otherwise outlive it.
+					n.peers.replicationStarted(string(d.Peer.ID))
+				}
 			case raft.LeaderObservation:
 				if d.LeaderID != lastLeader {
 					lastLeader = d.LeaderID

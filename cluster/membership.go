@@ -28,7 +28,9 @@ import (
 //     has been dead for DeadServerCleanup, and only if the remaining good
 //     voters still form a quorum of the remaining voters;
 //  3. add alive gossip members that are not in the configuration as
-//     non-voters (never a node whose fingerprint differs);
+//     non-voters (never a node whose fingerprint differs, and never one that
+//     holds Raft state of another cluster, or of none this leader knows:
+//     its log would be overwritten, and what it acknowledged lost);
 //  4. update a server's address when its node announces another one;
 //  5. remove non-voters that are stale incarnations, mismatched, left (and
 //     silent on Raft for an election timeout), or dead in gossip and silent
@@ -75,6 +77,9 @@ type serverView struct {
 	DeadFor  time.Duration
 	Stale    bool // its node runs under another raft id now
 	Mismatch bool // fingerprint differs from the leader's
+	// Foreign: not in the configuration, and holds Raft state of another
+	// cluster (identity.go); never added.
+	Foreign bool
 	// SilentFor is how long the leader has had no Raft contact with it.
 	SilentFor  time.Duration
 	HealthyFor time.Duration // continuously healthy (stats polls); 0 = not
@@ -169,7 +174,7 @@ func nextAction(in reconcileInput) action {
 	// 3. Add alive members that are not in the configuration.
 	for i := range servers {
 		s := &servers[i]
-		if !s.InConfig && s.Status == statusAlive && !s.Mismatch && !s.Stale && s.ID != in.Self {
+		if !s.InConfig && s.Status == statusAlive && !s.Mismatch && !s.Stale && !s.Foreign && s.ID != in.Self {
 			return action{kind: actAddNonvoter, id: s.ID, addr: s.NewAddr, reason: "new member"}
 		}
 	}
@@ -269,12 +274,16 @@ func (n *Node) execute(ctx context.Context, a action, in reconcileInput) error {
 	case actDemote:
 		return waitFuture(ctx, n.raft.DemoteVoter(id, 0, 0))
 	case actAddNonvoter:
-		if err := n.authorizeServer(ctx, a.id, a.addr); err != nil {
+		resp, err := n.authorizeServer(ctx, a.id, a.addr)
+		if err != nil {
+			return err
+		}
+		if err := n.checkNotForeign(a.id, resp); err != nil {
 			return err
 		}
 		return waitFuture(ctx, n.raft.AddNonvoter(id, a.addr, 0, 0))
 	case actUpdateAddr:
-		if err := n.authorizeServer(ctx, a.id, a.addr); err != nil {
+		if _, err := n.authorizeServer(ctx, a.id, a.addr); err != nil {
 			return err
 		}
 		for _, s := range in.Servers {
@@ -342,12 +351,38 @@ func (n *Node) reconcileInput(ctx context.Context) (reconcileInput, error) {
 			n.peers.hasLeft(m.meta.RaftID) || n.refusals.refused(m.meta.RaftID, time.Now()) {
 			continue
 		}
+		foreign := n.foreignState(m.meta.HasState, m.meta.ClusterID)
+		if foreign == "" {
+			foreign = n.peers.foreignReason(m.meta.RaftID)
+		}
+		if foreign != "" {
+			n.disc.mu.Lock()
+			n.disc.warnOnce(m.id, "foreign:"+foreign, func() {
+				n.log.Error("NOT ADDING MEMBER: "+foreign+"; wipe its data dir to add it as a new server",
+					"member", m.id, "raft_id", m.meta.RaftID)
+			})
+			n.disc.mu.Unlock()
+		}
 		in.Servers = append(in.Servers, serverView{
 			ID: m.meta.RaftID, Node: m.id, NewAddr: raftAddress(m.meta.RaftAddr, m.meta.RaftID),
-			Status: m.status, Mismatch: m.meta.Fingerprint != n.cfg.Fingerprint,
+			Status: m.status, Mismatch: m.meta.Fingerprint != n.cfg.Fingerprint, Foreign: foreign != "",
 		})
 	}
 	return in, nil
+}
+
+// checkNotForeign refuses a server about to be added (remembering why) when
+// its stats answer (authorizeServer) says it holds Raft state of another
+// cluster: its metadata may lag, or come from an older binary that does not
+// announce it.
+func (n *Node) checkNotForeign(id string, resp *statsResponse) error {
+	if why := n.foreignState(resp.HasState, resp.ClusterID); why != "" {
+		if n.ClusterID() != "" { // else: ask again once this cluster's id is known
+			n.peers.markForeign(id, why)
+		}
+		return fmt.Errorf("not adding %s: %s", id, why)
+	}
+	return nil
 }
 
 // pollHealth asks every server of the configuration for its stats (in

@@ -9,10 +9,15 @@ import (
 // nodeMeta is what a node announces in memberlist's node metadata. Gossip
 // carries no token state: only who a node is and how to reach it.
 //
-// Encoding (version 1): version byte, then the strings id, raft_id,
+// Encoding (version 2): version byte, then the strings id, raft_id,
 // raft_addr, http_addr, fingerprint, cluster (each a one-byte length and
-// bytes), then bootstrap_expect as a uvarint. Memberlist caps metadata at
-// 512 bytes and panics beyond; the limits on each field keep it under 400.
+// bytes), then bootstrap_expect as a uvarint, then the cluster id (a
+// one-byte length and bytes, empty while the node belongs to no cluster)
+// and a flags byte (bit 0: the node holds Raft state; other bits zero).
+// Version 1 is the same without the last two fields; it is still decoded
+// (a node running an older binary), with State unknown (Legacy set).
+// Memberlist caps metadata at 512 bytes and panics beyond; the limits on
+// each field keep it under 512 (510 bytes at most).
 type nodeMeta struct {
 	ID          string
 	RaftID      string
@@ -21,11 +26,23 @@ type nodeMeta struct {
 	Fingerprint string
 	Cluster     string
 	Expect      int
+	// ClusterID is the identity of the cluster whose Raft state the node
+	// holds ("" = none known).
+	ClusterID string
+	// HasState: the node holds Raft state (a log, a snapshot, a term).
+	HasState bool
+	// Legacy: decoded from version 1, which says nothing of ClusterID and
+	// HasState.
+	Legacy bool
 }
 
 const (
-	metaVersion = 1
-	metaMaxSize = 512 // memberlist.MetaMaxSize
+	metaVersion       = 2
+	metaMaxSize       = 512 // memberlist.MetaMaxSize
+	maxClusterIDLen   = 32  // 128 bits in hex (identity.go)
+	metaFlagHasState  = 1 << 0
+	metaFlagsKnown    = metaFlagHasState
+	metaVersionLegacy = 1
 )
 
 var errBadMeta = errors.New("malformed node metadata")
@@ -49,6 +66,16 @@ func (m nodeMeta) encode() ([]byte, error) {
 		return nil, fmt.Errorf("cannot encode node metadata: negative bootstrap_expect %d", m.Expect)
 	}
 	b = binary.AppendUvarint(b, uint64(m.Expect))
+	if len(m.ClusterID) > maxClusterIDLen {
+		return nil, fmt.Errorf("cannot encode node metadata: cluster id longer than %d bytes", maxClusterIDLen)
+	}
+	b = append(b, byte(len(m.ClusterID)))
+	b = append(b, m.ClusterID...)
+	var flags byte
+	if m.HasState {
+		flags |= metaFlagHasState
+	}
+	b = append(b, flags)
 	if len(b) >= metaMaxSize {
 		return nil, fmt.Errorf("cannot encode node metadata: %d bytes, over memberlist's %d", len(b), metaMaxSize)
 	}
@@ -56,8 +83,8 @@ func (m nodeMeta) encode() ([]byte, error) {
 }
 
 // decodeMeta decodes metadata from the network. It never panics; anything
-// but a well-formed version-1 encoding is an error (a future version is
-// refused rather than half-understood).
+// but a well-formed version-1 or version-2 encoding is an error (a future
+// version, or an unknown flag, is refused rather than half-understood).
 func decodeMeta(b []byte) (nodeMeta, error) {
 	var m nodeMeta
 	if len(b) == 0 {
@@ -66,7 +93,8 @@ func decodeMeta(b []byte) (nodeMeta, error) {
 	if len(b) > metaMaxSize {
 		return m, fmt.Errorf("%w: %d bytes", errBadMeta, len(b))
 	}
-	if b[0] != metaVersion {
+	version := b[0]
+	if version != metaVersion && version != metaVersionLegacy {
 		return m, fmt.Errorf("%w: unknown version %d", errBadMeta, b[0])
 	}
 	b = b[1:]
@@ -99,8 +127,22 @@ func decodeMeta(b []byte) (nodeMeta, error) {
 		return nodeMeta{}, fmt.Errorf("%w: bad bootstrap_expect", errBadMeta)
 	}
 	m.Expect = int(v)
-	if len(b) != n {
-		return nodeMeta{}, fmt.Errorf("%w: %d trailing bytes", errBadMeta, len(b)-n)
+	b = b[n:]
+	if version == metaVersionLegacy {
+		m.Legacy = true
+	} else {
+		id, ok := read(maxClusterIDLen)
+		if !ok || len(b) < 1 {
+			return nodeMeta{}, fmt.Errorf("%w: truncated cluster id or flags", errBadMeta)
+		}
+		if b[0]&^metaFlagsKnown != 0 {
+			return nodeMeta{}, fmt.Errorf("%w: unknown flags %#x", errBadMeta, b[0])
+		}
+		m.ClusterID, m.HasState = id, b[0]&metaFlagHasState != 0
+		b = b[1:]
+	}
+	if len(b) != 0 {
+		return nodeMeta{}, fmt.Errorf("%w: %d trailing bytes", errBadMeta, len(b))
 	}
 	if err := validID(m.ID); err != nil {
 		return nodeMeta{}, fmt.Errorf("%w: node id: %w", errBadMeta, err)

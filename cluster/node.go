@@ -55,6 +55,11 @@ type Node struct {
 	hadState bool
 	raftAdv  string // advertised raft host:port
 
+	// clusterID: identity.go (nil = none known); idMu serializes writes
+	// of the data dir's cluster-id file.
+	clusterID atomic.Pointer[string]
+	idMu      sync.Mutex
+
 	peers       *peerTracker
 	metrics     *metrics
 	reconcileCh chan struct{}
@@ -201,7 +206,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mux.rpcServe = n.serveRPC
 	n.mux.tls = n.tls
 	n.rpc = newRPCClient(n.mux)
-	n.mux.serve()
 
 	dir := n.raftDir()
 	raftLog := n.baseLog.With("component", "raft")
@@ -214,7 +218,19 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("cannot inspect raft state: %w", err)
 	}
+	// The cluster this directory's state belongs to (identity.go), before
+	// raft can restore a snapshot that carries one.
+	if n.cfg.RaftStore != StoreMemory {
+		id, err := loadClusterID(dir)
+		if err != nil {
+			return err
+		}
+		if id != "" {
+			n.clusterID.Store(&id)
+		}
+	}
 	n.fsm = newFSM(n.runCtx, n.state, n.baseLog.With("component", "fsm"), n.onHalt)
+	n.fsm.onClusterID = n.adoptClusterID
 	// The store's persisted index, before raft can elect this node: the
 	// leader must not accept a write at an index the store is already past
 	// (fastforward.go), and the token service, which loads it too,
@@ -243,11 +259,18 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	obsCh := make(chan raft.Observation, 64)
 	n.raft.RegisterObserver(raft.NewObserver(obsCh, true, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
-		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation:
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation,
+			raft.PeerObservation:
 			return true
 		}
 		return false
 	}))
+	// Only now does the port answer: every handler behind it (Raft's
+	// transport, the internal RPC) needs raft. Until here the port is bound
+	// (its address is known and advertised) but connections wait in the
+	// listen backlog; before, an RPC arriving during a long start (a large
+	// log or snapshot to load) met a nil raft and crashed the process.
+	n.mux.serve()
 
 	n.disc, err = newDiscovery(n)
 	if err != nil {
@@ -270,6 +293,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.tls != nil {
 		n.goRun(n.tls.watch)
 	}
+	n.goRun(n.identityLoop)
 	if !n.hadState {
 		n.goRun(n.bootstrapLoop)
 	}
@@ -277,7 +301,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.goRun(n.disc.joinLoop)
 	}
 	n.log.Info("cluster node started", "raft_id", n.raftID, "raft_addr", n.raftAdv,
-		"gossip_addr", n.disc.advertise, "existing_state", n.hadState, "raft_store", n.cfg.RaftStore)
+		"gossip_addr", n.disc.advertise, "existing_state", n.hadState, "raft_store", n.cfg.RaftStore, "cluster_id", n.ClusterID())
 	return nil
 }
 

@@ -23,6 +23,9 @@ type peerTracker struct {
 	// dir and a new id), so an id that left is never added again, even
 	// while gossip still reports it alive.
 	left map[string]bool
+	// foreign: servers refused because they hold another cluster's Raft
+	// state, with why (a raft id is one incarnation: it stays refused).
+	foreign map[string]string
 }
 
 type peerStats struct {
@@ -43,6 +46,7 @@ func newPeerTracker() *peerTracker {
 		stats:   make(map[string]*peerStats),
 		removed: make(map[string]removedServer),
 		left:    make(map[string]bool),
+		foreign: make(map[string]string),
 	}
 }
 
@@ -60,6 +64,18 @@ func (p *peerTracker) heartbeatFailed(id string, lastContact time.Time) {
 }
 
 func (p *peerTracker) heartbeatResumed(id string) {
+	p.mu.Lock()
+	delete(p.failing, id)
+	p.mu.Unlock()
+}
+
+// replicationStarted forgets id's failing mark: raft started a new
+// replication to it (it was added, or added back after a removal). The mark
+// belonged to the previous replication, whose heartbeat loop ended; the new
+// loop reports its own failures (on every failed heartbeat) but a resume
+// only after such a failure, so a stale mark would never be cleared and the
+// server would look silent (never promoted) until the next term.
+func (p *peerTracker) replicationStarted(id string) {
 	p.mu.Lock()
 	delete(p.failing, id)
 	p.mu.Unlock()
@@ -115,6 +131,23 @@ func (p *peerTracker) recordStats(id string, resp *statsResponse, healthy bool) 
 	}
 }
 
+// recordApplied stores a stats answer obtained outside the health poll
+// (GET /v1/cluster refreshing applied indexes). It never judges health:
+// counting it as unhealthy restarted the stabilization of every server
+// each time an operator looked at the cluster between two polls, and a
+// re-added server, watched closely, stayed a non-voter for minutes.
+func (p *peerTracker) recordApplied(id string, resp *statsResponse) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats[id]
+	if s == nil {
+		s = &peerStats{}
+		p.stats[id] = s
+	}
+	s.at = time.Now()
+	s.resp = *resp
+}
+
 // healthyFor returns how long id has been continuously healthy (0 = not).
 func (p *peerTracker) healthyFor(id string) time.Duration {
 	p.mu.Lock()
@@ -149,6 +182,20 @@ func (p *peerTracker) markLeft(id string) {
 	p.mu.Lock()
 	p.left[id] = true
 	p.mu.Unlock()
+}
+
+// markForeign records that id holds another cluster's Raft state.
+func (p *peerTracker) markForeign(id, why string) {
+	p.mu.Lock()
+	p.foreign[id] = why
+	p.mu.Unlock()
+}
+
+// foreignReason returns why id was refused as foreign ("" when it was not).
+func (p *peerTracker) foreignReason(id string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.foreign[id]
 }
 
 // hasLeft reports whether id asked to leave the cluster.

@@ -83,6 +83,7 @@ type statsResponse struct {
 	Term        uint64 `json:"term"`
 	LastContact int64  `json:"last_contact_ms"` // -1: never
 	HasState    bool   `json:"has_state"`
+	ClusterID   string `json:"cluster_id,omitempty"`
 	Fingerprint string `json:"fingerprint"`
 	State       string `json:"state"`
 }
@@ -120,33 +121,52 @@ func newRPCClient(m *mux) *rpcClient {
 	return &rpcClient{m: m, idle: make(map[string][]*rpcConn)}
 }
 
-func (c *rpcClient) get(ctx context.Context, addr, node string, timeout time.Duration) (*rpcConn, error) {
+// get returns an idle pooled connection to addr (reused true), or dials one
+// within the per-peer connection slots.
+func (c *rpcClient) get(ctx context.Context, addr, node string, timeout time.Duration) (rc *rpcConn, reused bool, err error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	for conns := c.idle[addr]; len(conns) > 0; conns = c.idle[addr] {
 		rc := conns[len(conns)-1]
 		c.idle[addr] = conns[:len(conns)-1]
 		if time.Since(rc.used) < rpcPoolMaxAge {
 			c.mu.Unlock()
-			return rc, nil
+			return rc, true, nil
 		}
 		c.discard(rc)
 	}
 	c.mu.Unlock()
 	if err := c.slots.acquire(ctx, addr); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	conn, err := c.m.dial(addr, node, []byte{muxRPC}, timeout)
 	if err != nil {
 		c.slots.release(addr)
-		return nil, err
+		return nil, false, err
 	}
-	rc := &rpcConn{c: conn, r: bufio.NewReader(conn), addr: addr}
-	return rc, nil
+	return &rpcConn{c: conn, r: bufio.NewReader(conn), addr: addr}, false, nil
 }
+
+// dropIdle closes every idle connection to addr: one of them turned out
+// dead (the peer restarted), so the others, opened to the same process,
+// are too. Without this, each of them failed one later call, and a
+// restarted server's health polls kept failing once per stale connection
+// (each failure restarts its stabilization).
+func (c *rpcClient) dropIdle(addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rc := range c.idle[addr] {
+		c.discard(rc)
+	}
+	delete(c.idle, addr)
+}
+
+// idempotentRPC reports whether an rpc of type typ may be sent again after a
+// failed attempt: it changes nothing on the peer.
+func idempotentRPC(typ byte) bool { return typ == rpcStats || typ == rpcReadIndex }
 
 func (c *rpcClient) put(addr string, rc *rpcConn) {
 	rc.used = time.Now()
@@ -173,11 +193,25 @@ func (c *rpcClient) close() {
 
 // call sends one request to the node at addr and decodes its answer into
 // resp. sent reports whether any byte of the request may have reached the
-// peer: when it is false the request certainly did nothing there.
+// peer: when it is false the request certainly did nothing there. When a
+// pooled connection turns out dead, every idle connection to addr is
+// dropped, and a request that changes nothing (stats, read index) is sent
+// once more on a new connection.
 func (c *rpcClient) call(ctx context.Context, addr, node string, typ byte, req, resp any) (sent bool, err error) {
+	sent, reused, err := c.callOnce(ctx, addr, node, typ, req, resp)
+	if err != nil && reused && ctx.Err() == nil {
+		c.dropIdle(addr)
+		if idempotentRPC(typ) {
+			sent, _, err = c.callOnce(ctx, addr, node, typ, req, resp)
+		}
+	}
+	return sent, err
+}
+
+func (c *rpcClient) callOnce(ctx context.Context, addr, node string, typ byte, req, resp any) (sent, reused bool, err error) {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return false, fmt.Errorf("cannot encode rpc request: %w", err)
+		return false, false, fmt.Errorf("cannot encode rpc request: %w", err)
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -185,11 +219,11 @@ func (c *rpcClient) call(ctx context.Context, addr, node string, typ byte, req, 
 	}
 	timeout := time.Until(deadline)
 	if timeout <= 0 {
-		return false, fmt.Errorf("cannot call %s: %w", node, context.DeadlineExceeded)
+		return false, false, fmt.Errorf("cannot call %s: %w", node, context.DeadlineExceeded)
 	}
-	rc, err := c.get(ctx, addr, node, timeout)
+	rc, reused, err := c.get(ctx, addr, node, timeout)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	// Abort the exchange when ctx is canceled (not only at its deadline).
 	stop := context.AfterFunc(ctx, func() { _ = rc.c.SetDeadline(time.Now()) })
@@ -201,12 +235,12 @@ func (c *rpcClient) call(ctx context.Context, addr, node string, typ byte, req, 
 	frame = append(frame, body...)
 	if _, err := rc.c.Write(frame); err != nil {
 		c.discard(rc)
-		return true, fmt.Errorf("cannot send rpc to %s: %w", node, err)
+		return true, reused, fmt.Errorf("cannot send rpc to %s: %w", node, err)
 	}
 	out, err := readFrame(rc.r, maxRPCAnswer)
 	if err != nil {
 		c.discard(rc)
-		return true, fmt.Errorf("cannot read rpc answer from %s: %w", node, err)
+		return true, reused, fmt.Errorf("cannot read rpc answer from %s: %w", node, err)
 	}
 	if !stop() {
 		// ctx ended while we read: the deadline was disturbed.
@@ -216,9 +250,9 @@ func (c *rpcClient) call(ctx context.Context, addr, node string, typ byte, req, 
 		c.put(addr, rc)
 	}
 	if err := json.Unmarshal(out, resp); err != nil {
-		return true, fmt.Errorf("cannot decode rpc answer from %s: %w", node, err)
+		return true, false, fmt.Errorf("cannot decode rpc answer from %s: %w", node, err)
 	}
-	return true, nil
+	return true, false, nil
 }
 
 // serveRPC answers requests on one connection until it closes. peer is
@@ -362,7 +396,8 @@ func (n *Node) localStats() statsResponse {
 		LastIndex:   n.raft.LastIndex(),
 		Term:        n.raft.CurrentTerm(),
 		LastContact: lc,
-		HasState:    n.hadState || n.raft.LastIndex() > 0,
+		HasState:    n.hasRaftState(),
+		ClusterID:   n.ClusterID(),
 		Fingerprint: n.cfg.Fingerprint,
 		State:       n.raft.State().String(),
 	}

@@ -15,7 +15,16 @@ import (
 
 // Status is GET /v1/cluster (DESIGN §5).
 type Status struct {
-	NodeID         string            `json:"node_id"`
+	NodeID string `json:"node_id"`
+	// ClusterID is the identity of the cluster this node belongs to ("" for
+	// a node not yet bootstrapped nor added).
+	ClusterID string `json:"cluster_id"`
+	// FingerprintMismatch: this node's settings fingerprint differs from
+	// the cluster's (the leader's, or a member's that holds the cluster's
+	// state): it is never added and never ready. NotReady says why.
+	FingerprintMismatch bool `json:"fingerprint_mismatch,omitempty"`
+	// NotReady is why /readyz fails on this node ("" when ready).
+	NotReady       string            `json:"not_ready,omitempty"`
 	LeaderID       string            `json:"leader_id"`
 	LeaderHTTPAddr string            `json:"leader_http_addr"`
 	Term           uint64            `json:"term"`
@@ -60,6 +69,11 @@ func (n *Node) Status(ctx context.Context) Status {
 	}
 	if n.raft == nil || n.disc == nil {
 		return st
+	}
+	st.ClusterID = n.ClusterID()
+	st.FingerprintMismatch = n.settingsMismatch() != ""
+	if err := n.Ready(ctx, false); err != nil {
+		st.NotReady = err.Error()
 	}
 	st.Term = n.raft.CurrentTerm()
 	st.CommitIndex = n.raft.CommitIndex()
@@ -152,7 +166,7 @@ func (n *Node) refreshStats(ctx context.Context, servers []raft.Server) {
 			defer cancel()
 			var resp statsResponse
 			if _, err := n.rpc.call(cctx, hostport, nodeOfRaftID(id), rpcStats, statsRequest{}, &resp); err == nil && resp.Code == codeOK && resp.RaftID == id {
-				n.peers.recordStats(id, &resp, false)
+				n.peers.recordApplied(id, &resp)
 			}
 		}()
 	}
@@ -174,6 +188,9 @@ func (n *Node) Ready(ctx context.Context, leaderRequired bool) error {
 		return err
 	}
 	if !n.caughtUp.Load() {
+		if why := n.settingsMismatch(); why != "" {
+			return fmt.Errorf("%w: %s", ErrNotReady, why)
+		}
 		if !n.joined.Load() {
 			return fmt.Errorf("%w: not yet joined the cluster", ErrNotReady)
 		}

@@ -71,7 +71,8 @@ func TestConfigValidate(t *testing.T) {
 
 func TestMetaRoundTripAndRejects(t *testing.T) {
 	m := nodeMeta{ID: "node-1", RaftID: "node-1@0a0b0c0d", RaftAddr: "10.1.2.3:8300", HTTPAddr: "10.1.2.3:8080",
-		Fingerprint: strings.Repeat("f", maxFingerprintLen), Cluster: "prod", Expect: 3}
+		Fingerprint: strings.Repeat("f", maxFingerprintLen), Cluster: "prod", Expect: 3,
+		ClusterID: "0123456789abcdef0123456789abcdef", HasState: true}
 	b, err := m.encode()
 	if err != nil {
 		t.Fatal(err)
@@ -82,13 +83,26 @@ func TestMetaRoundTripAndRejects(t *testing.T) {
 	}
 	biggest := nodeMeta{ID: strings.Repeat("a", maxIDLen), RaftID: strings.Repeat("a", maxIDLen) + "@0123456789abcdef",
 		RaftAddr: strings.Repeat("h", maxAddrLen), HTTPAddr: strings.Repeat("h", maxAddrLen),
-		Fingerprint: strings.Repeat("f", maxFingerprintLen), Cluster: strings.Repeat("c", maxClusterNameLen), Expect: 1 << 16}
+		Fingerprint: strings.Repeat("f", maxFingerprintLen), Cluster: strings.Repeat("c", maxClusterNameLen), Expect: 1 << 16,
+		ClusterID: strings.Repeat("i", maxClusterIDLen), HasState: true}
 	if b, err := biggest.encode(); err != nil || len(b) >= metaMaxSize {
 		t.Fatalf("largest metadata: %d bytes, %v; want under %d", len(b), err, metaMaxSize)
 	}
+	// Version 1 (an older binary): no cluster id, no flags; decoded as Legacy.
+	old := m
+	old.ClusterID, old.HasState = "", false
+	v1 := mustEncode(t, old)
+	v1 = append([]byte{metaVersionLegacy}, v1[1:len(v1)-2]...)
+	old.Legacy = true
+	if got, err := decodeMeta(v1); err != nil || got != old {
+		t.Fatalf("decodeMeta(version 1) = %+v, %v; want %+v", got, err, old)
+	}
+	unknownFlag := bytes.Clone(b)
+	unknownFlag[len(unknownFlag)-1] |= 0x80
 	future := append([]byte{metaVersion + 1}, b[1:]...)
 	for name, in := range map[string][]byte{
 		"empty": nil, "future version": future, "trailing": append(bytes.Clone(b), 0),
+		"unknown flag": unknownFlag, "v1 trailing": append(bytes.Clone(v1), 0),
 		"id mismatch":  mustEncode(t, nodeMeta{ID: "a", RaftID: "b@1", RaftAddr: "x:1"}),
 		"no raft addr": mustEncode(t, nodeMeta{ID: "a", RaftID: "a@1"}),
 	} {
@@ -125,6 +139,7 @@ func FuzzDecodeMeta(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoded metadata %+v does not encode: %v", m, err)
 		}
+		m.Legacy = false // encode writes the current version
 		if m2, err := decodeMeta(again); err != nil || m2 != m {
 			t.Fatalf("round trip %+v -> %+v, %v", m, m2, err)
 		}
@@ -364,5 +379,35 @@ func TestMustSync(t *testing.T) {
 		if got := mustSync(&tt.cmd); got != tt.want {
 			t.Errorf("mustSync(%s) = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// A failing mark belongs to one replication: when raft starts a new one
+// (the server was added back after a removal), the mark is forgotten, since
+// the new heartbeat loop reports a resume only after a failure of its own.
+func TestPeerTrackerForgetsFailingMarkOnNewReplication(t *testing.T) {
+	p := newPeerTracker()
+	p.heartbeatFailed("n2@1", time.Now().Add(-time.Minute))
+	if p.silentFor("n2@1") < time.Minute {
+		t.Fatalf("silentFor after a failed heartbeat = %v, want ≥ 1m", p.silentFor("n2@1"))
+	}
+	p.replicationStarted("n2@1")
+	if d := p.silentFor("n2@1"); d != 0 {
+		t.Errorf("silentFor after a new replication started = %v, want 0", d)
+	}
+}
+
+// Looking at the cluster (GET /v1/cluster refreshes applied indexes) never
+// restarts a server's stabilization: only the leader's health poll judges.
+func TestPeerTrackerStatusRefreshKeepsHealth(t *testing.T) {
+	p := newPeerTracker()
+	p.recordStats("n2@1", &statsResponse{Applied: 5}, true)
+	time.Sleep(2 * time.Millisecond)
+	p.recordApplied("n2@1", &statsResponse{Applied: 6})
+	if p.healthyFor("n2@1") == 0 {
+		t.Error("healthyFor after a status refresh = 0, want the streak kept")
+	}
+	if got, ok := p.appliedIndex("n2@1", time.Second); !ok || got != 6 {
+		t.Errorf("appliedIndex after a status refresh = %d, %v; want 6, true", got, ok)
 	}
 }

@@ -27,6 +27,10 @@ const (
 	// OpNoop changes nothing; a new leader commits one to learn that its
 	// state is current.
 	OpNoop Op = 5
+	// OpClusterID records the cluster's identity, created once when the
+	// cluster was bootstrapped (cluster/DESIGN.md §8). The first one applied
+	// wins; later ones change nothing. It changes no token.
+	OpClusterID Op = 6
 )
 
 func (o Op) String() string {
@@ -41,6 +45,8 @@ func (o Op) String() string {
 		return "persisted"
 	case OpNoop:
 		return "noop"
+	case OpClusterID:
+		return "cluster-id"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -62,6 +68,7 @@ type Command struct {
 	Deletes   []persist.Delete // OpDelete
 	Touches   []persist.Touch  // OpTouch
 	Persisted uint64           // OpPersisted
+	ClusterID string           // OpClusterID
 }
 
 // Encoding limits: a decoder never trusts a length it reads.
@@ -69,6 +76,8 @@ const (
 	commandVersion = 1
 	maxFieldLen    = 1 << 16 // strings and blobs inside a record
 	maxIdemKeyLen  = 255
+	// MaxClusterIDLen bounds a cluster id (OpClusterID, snapshots).
+	MaxClusterIDLen = 64
 )
 
 // ErrBadCommand means a log entry or snapshot could not be decoded. A node
@@ -107,6 +116,11 @@ func (c *Command) AppendBinary(b []byte) ([]byte, error) {
 	case OpPersisted:
 		b = binary.AppendUvarint(b, c.Persisted)
 	case OpNoop:
+	case OpClusterID:
+		if c.ClusterID == "" || len(c.ClusterID) > MaxClusterIDLen {
+			return nil, fmt.Errorf("cluster id of %d bytes, want 1 to %d", len(c.ClusterID), MaxClusterIDLen)
+		}
+		b = appendString(b, c.ClusterID)
 	default:
 		return nil, fmt.Errorf("cannot encode unknown op %d", c.Op)
 	}
@@ -145,6 +159,11 @@ func (c *Command) UnmarshalBinary(data []byte) error {
 	case OpPersisted:
 		c.Persisted = r.uvarint()
 	case OpNoop:
+	case OpClusterID:
+		c.ClusterID = r.string(MaxClusterIDLen)
+		if r.err == nil && c.ClusterID == "" {
+			r.err = fmt.Errorf("%w: empty cluster id", ErrBadCommand)
+		}
 	default:
 		if r.err == nil {
 			return fmt.Errorf("%w: unknown op %d", ErrBadCommand, c.Op)

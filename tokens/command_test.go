@@ -32,11 +32,12 @@ func goldenCommands() map[string]*Command {
 	full.SetExtra(token.Extra{Name: "ci", Service: "svc", ClientID: "cli", Parent: k2, Credentials: []byte{1, 2}, Sealed: []byte{3}})
 	plain := &token.Token{Key: k2, Hash: token.Hash{1}, Created: goldenTime, Username: "bob", Realm: "default", Type: token.TypeSession}
 	return map[string]*Command{
-		"put":       {Op: OpPut, Time: goldenTime, Puts: []*token.Token{full, plain}, IdempotencyKey: "req-1"},
-		"delete":    {Op: OpDelete, Time: goldenTime, Deletes: []persist.Delete{{Key: k1, MaxIndex: 7}, {Key: k2, MaxIndex: 1 << 40}}},
-		"touch":     {Op: OpTouch, Time: goldenTime, Touches: []persist.Touch{{Key: k1, At: goldenTime.Add(time.Second)}}},
-		"persisted": {Op: OpPersisted, Time: goldenTime, Persisted: 123456},
-		"noop":      {Op: OpNoop, Time: goldenTime},
+		"put":        {Op: OpPut, Time: goldenTime, Puts: []*token.Token{full, plain}, IdempotencyKey: "req-1"},
+		"delete":     {Op: OpDelete, Time: goldenTime, Deletes: []persist.Delete{{Key: k1, MaxIndex: 7}, {Key: k2, MaxIndex: 1 << 40}}},
+		"touch":      {Op: OpTouch, Time: goldenTime, Touches: []persist.Touch{{Key: k1, At: goldenTime.Add(time.Second)}}},
+		"persisted":  {Op: OpPersisted, Time: goldenTime, Persisted: 123456},
+		"noop":       {Op: OpNoop, Time: goldenTime},
+		"cluster_id": {Op: OpClusterID, Time: goldenTime, ClusterID: "3f2a9c0e5b7d4e61a8c2d9f0b1e3a5c7"},
 	}
 }
 

@@ -36,10 +36,17 @@ func (s *Service) Revoke(ctx context.Context, k token.Key) ([]token.Key, error) 
 // acknowledge a revocation that never happened. Only a local record whose
 // hash differs is answered at once (a key's hash never changes, so the
 // secret is wrong everywhere).
+//
+// A node the fence says is out of contact answers the fence's error.
 func (s *Service) RevokeToken(ctx context.Context, raw []byte) error {
 	k, secret, err := token.Parse(s.cfg.Prefix, raw)
 	if err != nil {
 		return nil
+	}
+	if f := s.fence.Load(); f != nil {
+		if err := (*f)(); err != nil {
+			return err
+		}
 	}
 	if t, _, ok := s.cache.Get(k); ok && !s.hasher.Verify(k, secret, t.Hash) {
 		return nil

@@ -16,20 +16,22 @@ import (
 	"github.com/tokencache/tokencache/token"
 )
 
-// Snapshot format (version 1), all integers varints:
+// Snapshot format (version 2), all integers varints:
 //
-//	"TCSNAP" version applied persisted
+//	"TCSNAP" version applied persisted clusterID
 //	nIdem  { id key at }
 //	nPinned { kind=1 record | kind=2 key index maxIndex }
 //	rows?  { 1 record }* 0        (local stores only: every row of the store)
 //	crc32c of everything before it (4 bytes, big endian)
 //
-// where record is a length-prefixed AppendToken encoding.
+// where record is a length-prefixed AppendToken encoding and clusterID a
+// length-prefixed string ("" when the state has none). Version 1 is the same
+// without clusterID; it is still read.
 // A snapshot carries the pinned set (every change the store may not hold
 // yet), so compacting the log never loses a change SQL lacks.
 const (
 	snapshotMagic   = "TCSNAP"
-	snapshotVersion = 1
+	snapshotVersion = 2
 	kindRecord      = 1
 	kindDelete      = 2
 	maxRecordLen    = 8 * maxFieldLen
@@ -44,6 +46,7 @@ type Snapshot struct {
 	state     *State
 	applied   uint64
 	persisted uint64
+	clusterID string
 	idem      []idemRef
 	idemKeys  map[string]token.Key
 	pinned    []cache.Change
@@ -57,6 +60,7 @@ func (s *State) Snapshot() *Snapshot {
 		state:     s,
 		applied:   s.applied.Load(),
 		persisted: s.PersistedIndex(),
+		clusterID: s.ClusterID(),
 		idemKeys:  make(map[string]token.Key),
 	}
 	s.idemMu.RLock()
@@ -111,6 +115,7 @@ func (snap *Snapshot) WriteTo(ctx context.Context, w io.Writer) error {
 	b = binary.AppendUvarint(b, snapshotVersion)
 	b = binary.AppendUvarint(b, snap.applied)
 	b = binary.AppendUvarint(b, snap.persisted)
+	b = appendString(b, snap.clusterID)
 	b = binary.AppendUvarint(b, uint64(len(snap.idem)))
 	for _, ref := range snap.idem {
 		b = appendString(b, ref.id)
@@ -186,10 +191,15 @@ func (s *State) restore(ctx context.Context, r io.Reader, own bool) error {
 	if d.err == nil && string(magic) != snapshotMagic {
 		return fmt.Errorf("%w: not a tokencache snapshot", ErrBadSnapshot)
 	}
-	if v := d.uvarint(); d.err == nil && v != snapshotVersion {
+	v := d.uvarint()
+	if d.err == nil && (v < 1 || v > snapshotVersion) {
 		return fmt.Errorf("%w: unknown version %d", ErrBadSnapshot, v)
 	}
 	applied, persisted := d.uvarint(), d.uvarint()
+	var clusterID string
+	if v >= 2 {
+		clusterID = string(d.bytes(int(d.uvarintMax(MaxClusterIDLen))))
+	}
 	idem := newIdempotencyTable()
 	for n := d.uvarint(); d.err == nil && n > 0; n-- {
 		id := string(d.bytes(int(d.uvarintMax(maxIdemKeyLen))))
@@ -257,6 +267,7 @@ func (s *State) restore(ctx context.Context, r io.Reader, own bool) error {
 	s.idem = idem
 	s.idemMu.Unlock()
 	s.writer.persisted.Store(persisted)
+	s.clusterID.Store(&clusterID)
 	s.applied.Store(applied)
 	return nil
 }

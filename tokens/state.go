@@ -38,6 +38,9 @@ type State struct {
 	idemMu sync.RWMutex
 
 	applied atomic.Uint64
+	// clusterID is the cluster's identity (OpClusterID; snapshots carry
+	// it). Set by the apply goroutine, read by anyone.
+	clusterID atomic.Pointer[string]
 }
 
 // NewState returns the state machine of a node over c and store. The writer
@@ -58,6 +61,16 @@ func NewState(cfg WriterConfig, c *cache.Cache, store persist.Store, log *slog.L
 		log:    log.With("component", "state"),
 		idem:   newIdempotencyTable(),
 	}, nil
+}
+
+// ClusterID returns the identity of the cluster whose log this state
+// applied ("" until an OpClusterID was applied or restored). Safe for
+// concurrent use.
+func (s *State) ClusterID() string {
+	if p := s.clusterID.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Apply applies the command at index. It must be called in log order.
@@ -101,6 +114,11 @@ func (s *State) Apply(index uint64, cmd *Command) Result {
 			s.writer.observePersisted(cmd.Persisted)
 		}
 	case OpNoop:
+	case OpClusterID:
+		if s.ClusterID() == "" {
+			id := cmd.ClusterID
+			s.clusterID.Store(&id)
+		}
 	default:
 		// Decoding rejects unknown ops; a Command built in-process with a
 		// bad op is a programming error, and skipping it is deterministic.
