@@ -18,9 +18,9 @@ import (
 	"github.com/tokencache/tokencache/internal/nodecert"
 )
 
-// Mutual TLS on the Raft/RPC port. With cluster.tls_* set, every connection
+// Mutual TLS on the Raft/RPC port. With cluster.tls.* set, every connection
 // of the mux, Raft and RPC, in both directions, is TLS 1.3 and both sides
-// present a certificate of the cluster's CA (cluster.tls_ca_file). A
+// present a certificate of the cluster's CA (cluster.tls.ca_file). A
 // certificate names its node in the URI SAN spiffe://tokencache/node/<id>
 // (internal/nodecert):
 //
@@ -67,7 +67,7 @@ func (t TLSConfig) Enabled() bool { return t.CAFile != "" || t.CertFile != "" ||
 
 func (t TLSConfig) validate() error {
 	if t.Enabled() && (t.CAFile == "" || t.CertFile == "" || t.KeyFile == "") {
-		return errors.New("cluster.tls_ca_file, cluster.tls_cert_file and cluster.tls_key_file must be set together")
+		return errors.New("cluster.tls.ca_file, cluster.tls.cert_file and cluster.tls.key_file must be set together")
 	}
 	return nil
 }
@@ -109,7 +109,7 @@ func loadTLSMaterial(t TLSConfig, nodeID string, now time.Time) (*tlsMaterial, e
 	stamp := fileStamp(t.CAFile, t.CertFile, t.KeyFile)
 	caPEM, err := os.ReadFile(t.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read cluster.tls_ca_file: %w", err)
+		return nil, fmt.Errorf("cannot read cluster.tls.ca_file: %w", err)
 	}
 	pool := x509.NewCertPool()
 	n := 0
@@ -124,31 +124,31 @@ func loadTLSMaterial(t TLSConfig, nodeID string, now time.Time) (*tlsMaterial, e
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("cannot parse cluster.tls_ca_file %s: %w", t.CAFile, err)
+			return nil, fmt.Errorf("cannot parse cluster.tls.ca_file %s: %w", t.CAFile, err)
 		}
 		pool.AddCert(c)
 		n++
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("cannot read cluster.tls_ca_file %s: no PEM certificate in it", t.CAFile)
+		return nil, fmt.Errorf("cannot read cluster.tls.ca_file %s: no PEM certificate in it", t.CAFile)
 	}
 	certPEM, err := os.ReadFile(t.CertFile)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read cluster.tls_cert_file: %w", err)
+		return nil, fmt.Errorf("cannot read cluster.tls.cert_file: %w", err)
 	}
 	keyPEM, err := os.ReadFile(t.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read cluster.tls_key_file: %w", err)
+		return nil, fmt.Errorf("cannot read cluster.tls.key_file: %w", err)
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		// The message of X509KeyPair never contains key material.
-		return nil, fmt.Errorf("cannot use cluster.tls_cert_file %s with cluster.tls_key_file %s: %w", t.CertFile, t.KeyFile, err)
+		return nil, fmt.Errorf("cannot use cluster.tls.cert_file %s with cluster.tls.key_file %s: %w", t.CertFile, t.KeyFile, err)
 	}
 	leaf := pair.Leaf
 	if leaf == nil {
 		if leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
-			return nil, fmt.Errorf("cannot parse cluster.tls_cert_file %s: %w", t.CertFile, err)
+			return nil, fmt.Errorf("cannot parse cluster.tls.cert_file %s: %w", t.CertFile, err)
 		}
 	}
 	inter := x509.NewCertPool()
@@ -160,17 +160,17 @@ func loadTLSMaterial(t TLSConfig, nodeID string, now time.Time) (*tlsMaterial, e
 	for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
 		_, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{usage}})
 		if err != nil {
-			return nil, fmt.Errorf("cluster.tls_cert_file %s (valid %s to %s) is not usable with cluster.tls_ca_file %s at %s: %w",
+			return nil, fmt.Errorf("cluster.tls.cert_file %s (valid %s to %s) is not usable with cluster.tls.ca_file %s at %s: %w",
 				t.CertFile, leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339), t.CAFile,
 				now.UTC().Format(time.RFC3339), err)
 		}
 	}
 	id, err := nodecert.NodeID(leaf)
 	if err != nil {
-		return nil, fmt.Errorf("cluster.tls_cert_file %s: %w", t.CertFile, err)
+		return nil, fmt.Errorf("cluster.tls.cert_file %s: %w", t.CertFile, err)
 	}
 	if id != nodeID {
-		return nil, fmt.Errorf("%w: cluster.tls_cert_file %s is for node %q, but node.id is %q", ErrPeerIdentity, t.CertFile, id, nodeID)
+		return nil, fmt.Errorf("%w: cluster.tls.cert_file %s is for node %q, but node.id is %q", ErrPeerIdentity, t.CertFile, id, nodeID)
 	}
 	return &tlsMaterial{cert: pair, leaf: leaf, pool: pool, stamp: stamp}, nil
 }
@@ -383,7 +383,7 @@ func (c Config) CheckExposure() error {
 	}
 	var missing []string
 	if !c.TLS.Enabled() {
-		missing = append(missing, "cluster.tls_ca_file, cluster.tls_cert_file, cluster.tls_key_file (create them with `tokencache tls ca create` and `tokencache tls cert create --node ID`)")
+		missing = append(missing, "cluster.tls.ca_file, cluster.tls.cert_file, cluster.tls.key_file (create them with `tokencache tls ca create` and `tokencache tls cert create --node ID`)")
 	}
 	if c.EncryptKey == "" {
 		missing = append(missing, "cluster.encrypt_key (`openssl rand -base64 32`, the same on every node)")

@@ -15,7 +15,7 @@ import (
 )
 
 // `tokencache tls`: a development CA and node certificates for mutual TLS
-// between nodes (cluster.tls_*), as `consul tls` does. Private keys are
+// between nodes (cluster.tls.*), as `consul tls` does. Private keys are
 // written 0600 and never overwritten.
 
 const (
@@ -40,7 +40,7 @@ func newTLSCACreateCmd(e *env) *cobra.Command {
 		Use:   "create",
 		Short: "Create a CA certificate and key (" + caCertFile + ", " + caKeyFile + ")",
 		Long: `Create a self-signed CA for the nodes of one cluster: ` + caCertFile + ` (give it to
-every node as cluster.tls_ca_file) and ` + caKeyFile + ` (0600; keep it off the nodes,
+every node as cluster.tls.ca_file) and ` + caKeyFile + ` (0600; keep it off the nodes,
 it signs node certificates). Existing files are never overwritten.`,
 		Example: `  tokencache tls ca create --dir ./tls`,
 		Args:    exactArgs(),
@@ -79,7 +79,7 @@ func newTLSCertCreateCmd(e *env) *cobra.Command {
 server and as a client, naming the node in the URI SAN spiffe://tokencache/node/<node>
 (what other nodes check), with DNS SAN <node>.node.tokencache and the addresses given
 with --ip and --dns (informative: nodes check the URI, not the address). Write
-<node>.pem (cluster.tls_cert_file) and <node>-key.pem (0600, cluster.tls_key_file).`,
+<node>.pem (cluster.tls.cert_file) and <node>-key.pem (0600, cluster.tls.key_file).`,
 		Example: `  tokencache tls cert create --dir ./tls --node n1 --ip 10.0.0.1 --dns n1.example.net`,
 		Args:    exactArgs(),
 		RunE: func(*cobra.Command, []string) error {

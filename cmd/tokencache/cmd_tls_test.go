@@ -70,7 +70,7 @@ func TestClusterSecurityRefusals(t *testing.T) {
 		return writeFile(t, "c.yaml", "node:\n  id: n1\n  data_dir: "+t.TempDir()+"\ncluster:\n  raft_addr: 10.0.0.1:8300\n  gossip_addr: 127.0.0.1:7946\n"+extra)
 	}
 	tlsKeys := func(ca, cert, key string) string {
-		return "  tls_ca_file: " + ca + "\n  tls_cert_file: " + cert + "\n  tls_key_file: " + key + "\n"
+		return "  tls:\n    ca_file: " + ca + "\n    cert_file: " + cert + "\n    key_file: " + key + "\n"
 	}
 	good := tlsKeys(pem(dir, "tokencache-ca.pem"), pem(dir, "n1.pem"), pem(dir, "n1-key.pem"))
 	tests := []struct {
@@ -80,22 +80,22 @@ func TestClusterSecurityRefusals(t *testing.T) {
 		want []string
 	}{
 		{"beyond loopback without TLS nor key", conf(""), exitError,
-			[]string{"cluster.insecure", "cluster.raft_addr=10.0.0.1:8300", "cluster.tls_ca_file", "cluster.encrypt_key", "cluster.insecure: true"}},
+			[]string{"cluster.insecure", "cluster.raft_addr=10.0.0.1:8300", "cluster.tls.ca_file", "cluster.encrypt_key", "cluster.insecure: true"}},
 		{"beyond loopback with TLS, no key", conf(good), exitError, []string{"set cluster.encrypt_key"}},
-		{"beyond loopback with key, no TLS", conf("  encrypt_key: " + key + "\n"), exitError, []string{"set cluster.tls_ca_file"}},
+		{"beyond loopback with key, no TLS", conf("  encrypt_key: " + key + "\n"), exitError, []string{"set cluster.tls.ca_file"}},
 		{"insecure", conf("  insecure: true\n"), exitOK, []string{"warning: cluster.insecure"}},
 		{"TLS and key", conf(good + "  encrypt_key: " + key + "\n"), exitOK, nil},
 		{"unreadable certificate", conf(tlsKeys(pem(dir, "tokencache-ca.pem"), pem(dir, "missing.pem"), pem(dir, "n1-key.pem"))), exitError,
-			[]string{"cannot read cluster.tls_cert_file"}},
+			[]string{"cannot read cluster.tls.cert_file"}},
 		{"key of another certificate", conf(tlsKeys(pem(dir, "tokencache-ca.pem"), pem(dir, "n1.pem"), pem(dir, "n2-key.pem"))), exitError,
-			[]string{"cannot use cluster.tls_cert_file", "private key does not match"}},
+			[]string{"cannot use cluster.tls.cert_file", "private key does not match"}},
 		{"expired certificate", conf(tlsKeys(pem(dir, "tokencache-ca.pem"), expired, expiredKey)), exitError,
-			[]string{"is not usable with cluster.tls_ca_file", "expired"}},
+			[]string{"is not usable with cluster.tls.ca_file", "expired"}},
 		{"certificate of another node", conf(tlsKeys(pem(dir, "tokencache-ca.pem"), pem(dir, "n2.pem"), pem(dir, "n2-key.pem"))), exitError,
 			[]string{`is for node "n2", but node.id is "n1"`}},
 		{"certificate of another CA", conf(tlsKeys(pem(dir, "tokencache-ca.pem"), pem(other, "n1.pem"), pem(other, "n1-key.pem"))), exitError,
 			[]string{"unknown authority"}},
-		{"TLS keys not together", conf("  tls_ca_file: " + pem(dir, "tokencache-ca.pem") + "\n  insecure: true\n"), exitError,
+		{"TLS keys not together", conf("  tls:\n    ca_file: " + pem(dir, "tokencache-ca.pem") + "\n  insecure: true\n"), exitError,
 			[]string{"must be set together"}},
 	}
 	for _, tt := range tests {

@@ -63,14 +63,19 @@ type ClusterConfig struct {
 	MaxStaleness      time.Duration `koanf:"max_staleness"`
 	EncryptKey        Secret        `koanf:"encrypt_key"`
 	EncryptKeySecond  Secret        `koanf:"encrypt_key_secondary"`
-	TLSCAFile         string        `koanf:"tls_ca_file"`
-	TLSCertFile       string        `koanf:"tls_cert_file"`
-	TLSKeyFile        string        `koanf:"tls_key_file"`
+	TLS               ClusterTLS    `koanf:"tls"`
 	Insecure          bool          `koanf:"insecure"`
 	RaftStore         string        `koanf:"raft_store"`
 	ElectionTimeout   time.Duration `koanf:"election_timeout"`
 	ReconcileInterval time.Duration `koanf:"reconcile_interval"`
 	DeadServerCleanup time.Duration `koanf:"dead_server_cleanup"`
+}
+
+// ClusterTLS is cluster.tls: the files of mutual TLS between nodes.
+type ClusterTLS struct {
+	CAFile   string `koanf:"ca_file"`
+	CertFile string `koanf:"cert_file"`
+	KeyFile  string `koanf:"key_file"`
 }
 
 // CacheConfig is the in-memory token cache.

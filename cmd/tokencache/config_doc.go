@@ -4,14 +4,15 @@ package main
 // TestConfigDocCoversEveryKey keeps it complete.
 
 var sectionHelp = map[string]string{
-	"node":    "This node.",
-	"http":    "The HTTP API.",
-	"cluster": "Discovery (memberlist gossip) and replication (Raft).\nnode.id, cluster.gossip_advertise and cluster.raft_advertise must differ per node.",
-	"cache":   "The in-memory token cache.",
-	"persist": "The SQL store that holds every token durably, behind the cache.",
-	"tokens":  "Tokens. expiry, retention and prefix must agree on every node of a cluster.",
-	"authz":   "Forward authentication (/v1/authz) for NGINX auth_request, Traefik forwardAuth, Envoy ext_authz.",
-	"log":     "Structured logs on stderr.",
+	"node":        "This node.",
+	"http":        "The HTTP API.",
+	"cluster":     "Discovery (memberlist gossip) and replication (Raft).\nnode.id, cluster.gossip_advertise and cluster.raft_advertise must differ per node.",
+	"cluster.tls": "Mutual TLS between nodes on the Raft/RPC port: set ca_file, cert_file and key_file\ntogether (tokencache tls creates a development CA).",
+	"cache":       "The in-memory token cache.",
+	"persist":     "The SQL store that holds every token durably, behind the cache.",
+	"tokens":      "Tokens. expiry, retention and prefix must agree on every node of a cluster.",
+	"authz":       "Forward authentication (/v1/authz) for NGINX auth_request, Traefik forwardAuth, Envoy ext_authz.",
+	"log":         "Structured logs on stderr.",
 }
 
 var keyHelp = map[string]string{
@@ -42,9 +43,9 @@ var keyHelp = map[string]string{
 	"cluster.max_staleness":         "A node out of contact with the leader for longer than this stops answering valid.",
 	"cluster.encrypt_key":           "Gossip encryption key: base64 of 16, 24 or 32 bytes (openssl rand -base64 32).\nSecret: prefer TOKENCACHE_CLUSTER_ENCRYPT_KEY. Empty = gossip is not encrypted\n(allowed only on loopback, or with cluster.insecure).",
 	"cluster.encrypt_key_secondary": "More gossip keys accepted (decrypted) besides encrypt_key, comma-separated: for a key\nrotation (docs/security.md). Secret: prefer TOKENCACHE_CLUSTER_ENCRYPT_KEY_SECONDARY.",
-	"cluster.tls_ca_file":           "PEM CA certificate(s) of the cluster: mutual TLS on the Raft/RPC port. Every node's\ncertificate must chain to it. Set the three tls_* keys together (tokencache tls ...).",
-	"cluster.tls_cert_file":         "PEM certificate of this node: server and client auth, URI SAN\nspiffe://tokencache/node/<node.id>. Reloaded when the file changes.",
-	"cluster.tls_key_file":          "PEM private key of tls_cert_file (keep it 0600). Reloaded when the file changes.",
+	"cluster.tls.ca_file":           "PEM CA certificate(s) of the cluster: mutual TLS on the Raft/RPC port. Every node's\ncertificate must chain to it. Set the three cluster.tls keys together (tokencache tls ...).",
+	"cluster.tls.cert_file":         "PEM certificate of this node: server and client auth, URI SAN\nspiffe://tokencache/node/<node.id>. Reloaded when the file changes.",
+	"cluster.tls.key_file":          "PEM private key of cert_file (keep it 0600). Reloaded when the file changes.",
 	"cluster.insecure":              "Allow Raft or gossip addresses beyond loopback without TLS and the gossip key.\nAnyone who reaches those ports can then join the cluster and mint tokens.",
 	"cluster.raft_store":            "Raft log store: boltdb (on disk under node.data_dir) or memory (tests, throwaway sidecars).",
 	"cluster.election_timeout":      "Raft election (and heartbeat) timeout.",

@@ -46,18 +46,41 @@ func collectKeys() []keyInfo {
 	top := reflect.TypeFor[Config]()
 	for i := range top.NumField() {
 		sec := top.Field(i)
-		for j := range sec.Type.NumField() {
-			f := sec.Type.Field(j)
-			path := koanfTag(sec) + "." + koanfTag(f)
-			keys = append(keys, keyInfo{
-				path:  path,
-				env:   envName(path),
-				index: []int{i, j},
-				typ:   f.Type,
-			})
-		}
+		keys = appendKeys(keys, sec.Type, koanfTag(sec), []int{i})
 	}
 	return keys
+}
+
+// appendKeys appends the keys of struct t under prefix. A field whose type
+// is a plain struct (not a value type such as time.Duration) is a group of
+// keys one level down ("cluster.tls.ca_file").
+func appendKeys(keys []keyInfo, t reflect.Type, prefix string, index []int) []keyInfo {
+	for j := range t.NumField() {
+		f := t.Field(j)
+		path := prefix + "." + koanfTag(f)
+		idx := append(slices.Clip(index), j)
+		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+			keys = appendKeys(keys, f.Type, path, idx)
+			continue
+		}
+		keys = append(keys, keyInfo{path: path, env: envName(path), index: idx, typ: f.Type})
+	}
+	return keys
+}
+
+// setPath sets the value at the dotted path in a nested map, creating the
+// maps on the way.
+func setPath(m map[string]any, path string, v any) {
+	parts := strings.Split(path, ".")
+	for _, p := range parts[:len(parts)-1] {
+		sub, ok := m[p].(map[string]any)
+		if !ok {
+			sub = make(map[string]any)
+			m[p] = sub
+		}
+		m = sub
+	}
+	m[parts[len(parts)-1]] = v
 }
 
 func collectSections() []string {

@@ -415,18 +415,12 @@ func defaultMap() map[string]any {
 	def := Default()
 	out := make(map[string]any)
 	for _, k := range configKeys {
-		sec, name, _ := strings.Cut(k.path, ".")
-		m, ok := out[sec].(map[string]any)
-		if !ok {
-			m = make(map[string]any)
-			out[sec] = m
-		}
 		v := def.field(k)
 		switch k.typ {
 		case secretType:
-			m[name] = v.String()
+			setPath(out, k.path, v.String())
 		default:
-			m[name] = v.Interface()
+			setPath(out, k.path, v.Interface())
 		}
 	}
 	return out

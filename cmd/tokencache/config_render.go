@@ -56,13 +56,7 @@ func (c *Config) displayValue(k keyInfo) any {
 func (c *Config) Map() map[string]any {
 	out := make(map[string]any)
 	for _, k := range configKeys {
-		sec, name, _ := strings.Cut(k.path, ".")
-		m, ok := out[sec].(map[string]any)
-		if !ok {
-			m = make(map[string]any)
-			out[sec] = m
-		}
-		m[name] = c.displayValue(k)
+		setPath(out, k.path, c.displayValue(k))
 	}
 	return out
 }
@@ -71,20 +65,25 @@ func (c *Config) Map() map[string]any {
 // every section and key is preceded by its documentation.
 func (c *Config) YAML(comments bool, header string) ([]byte, error) {
 	root := &yaml.Node{Kind: yaml.MappingNode}
-	var section *yaml.Node
-	current := ""
+	groups := map[string]*yaml.Node{} // "cluster", "cluster.tls" -> its mapping
 	for _, k := range configKeys {
-		sec, name, _ := strings.Cut(k.path, ".")
-		if sec != current {
-			current = sec
-			key := scalar(sec)
-			if comments {
-				key.HeadComment = sectionHelp[sec]
+		parts := strings.Split(k.path, ".")
+		parent := root
+		for i := range len(parts) - 1 {
+			p := strings.Join(parts[:i+1], ".")
+			g, ok := groups[p]
+			if !ok {
+				key := scalar(parts[i])
+				if comments {
+					key.HeadComment = sectionHelp[p] // "cluster", "cluster.tls"
+				}
+				g = &yaml.Node{Kind: yaml.MappingNode}
+				parent.Content = append(parent.Content, key, g)
+				groups[p] = g
 			}
-			section = &yaml.Node{Kind: yaml.MappingNode}
-			root.Content = append(root.Content, key, section)
+			parent = g
 		}
-		key := scalar(name)
+		key := scalar(parts[len(parts)-1])
 		if comments {
 			key.HeadComment = keyHelp[k.path]
 		}
@@ -95,7 +94,7 @@ func (c *Config) YAML(comments bool, header string) ([]byte, error) {
 		if val.Kind == yaml.SequenceNode && len(val.Content) == 0 {
 			val.Style = yaml.FlowStyle // "[]"
 		}
-		section.Content = append(section.Content, key, val)
+		parent.Content = append(parent.Content, key, val)
 	}
 	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}, HeadComment: header}
 	var buf bytes.Buffer

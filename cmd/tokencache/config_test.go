@@ -740,8 +740,9 @@ func TestDefaultTemplateRoundTrip(t *testing.T) {
 		t.Errorf("loading `config default` = %+v, want the defaults %+v", got, want)
 	}
 	for _, k := range configKeys {
-		_, name, _ := strings.Cut(k.path, ".")
-		if !strings.Contains(string(b), "\n  "+name+":") {
+		depth := strings.Count(k.path, ".") // "cluster.tls.ca_file" is indented twice
+		name := k.path[strings.LastIndex(k.path, ".")+1:]
+		if !strings.Contains(string(b), "\n"+strings.Repeat("  ", depth)+name+":") {
 			t.Errorf("`config default` lacks %s", k.path)
 		}
 	}

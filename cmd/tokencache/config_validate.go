@@ -465,13 +465,13 @@ func (c *Config) checkClusterSecurity(ck *checker) {
 	if cl.EncryptKeySecond != "" && cl.EncryptKey == "" {
 		ck.errorf("cluster.encrypt_key_secondary", "needs cluster.encrypt_key (the key gossip encrypts with)")
 	}
-	files := cluster.TLSConfig{CAFile: cl.TLSCAFile, CertFile: cl.TLSCertFile, KeyFile: cl.TLSKeyFile}
+	files := cluster.TLSConfig{CAFile: cl.TLS.CAFile, CertFile: cl.TLS.CertFile, KeyFile: cl.TLS.KeyFile}
 	if files.Enabled() {
 		if err := files.Check(c.Node.ID, time.Now()); err != nil {
-			key := "cluster.tls_cert_file"
+			key := "cluster.tls.cert_file"
 			switch {
-			case cl.TLSCAFile == "" || cl.TLSCertFile == "" || cl.TLSKeyFile == "":
-				key = "cluster.tls_ca_file"
+			case cl.TLS.CAFile == "" || cl.TLS.CertFile == "" || cl.TLS.KeyFile == "":
+				key = "cluster.tls.ca_file"
 			}
 			ck.errorf(key, "%v", err)
 		}

@@ -273,7 +273,7 @@ func clusterConfig(cfg *Config) cluster.Config {
 	c.MaxStaleness = cfg.Cluster.MaxStaleness
 	c.EncryptKey = cfg.Cluster.EncryptKey.Reveal()
 	c.SecondaryEncryptKeys = splitKeys(cfg.Cluster.EncryptKeySecond.Reveal())
-	c.TLS = cluster.TLSConfig{CAFile: cfg.Cluster.TLSCAFile, CertFile: cfg.Cluster.TLSCertFile, KeyFile: cfg.Cluster.TLSKeyFile}
+	c.TLS = cluster.TLSConfig{CAFile: cfg.Cluster.TLS.CAFile, CertFile: cfg.Cluster.TLS.CertFile, KeyFile: cfg.Cluster.TLS.KeyFile}
 	c.Insecure = cfg.Cluster.Insecure
 	c.RaftStore = cfg.Cluster.RaftStore
 	c.ElectionTimeout = cfg.Cluster.ElectionTimeout
