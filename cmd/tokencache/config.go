@@ -195,7 +195,7 @@ var keySpecs = map[string]keySpec{
 	"cluster.dead_server_cleanup":   {def: "30s", help: "How long a member must be dead before the leader removes it from Raft."},
 
 	"cache.capacity":          {def: "1000000", help: "Maximum number of cached tokens (changes not yet persisted come on top)."},
-	"cache.eviction":          {def: "lru", help: "Eviction policy: lru, 2q or arc."},
+	"cache.eviction":          {def: "lru", help: "Eviction policy: lru, 2q or arc (any case)."},
 	"cache.load_batch_size":   {def: "1024", help: "Warm start loads the newest tokens in batches of this many."},
 	"cache.shards":            {def: "64", help: "Independently locked cache shards (a power of two)."},
 	"cache.negative_capacity": {help: "How many unknown keys are remembered so that they cost no SQL query. 0 = automatic."},

@@ -153,3 +153,23 @@ func literalDefault() *Config {
 		Log: LogConfig{Level: "info"},
 	}
 }
+
+// TestEvictionOneRule checks that the configuration check and the cache
+// apply one rule to cache.eviction: a value the cache accepts is accepted by
+// `config check` and `serve`, and one it refuses is refused.
+func TestEvictionOneRule(t *testing.T) {
+	for _, v := range []string{"lru", "2q", "arc", "LRU", "ARC", "2Q", "Arc", "lfu", "fifo", "lru "} {
+		c := Default()
+		c.Cache.Eviction = v
+		cacheErr := cacheConfig(c).Validate()
+		var keyErr bool
+		if err := c.Validate(); err != nil {
+			for _, p := range err.(Problems) {
+				keyErr = keyErr || p.Key == "cache.eviction"
+			}
+		}
+		if (cacheErr != nil) != keyErr {
+			t.Errorf("cache.eviction %q: the cache says %v, config check refuses it: %v", v, cacheErr, keyErr)
+		}
+	}
+}
