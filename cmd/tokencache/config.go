@@ -141,15 +141,19 @@ type LogConfig struct {
 }
 
 // keySpec is everything said about one key besides its name and type (the
-// Config field): its default, the serve flag that sets it, and its doc line.
-// Default, `config default`, the serve flags and the README check are all
-// derived from keySpecs, so a key is declared here and in Config only.
+// Config field): its default, the serve flag and any extra environment
+// variable that set it, and its doc line. Default, `config default`, the
+// serve flags, the environment names and the README check are all derived
+// from keySpecs, so a key is declared here and in Config only.
 type keySpec struct {
 	// def is the default in the file's syntax ("5s", "lru", "true", "-1");
 	// "" is the zero value (or a default derived at load, such as node.id).
 	def string
 	// flag is the serve flag that sets the key ("node-id"); "" = none.
 	flag string
+	// env is another environment variable for the key, besides
+	// TOKENCACHE_<SECTION>_<KEY> (envName); "" = none.
+	env string
 	// help documents the key in `config default` (lines separated by \n);
 	// its first sentence is the flag's usage.
 	help string
@@ -162,7 +166,7 @@ var keySpecs = map[string]keySpec{
 	"node.data_dir": {def: "./data", flag: "data-dir", help: "Directory for the Raft log and snapshots, the SQLite file and the generated admin token."},
 
 	"http.addr":             {def: "127.0.0.1:8080", flag: "http-addr", help: "Address the HTTP API listens on (host:port; port 0 = any free port)."},
-	"http.admin_token":      {help: "Bearer token for admin calls. Secret: prefer the TOKENCACHE_ADMIN_TOKEN variable.\nEmpty = generated at first start into <node.data_dir>/admin.token."},
+	"http.admin_token":      {env: "TOKENCACHE_ADMIN_TOKEN", help: "Bearer token for admin calls. Secret: prefer the TOKENCACHE_ADMIN_TOKEN variable.\nEmpty = generated at first start into <node.data_dir>/admin.token."},
 	"http.max_body_bytes":   {def: "65536", help: "Largest request body accepted; larger bodies get 413."},
 	"http.max_header_bytes": {def: "8192", help: "Largest request header block accepted."},
 	"http.max_conns":        {def: "10000", help: "Most connections open at once (idle keep-alive ones included); one more is\nanswered 503 and closed. Keep it below the file descriptor limit (ulimit -n)."},

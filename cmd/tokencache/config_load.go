@@ -23,9 +23,18 @@ import (
 	"github.com/tokencache/tokencache/persist"
 )
 
-// envAliases are extra environment variable names for a key.
-var envAliases = map[string]string{
-	"TOKENCACHE_ADMIN_TOKEN": "http.admin_token",
+// envAliases are extra environment variable names for a key (keySpecs' env),
+// besides TOKENCACHE_<SECTION>_<KEY>.
+var envAliases = collectEnvAliases()
+
+func collectEnvAliases() map[string]string {
+	m := make(map[string]string)
+	for _, k := range configKeys {
+		if a := keySpecs[k.path].env; a != "" {
+			m[a] = k.path
+		}
+	}
+	return m
 }
 
 // clientEnv are the TOKENCACHE_ variables that are not configuration keys:

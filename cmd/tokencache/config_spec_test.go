@@ -47,8 +47,9 @@ func TestServeFlagsFromSpecs(t *testing.T) {
 var readmeRowRE = regexp.MustCompile("^\\| `([a-z_.]+)` \\|([^|]*)\\|([^|]*)\\|")
 
 // TestReadmeConfigTable checks that the README's configuration table lists
-// exactly the keys of Config, one a row in key order, each with the default
-// and the flag of its spec: the table cannot drift from the code.
+// exactly the keys of Config, one a row in key order, each with the default,
+// the flag and the extra variable of its spec: the table cannot drift from
+// the code.
 func TestReadmeConfigTable(t *testing.T) {
 	f, err := os.Open("../../README.md")
 	if err != nil {
@@ -80,6 +81,9 @@ func TestReadmeConfigTable(t *testing.T) {
 		flag := strings.TrimSpace(m[3])
 		if spec.flag != "" && !strings.Contains(flag, "`--"+spec.flag+"`") {
 			t.Errorf("README gives %s the flag column %q, want `--%s`", path, flag, spec.flag)
+		}
+		if spec.env != "" && !strings.Contains(flag, "`"+spec.env+"`") {
+			t.Errorf("README gives %s the flag column %q, want its variable `%s`", path, flag, spec.env)
 		}
 		if spec.flag == "" && strings.Contains(flag, "--") {
 			t.Errorf("README gives %s the flag column %q, but it has no flag", path, flag)
