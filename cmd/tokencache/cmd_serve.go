@@ -42,7 +42,7 @@ func addKeyFlags(f *pflag.FlagSet) {
 			continue
 		}
 		usage, _, _ := strings.Cut(strings.ReplaceAll(spec.help, "\n", " "), ". ")
-		usage = strings.TrimSuffix(usage, ".") + " (" + k.path
+		usage = strings.ToLower(usage[:1]) + strings.TrimSuffix(usage[1:], ".") + " (" + k.path
 		if spec.def != "" {
 			usage += "; default " + spec.def
 		}
