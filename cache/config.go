@@ -14,6 +14,20 @@ const (
 	EvictionARC = "arc"
 )
 
+// ParseEviction returns the eviction policy named by s, in any case ("ARC"
+// is arc); "" is the default, lru. ok is false for an unknown name. It is
+// the one rule for cache.eviction: Validate, New and the daemon's
+// configuration check all use it.
+func ParseEviction(s string) (policy string, ok bool) {
+	switch p := strings.ToLower(s); p {
+	case "":
+		return EvictionLRU, true
+	case EvictionLRU, Eviction2Q, EvictionARC:
+		return p, true
+	}
+	return "", false
+}
+
 // Defaults applied by DefaultConfig and, for zero fields, by New.
 const (
 	DefaultCapacity       = 1_000_000
@@ -93,9 +107,8 @@ func (c Config) Validate() error {
 	if c.Capacity <= 0 {
 		errs = append(errs, fmt.Sprintf("cache.capacity must be positive (got %d)", c.Capacity))
 	}
-	switch strings.ToLower(c.Eviction) {
-	case "", EvictionLRU, Eviction2Q, EvictionARC:
-	default:
+	eviction, ok := ParseEviction(c.Eviction)
+	if !ok {
 		errs = append(errs, fmt.Sprintf("cache.eviction must be lru, 2q or arc (got %q)", c.Eviction))
 	}
 	switch {
@@ -106,7 +119,7 @@ func (c Config) Validate() error {
 	case c.Shards != 0 && c.Shards&(c.Shards-1) != 0:
 		errs = append(errs, fmt.Sprintf("cache.shards must be a power of two (got %d)", c.Shards))
 	}
-	if strings.ToLower(c.Eviction) == Eviction2Q && c.Capacity == 1 {
+	if eviction == Eviction2Q && c.Capacity == 1 {
 		// 2Q keeps a ghost list of half its size; golang-lru rejects size 0.
 		errs = append(errs, "cache.capacity must be at least 2 with cache.eviction 2q")
 	}
@@ -143,17 +156,15 @@ func (c Config) resolve() (settings, error) {
 	if err := c.Validate(); err != nil {
 		return settings{}, err
 	}
+	eviction, _ := ParseEviction(c.Eviction) // valid: checked above
 	s := settings{
 		capacity:    c.Capacity,
-		eviction:    strings.ToLower(c.Eviction),
+		eviction:    eviction,
 		shards:      c.Shards,
 		negTTL:      int64(c.NegativeTTL),
 		granularity: int64(c.UseGranularity),
 		keyFilter:   c.KeyFilter,
 		now:         c.Now,
-	}
-	if s.eviction == "" {
-		s.eviction = EvictionLRU
 	}
 	if s.shards == 0 {
 		s.shards = DefaultShards

@@ -62,6 +62,8 @@ func TestConfigCheckAgreesWithServe(t *testing.T) {
 		{"bad prefix", "tokens:\n  prefix: BAD\n"},
 		{"unknown store", "persist:\n  store: postgres\n"},
 		{"password in URL", "persist:\n  store: mysql\n  username: tc\n  url: jdbc:mysql://db:3306/tok?password=x\n"},
+		{"eviction in upper case", "cache:\n  eviction: ARC\n"},
+		{"unknown eviction", "cache:\n  eviction: lfu\n"},
 		{"valid minimal", "node:\n  id: ok1\n"},
 	} {
 		cases = append(cases, tc{name: b.name, yaml: b.yaml})

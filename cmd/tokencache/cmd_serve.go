@@ -8,24 +8,56 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
 
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-// serveFlagKeys maps each serve flag to the configuration key it sets.
-var serveFlagKeys = map[string]string{
-	"node-id":          "node.id",
-	"data-dir":         "node.data_dir",
-	"http-addr":        "http.addr",
-	"gossip-addr":      "cluster.gossip_addr",
-	"raft-addr":        "cluster.raft_addr",
-	"join":             "cluster.join",
-	"bootstrap-expect": "cluster.bootstrap_expect",
-	"log-level":        "log.level",
-	"log-format":       "log.format",
+// serveFlagKeys maps each serve flag to the configuration key it sets
+// (keySpecs' flag names).
+var serveFlagKeys = collectFlagKeys()
+
+func collectFlagKeys() map[string]string {
+	m := make(map[string]string)
+	for _, k := range configKeys {
+		if f := keySpecs[k.path].flag; f != "" {
+			m[f] = k.path
+		}
+	}
+	return m
+}
+
+// addKeyFlags defines a flag for every key whose spec names one, in key
+// order. Its usage is the first sentence of the key's help, the key and its
+// default; the flag's own default stays empty, so that only a flag set on
+// the command line overrides the file and the environment.
+func addKeyFlags(f *pflag.FlagSet) {
+	for _, k := range configKeys {
+		spec := keySpecs[k.path]
+		if spec.flag == "" {
+			continue
+		}
+		usage, _, _ := strings.Cut(strings.ReplaceAll(spec.help, "\n", " "), ". ")
+		usage = strings.ToLower(usage[:1]) + strings.TrimSuffix(usage[1:], ".") + " (" + k.path
+		if spec.def != "" {
+			usage += "; default " + spec.def
+		}
+		usage += ")"
+		switch k.typ.Kind() {
+		case reflect.String:
+			f.String(spec.flag, "", usage)
+		case reflect.Int:
+			f.Int(spec.flag, 0, usage)
+		case reflect.Slice:
+			f.StringSlice(spec.flag, nil, usage+"; comma-separated, repeatable")
+		default:
+			panic(fmt.Sprintf("config: no flag type for key %s (%s)", k.path, k.typ))
+		}
+	}
 }
 
 func newServeCmd(e *env) *cobra.Command {
@@ -57,15 +89,7 @@ Every problem of the configuration is reported before anything starts.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&configFile, "config", "c", "", "YAML configuration file (env TOKENCACHE_CONFIG)")
-	f.String("node-id", "", "node name, unique in the cluster (node.id; default the host name)")
-	f.String("data-dir", "", "directory for the Raft log, SQLite file and admin token (node.data_dir; default ./data)")
-	f.String("http-addr", "", "HTTP API listen address (http.addr; default 127.0.0.1:8080)")
-	f.String("gossip-addr", "", "gossip listen address (cluster.gossip_addr; default 127.0.0.1:7946)")
-	f.String("raft-addr", "", "Raft listen address (cluster.raft_addr; default 127.0.0.1:8300)")
-	f.StringSlice("join", nil, "gossip addresses of nodes to join, comma-separated, repeatable (cluster.join)")
-	f.Int("bootstrap-expect", 0, "nodes to wait for before bootstrapping the cluster (cluster.bootstrap_expect; default 1)")
-	f.String("log-level", "", "debug, info, warn or error (log.level; default info)")
-	f.String("log-format", "", "text or json (log.format; default text on a terminal, json otherwise)")
+	addKeyFlags(f)
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -139,66 +140,132 @@ type LogConfig struct {
 	Format string `koanf:"format"`
 }
 
-// Default returns the defaults of every key (DESIGN §7). node.id is the host
-// name; persist.url is left empty and derived from node.data_dir by Load.
+// keySpec is everything said about one key besides its name and type (the
+// Config field): its default, the serve flag and any extra environment
+// variable that set it, and its doc line. Default, `config default`, the
+// serve flags, the environment names and the README check are all derived
+// from keySpecs, so a key is declared here and in Config only.
+type keySpec struct {
+	// def is the default in the file's syntax ("5s", "lru", "true", "-1");
+	// "" is the zero value (or a default derived at load, such as node.id).
+	def string
+	// flag is the serve flag that sets the key ("node-id"); "" = none.
+	flag string
+	// env is another environment variable for the key, besides
+	// TOKENCACHE_<SECTION>_<KEY> (envName); "" = none.
+	env string
+	// help documents the key in `config default` (lines separated by \n);
+	// its first sentence is the flag's usage.
+	help string
+}
+
+// keySpecs holds the spec of every key of Config; collectKeys refuses a key
+// without one, and a spec without a key.
+var keySpecs = map[string]keySpec{
+	"node.id":       {flag: "node-id", help: "Unique node name, also the Raft server ID. Empty = the host name."},
+	"node.data_dir": {def: "./data", flag: "data-dir", help: "Directory for the Raft log and snapshots, the SQLite file and the generated admin token."},
+
+	"http.addr":             {def: "127.0.0.1:8080", flag: "http-addr", help: "Address the HTTP API listens on (host:port; port 0 = any free port)."},
+	"http.admin_token":      {env: "TOKENCACHE_ADMIN_TOKEN", help: "Bearer token for admin calls. Secret: prefer the TOKENCACHE_ADMIN_TOKEN variable.\nEmpty = generated at first start into <node.data_dir>/admin.token."},
+	"http.max_body_bytes":   {def: "65536", help: "Largest request body accepted; larger bodies get 413."},
+	"http.max_header_bytes": {def: "8192", help: "Largest request header block accepted."},
+	"http.max_conns":        {def: "10000", help: "Most connections open at once (idle keep-alive ones included); one more is\nanswered 503 and closed. Keep it below the file descriptor limit (ulimit -n)."},
+	"http.max_conns_per_ip": {help: "Most connections open at once from one IP address; one more is answered 429\nand closed.\n0 = no per-IP limit (the usual client is the local gateway, one IP)."},
+	"http.read_timeout":     {def: "5s", help: "Time allowed to read a whole request."},
+	"http.write_timeout":    {def: "5s", help: "Time allowed to write a response."},
+	"http.idle_timeout":     {def: "1m", help: "How long an idle keep-alive connection stays open."},
+	"http.drain_delay":      {def: "2s", help: "On shutdown, time between turning /readyz off and closing the listener,\nso that load balancers stop sending requests first. 0 = no delay."},
+	"http.shutdown_timeout": {def: "15s", help: "On shutdown, how long in-flight requests may take to finish."},
+
+	"cluster.name":                  {def: "tokencache", help: "Cluster name: nodes of different clusters never merge."},
+	"cluster.gossip_addr":           {def: "127.0.0.1:7946", flag: "gossip-addr", help: "Address memberlist gossip listens on (TCP and UDP)."},
+	"cluster.gossip_advertise":      {help: "Gossip address announced to other nodes. Empty = gossip_addr; required when\ngossip_addr binds every interface."},
+	"cluster.raft_addr":             {def: "127.0.0.1:8300", flag: "raft-addr", help: "Address the Raft transport listens on."},
+	"cluster.raft_advertise":        {help: "Raft address announced to other nodes. Empty = raft_addr; required when\nraft_addr binds every interface."},
+	"cluster.join":                  {flag: "join", help: "Gossip addresses (host:port) of nodes to join at start. A list, a comma-separated\nstring or \"tcp://h1:port;h2:port\". Empty = a single node that bootstraps itself."},
+	"cluster.bootstrap_expect":      {def: "1", flag: "bootstrap-expect", help: "Number of nodes that must have met before the cluster bootstraps (first start only)."},
+	"cluster.replication_count":     {def: "1", help: "R: a write acknowledged under sync survives the loss of any R nodes. The cluster\nkeeps 2R+1 voters (-1 = every node votes); other nodes are non-voters."},
+	"cluster.replication_policy":    {def: "sync", help: "sync: acknowledge once committed and applied by the leader.\nasync: acknowledge once the leader accepted it (may be lost if it dies at once)."},
+	"cluster.max_staleness":         {def: "5s", help: "A node out of contact with the leader for longer than this stops answering valid."},
+	"cluster.encrypt_key":           {help: "Gossip encryption key: base64 of 16, 24 or 32 bytes (openssl rand -base64 32).\nSecret: prefer TOKENCACHE_CLUSTER_ENCRYPT_KEY. Empty = gossip is not encrypted\n(allowed only on loopback, or with cluster.insecure)."},
+	"cluster.encrypt_key_secondary": {help: "More gossip keys accepted (decrypted) besides encrypt_key, comma-separated: for a key\nrotation (docs/security.md). Secret: prefer TOKENCACHE_CLUSTER_ENCRYPT_KEY_SECONDARY."},
+	"cluster.tls.ca_file":           {help: "PEM CA certificate(s) of the cluster: mutual TLS on the Raft/RPC port. Every node's\ncertificate must chain to it. Set the three cluster.tls keys together (tokencache tls ...)."},
+	"cluster.tls.cert_file":         {help: "PEM certificate of this node: server and client auth, URI SAN\nspiffe://tokencache/node/<node.id>. Reloaded when the file changes."},
+	"cluster.tls.key_file":          {help: "PEM private key of cert_file (keep it 0600). Reloaded when the file changes."},
+	"cluster.insecure":              {help: "Allow Raft or gossip addresses beyond loopback without TLS and the gossip key.\nAnyone who reaches those ports can then join the cluster and mint tokens."},
+	"cluster.raft_store":            {def: "boltdb", help: "Raft log store: boltdb (on disk under node.data_dir) or memory (tests, throwaway sidecars)."},
+	"cluster.election_timeout":      {def: "1s", help: "Raft election (and heartbeat) timeout."},
+	"cluster.reconcile_interval":    {def: "10s", help: "How often the leader reconciles Raft membership with gossip membership."},
+	"cluster.dead_server_cleanup":   {def: "30s", help: "How long a member must be dead before the leader removes it from Raft."},
+
+	"cache.capacity":          {def: "1000000", help: "Maximum number of cached tokens (changes not yet persisted come on top)."},
+	"cache.eviction":          {def: "lru", help: "Eviction policy: lru, 2q or arc (any case)."},
+	"cache.load_batch_size":   {def: "1024", help: "Warm start loads the newest tokens in batches of this many."},
+	"cache.shards":            {def: "64", help: "Independently locked cache shards (a power of two)."},
+	"cache.negative_capacity": {help: "How many unknown keys are remembered so that they cost no SQL query. 0 = automatic."},
+	"cache.key_filter":        {def: "true", help: "Keep a Bloom filter of every stored key, so that random tokens cost no SQL query."},
+
+	"persist.store":          {def: "sqlite", help: "memory (nothing survives a full-cluster restart), sqlite (a file per node) or mysql (shared)."},
+	"persist.url":            {help: "jdbc:sqlite:PATH or jdbc:mysql://host:3306/database?param=value.\nEmpty with sqlite = jdbc:sqlite:<node.data_dir>/tokens.db."},
+	"persist.shards":         {help: "Several database URLs to spread tokens over (same form as url). Empty = url only."},
+	"persist.username":       {help: "Database user."},
+	"persist.password":       {help: "Database password. Secret: prefer the TOKENCACHE_PERSIST_PASSWORD variable."},
+	"persist.pool_size":      {def: "5", help: "Connections kept open."},
+	"persist.max_overflow":   {def: "10", help: "Extra connections allowed above pool_size (-1 = unlimited)."},
+	"persist.pool_recycle":   {def: "-1", help: "Close connections older than this (-1 = never)."},
+	"persist.pool_timeout":   {def: "30s", help: "How long to wait for a free connection."},
+	"persist.write_mode":     {def: "through", help: "through: a write is in SQL before it is acknowledged.\nbehind: written in batches after it is acknowledged (bounded queue)."},
+	"persist.create_tables":  {def: "true", help: "Create or migrate the tables at start."},
+	"persist.batch_size":     {def: "512", help: "Most changes written in one transaction."},
+	"persist.flush_interval": {def: "50ms", help: "How long write-behind waits to fill a batch."},
+	"persist.max_pending":    {def: "100000", help: "Most changes waiting to be written; writes get 503 beyond it."},
+	"persist.query_timeout":  {def: "2s", help: "Timeout of one SQL query."},
+
+	"tokens.expiry":        {def: "60m", help: "Lifetime of a token that asks for none."},
+	"tokens.retention":     {def: "24h", help: "Total time a token is kept (shown as expired or revoked) before it is deleted.\nMust be longer than expiry."},
+	"tokens.idle_timeout":  {help: "A token unused for this long becomes idle. 0 = off."},
+	"tokens.max_lifetime":  {def: "8760h", help: "Longest any token may live; while set, no_expire is refused (-1 = no limit: tokens may never expire)."},
+	"tokens.reap_interval": {def: "1m", help: "How often tokens past retention are deleted."},
+	"tokens.prefix":        {def: "tc", help: "Token text prefix: <prefix>_<key>.<secret>; [a-z][a-z0-9]{0,15}."},
+	"tokens.pepper":        {help: "Server pepper: secrets are hashed with HMAC-SHA-256 under it instead of SHA-256.\nSecret: prefer TOKENCACHE_TOKENS_PEPPER. Changing it invalidates every token."},
+	"tokens.safe_password": {help: "Password from which the key that encrypts token credentials is derived.\nSecret: prefer TOKENCACHE_TOKENS_SAFE_PASSWORD."},
+
+	"authz.cookie": {help: "Cookie that carries the token when there is no Authorization header. Empty = none."},
+	"authz.rules":  {help: "Scopes required per original path prefix (longest prefix wins), e.g.\n  - path_prefix: /admin/\n    scopes: [admin]"},
+
+	"log.level":  {def: "info", flag: "log-level", help: "debug, info, warn or error."},
+	"log.format": {flag: "log-format", help: "text or json. Empty = text when stderr is a terminal, json otherwise."},
+}
+
+// sectionHelp documents each group of keys in `config default`.
+var sectionHelp = map[string]string{
+	"node":        "This node.",
+	"http":        "The HTTP API.",
+	"cluster":     "Discovery (memberlist gossip) and replication (Raft).\nnode.id, cluster.gossip_advertise and cluster.raft_advertise must differ per node.",
+	"cluster.tls": "Mutual TLS between nodes on the Raft/RPC port: set ca_file, cert_file and key_file\ntogether (tokencache tls creates a development CA).",
+	"cache":       "The in-memory token cache.",
+	"persist":     "The SQL store that holds every token durably, behind the cache.",
+	"tokens":      "Tokens. expiry, retention and prefix must agree on every node of a cluster.",
+	"authz":       "Forward authentication (/v1/authz) for NGINX auth_request, Traefik forwardAuth, Envoy ext_authz.",
+	"log":         "Structured logs on stderr.",
+}
+
+// Default returns the defaults of every key (DESIGN §7), from keySpecs.
+// node.id is the host name; persist.url is left empty and derived from
+// node.data_dir by Load.
 func Default() *Config {
-	host, _ := os.Hostname()
-	return &Config{
-		Node: NodeConfig{ID: host, DataDir: "./data"},
-		HTTP: HTTPConfig{
-			Addr:            "127.0.0.1:8080",
-			MaxBodyBytes:    64 << 10,
-			MaxHeaderBytes:  8 << 10,
-			MaxConns:        10000,
-			MaxConnsPerIP:   0,
-			ReadTimeout:     5 * time.Second,
-			WriteTimeout:    5 * time.Second,
-			IdleTimeout:     60 * time.Second,
-			DrainDelay:      2 * time.Second,
-			ShutdownTimeout: 15 * time.Second,
-		},
-		Cluster: ClusterConfig{
-			Name:              "tokencache",
-			GossipAddr:        "127.0.0.1:7946",
-			RaftAddr:          "127.0.0.1:8300",
-			BootstrapExpect:   1,
-			ReplicationCount:  1,
-			ReplicationPolicy: "sync",
-			MaxStaleness:      5 * time.Second,
-			RaftStore:         "boltdb",
-			ElectionTimeout:   time.Second,
-			ReconcileInterval: 10 * time.Second,
-			DeadServerCleanup: 30 * time.Second,
-		},
-		Cache: CacheConfig{
-			Capacity:      1_000_000,
-			Eviction:      "lru",
-			LoadBatchSize: 1024,
-			Shards:        64,
-			KeyFilter:     true,
-		},
-		Persist: PersistConfig{
-			Store:         "sqlite",
-			PoolSize:      5,
-			MaxOverflow:   10,
-			PoolRecycle:   -1,
-			PoolTimeout:   30 * time.Second,
-			WriteMode:     "through",
-			CreateTables:  true,
-			BatchSize:     512,
-			FlushInterval: 50 * time.Millisecond,
-			MaxPending:    100_000,
-			QueryTimeout:  2 * time.Second,
-		},
-		Tokens: TokensConfig{
-			Expiry:       60 * time.Minute,
-			Retention:    24 * time.Hour,
-			MaxLifetime:  8760 * time.Hour,
-			ReapInterval: time.Minute,
-			Prefix:       "tc",
-		},
-		Log: LogConfig{Level: "info"},
+	m := make(map[string]any)
+	for _, k := range configKeys {
+		if d := keySpecs[k.path].def; d != "" {
+			setPath(m, k.path, d)
+		}
 	}
+	c := new(Config)
+	if err := decodeMap(m, c); err != nil {
+		panic(fmt.Sprintf("config: a default in keySpecs does not parse: %v", err))
+	}
+	c.Node.ID, _ = os.Hostname()
+	return c
 }
 
 // Secret is a configuration value that must never be printed: every way of

@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// The registry of configuration keys, derived once from Config's koanf tags,
-// so that the struct is the single list of keys: the file and environment
-// checks, the environment names, `config show` and `config default` all
-// walk it.
+// The registry of configuration keys, derived once from Config's koanf tags
+// and keySpecs, so that the struct is the single list of keys: the file and
+// environment checks, the environment names, the defaults, the serve flags,
+// `config show` and `config default` all walk it.
 
 // keyInfo describes one leaf key.
 type keyInfo struct {
@@ -33,7 +33,7 @@ var (
 
 var (
 	// configKeys lists every leaf key in struct order.
-	configKeys = collectKeys()
+	configKeys = checkSpecs(collectKeys())
 	// keysByPath and keysByEnv index configKeys.
 	keysByPath = indexKeys(func(k keyInfo) string { return k.path })
 	keysByEnv  = indexKeys(func(k keyInfo) string { return k.env })
@@ -63,6 +63,9 @@ func appendKeys(keys []keyInfo, t reflect.Type, prefix string, index []int) []ke
 			keys = appendKeys(keys, f.Type, path, idx)
 			continue
 		}
+		if _, ok := keySpecs[path]; !ok {
+			panic(fmt.Sprintf("config: key %s has no entry in keySpecs", path))
+		}
 		keys = append(keys, keyInfo{path: path, env: envName(path), index: idx, typ: f.Type})
 	}
 	return keys
@@ -81,6 +84,20 @@ func setPath(m map[string]any, path string, v any) {
 		m = sub
 	}
 	m[parts[len(parts)-1]] = v
+}
+
+// checkSpecs panics when keySpecs describes a key Config does not have.
+func checkSpecs(keys []keyInfo) []keyInfo {
+	known := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		known[k.path] = true
+	}
+	for path := range keySpecs {
+		if !known[path] {
+			panic(fmt.Sprintf("config: keySpecs describes %s, which is not a key of Config", path))
+		}
+	}
+	return keys
 }
 
 func collectSections() []string {

@@ -23,9 +23,18 @@ import (
 	"github.com/tokencache/tokencache/persist"
 )
 
-// envAliases are extra environment variable names for a key.
-var envAliases = map[string]string{
-	"TOKENCACHE_ADMIN_TOKEN": "http.admin_token",
+// envAliases are extra environment variable names for a key (keySpecs' env),
+// besides TOKENCACHE_<SECTION>_<KEY>.
+var envAliases = collectEnvAliases()
+
+func collectEnvAliases() map[string]string {
+	m := make(map[string]string)
+	for _, k := range configKeys {
+		if a := keySpecs[k.path].env; a != "" {
+			m[a] = k.path
+		}
+	}
+	return m
 }
 
 // clientEnv are the TOKENCACHE_ variables that are not configuration keys:
@@ -118,15 +127,7 @@ func (l Loader) Load() (*Config, error) {
 	}
 
 	cfg := new(Config)
-	dc := &mapstructure.DecoderConfig{
-		DecodeHook:       durationHook,
-		WeaklyTypedInput: true, // environment values are strings
-		ErrorUnused:      true, // unknown keys inside authz.rules items
-		MatchName:        func(a, b string) bool { return a == b },
-		TagName:          "koanf",
-		Result:           cfg,
-	}
-	if err := ko.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{DecoderConfig: dc}); err != nil {
+	if err := ko.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{DecoderConfig: decoderConfig(cfg)}); err != nil {
 		probs = append(probs, decodeProblems(err, origin)...)
 	}
 	cfg.resolve()
@@ -301,6 +302,30 @@ func envValue(k keyInfo, val string) (any, error) {
 		return rules, nil
 	}
 	return val, nil
+}
+
+// decoderConfig decodes a nested map of keys into cfg, as Load does.
+func decoderConfig(cfg *Config) *mapstructure.DecoderConfig {
+	return &mapstructure.DecoderConfig{
+		DecodeHook:       durationHook,
+		WeaklyTypedInput: true, // environment values are strings
+		ErrorUnused:      true, // unknown keys inside authz.rules items
+		MatchName:        func(a, b string) bool { return a == b },
+		TagName:          "koanf",
+		Result:           cfg,
+	}
+}
+
+// decodeMap decodes a nested map of keys into cfg with Load's rules.
+func decodeMap(m map[string]any, cfg *Config) error {
+	d, err := mapstructure.NewDecoder(decoderConfig(cfg))
+	if err != nil {
+		return fmt.Errorf("cannot decode configuration: %w", err)
+	}
+	if err := d.Decode(m); err != nil {
+		return fmt.Errorf("cannot decode configuration: %w", err)
+	}
+	return nil
 }
 
 // durationHook decodes Go duration strings ("90s", "60m"). A bare number is

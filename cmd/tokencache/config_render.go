@@ -85,7 +85,7 @@ func (c *Config) YAML(comments bool, header string) ([]byte, error) {
 		}
 		key := scalar(parts[len(parts)-1])
 		if comments {
-			key.HeadComment = keyHelp[k.path]
+			key.HeadComment = keySpecs[k.path].help
 		}
 		val := new(yaml.Node)
 		if err := val.Encode(c.displayValue(k)); err != nil {

@@ -713,13 +713,13 @@ func TestRedactURL(t *testing.T) {
 
 func TestConfigDocCoversEveryKey(t *testing.T) {
 	for _, k := range configKeys {
-		if keyHelp[k.path] == "" {
-			t.Errorf("keyHelp has no entry for %s", k.path)
+		if keySpecs[k.path].help == "" {
+			t.Errorf("keySpecs has no help for %s", k.path)
 		}
 	}
-	for path := range keyHelp {
+	for path := range keySpecs {
 		if _, ok := keysByPath[path]; !ok {
-			t.Errorf("keyHelp documents %s, which is not a key", path)
+			t.Errorf("keySpecs documents %s, which is not a key", path)
 		}
 	}
 	for _, s := range sectionNames {

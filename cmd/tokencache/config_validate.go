@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/cluster"
 	"github.com/tokencache/tokencache/token"
 )
@@ -289,7 +290,9 @@ func (c *Config) checkVoters(ck *checker) {
 func (c *Config) checkCache(ck *checker) {
 	ca := &c.Cache
 	ck.positiveInt("cache.capacity", ca.Capacity)
-	ck.oneOf("cache.eviction", ca.Eviction, "lru", "2q", "arc")
+	if _, ok := cache.ParseEviction(ca.Eviction); !ok {
+		ck.errorf("cache.eviction", "unknown value %q (want lru, 2q, arc; any case)", ca.Eviction)
+	}
 	ck.positiveInt("cache.load_batch_size", ca.LoadBatchSize)
 	switch {
 	case ca.Shards <= 0 || ca.Shards&(ca.Shards-1) != 0:
