@@ -119,6 +119,11 @@ func TestEveryErrorAnswersTheSameThroughFollowerAndLeader(t *testing.T) {
 		if errcode.Of(sentinel) != errcode.Internal && !errors.Is(onFollower, want) {
 			t.Errorf("%v through a follower = %v, which is not %v (errors.Is)", sentinel, onFollower, want)
 		}
+		// Every code has a status of its own, except halted: a node that
+		// stopped applying is an operator's problem (500 internal).
+		if c := errcode.Of(sentinel); c != errcode.Internal && c != errcode.Halted && status == 500 {
+			t.Errorf("%v (code %s) answers 500: httpapi's table lacks its code", sentinel, c)
+		}
 		if errcode.Of(onFollower) != errcode.Of(want) {
 			t.Errorf("%v through a follower has code %s, want %s", sentinel, errcode.Of(onFollower), errcode.Of(want))
 		}
