@@ -11,6 +11,12 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# errorlint: fmt.Errorf wraps errors with %w (-errorf) and errors are
+# compared with errors.Is (-comparison). Its type-assertion check is off:
+# the config loader walks mapstructure's error tree node by node on purpose
+# (decodeProblems), which errors.As would change.
+ERRORLINT := github.com/polyfloyd/go-errorlint@v1.8.0
+ERRORLINT_FLAGS := -errorf -comparison -asserts=false
 
 # Packages with goroutines and shared state run under the race detector.
 RACE_PKGS := ./cache/... ./tokens/... ./httpapi/... ./cluster/...
@@ -35,12 +41,14 @@ cluster-tls: build ## make cluster with mutual TLS between the nodes and encrypt
 test: ## every test: unit, race, SQLite + MariaDB conformance, cluster, end-to-end (starts MariaDB and nginx privately)
 	scripts/test.sh
 
-check: ## gofmt, go vet, staticcheck (the module and bench/baselines)
+check: ## gofmt, go vet, staticcheck, errorlint (the module and bench/baselines)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(ERRORLINT) $(ERRORLINT_FLAGS) ./...
 	cd $(BASELINES) && $(GO) vet ./...
 	cd $(BASELINES) && $(GO) run $(STATICCHECK) ./...
+	cd $(BASELINES) && $(GO) run $(ERRORLINT) $(ERRORLINT_FLAGS) ./...
 
 bench-tools: ## build bin/tokencache-bench: tokencache bench with the baselines (Redis, etcd, MySQL, bare Raft) and charts
 	cd $(BASELINES) && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(CURDIR)/$(BENCH_BIN) ./cmd/tokencache-bench

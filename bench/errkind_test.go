@@ -45,7 +45,7 @@ func TestClassify(t *testing.T) {
 			t.Errorf("Classify(%s: %v) = %s, want %s", tt.name, tt.err, got, tt.want)
 		}
 	}
-	if statusError(404) != statusError(404) {
+	if a, b := statusError(404), statusError(404); !errors.Is(a, b) {
 		t.Error("statusError(404) allocates a new error each call")
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tokencache/tokencache/httpapi"
+	"github.com/tokencache/tokencache/internal/errcode"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
@@ -55,4 +57,87 @@ func TestForwardedTokenNotValid(t *testing.T) {
 		}
 	}
 	wantValid(t, f, iss.Token, token.StateRevoked)
+}
+
+// failingWriter is a leader's write handler that fails every write with err.
+type failingWriter struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (w *failingWriter) set(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.err = err
+}
+
+func (w *failingWriter) LeaderWrite(context.Context, *tokens.WriteRequest) (*tokens.WriteResult, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return nil, w.err
+}
+
+// Every error that has a code (errcode.Errors: each sentinel of every
+// package, and the context errors), and one without, fails a write on the
+// leader of a real cluster; the same write sent to a follower crosses the
+// real RPC. Both answer the same HTTP status and code, and errors.Is finds
+// the sentinel on the follower. The two codes that mean "refused before
+// anything was appended" (no_leader, shutting_down) make the follower try
+// again until its deadline, so it answers no_leader: nothing was applied.
+func TestEveryErrorAnswersTheSameThroughFollowerAndLeader(t *testing.T) {
+	tc := newTestCluster(t, 3, clusterOpts{})
+	lead := tc.waitLeader()
+	f := tc.followers()[0]
+	fw := &failingWriter{}
+	var lw leaderWriter = fw
+	lead.node.svc.Store(&lw)
+
+	errs := append(errcode.Errors(), errors.New("an error without a code"))
+	if len(errs) < len(httpapi.MappedErrors())+1 {
+		t.Fatalf("errcode.Errors() = %d errors, fewer than httpapi tells apart (%d)", len(errs)-1, len(httpapi.MappedErrors()))
+	}
+	for _, sentinel := range errs {
+		fw.set(fmt.Errorf("cannot run the write: %w", sentinel))
+		w := &tokens.WriteRequest{Revoke: &tokens.RevokeSpec{}}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, onLeader := lead.node.Forward(ctx, w)
+		_, onFollower := f.node.Forward(ctx, w)
+		cancel()
+		if !errors.Is(onLeader, sentinel) {
+			t.Fatalf("%v on the leader = %v, which is not it", sentinel, onLeader)
+		}
+		status, code := httpapi.ErrorStatus(onLeader)
+		fstatus, fcode := httpapi.ErrorStatus(onFollower)
+		want := sentinel
+		switch errcode.Of(sentinel) {
+		case errcode.NoLeader, errcode.ShuttingDown:
+			want, code = tokens.ErrNoLeader, string(errcode.NoLeader)
+		}
+		if fstatus != status || fcode != code {
+			t.Errorf("%v through a follower answers %d %s, on the leader %d %s", sentinel, fstatus, fcode, status, code)
+		}
+		if errcode.Of(sentinel) != errcode.Internal && !errors.Is(onFollower, want) {
+			t.Errorf("%v through a follower = %v, which is not %v (errors.Is)", sentinel, onFollower, want)
+		}
+		// Every code has a status of its own, except halted: a node that
+		// stopped applying is an operator's problem (500 internal).
+		if c := errcode.Of(sentinel); c != errcode.Internal && c != errcode.Halted && status == 500 {
+			t.Errorf("%v (code %s) answers 500: httpapi's table lacks its code", sentinel, c)
+		}
+		if errcode.Of(onFollower) != errcode.Of(want) {
+			t.Errorf("%v through a follower has code %s, want %s", sentinel, errcode.Of(onFollower), errcode.Of(want))
+		}
+	}
+}
+
+// POST /v1/cluster/leave answers through the same table: the last server
+// is 409 last_server, a failed leave 503 leave_failed with its reason.
+func TestLeaveErrorsAnswerThroughTheTable(t *testing.T) {
+	if status, code := httpapi.ErrorStatus(ErrLastServer); status != 409 || code != "last_server" {
+		t.Errorf("ErrorStatus(ErrLastServer) = %d %s, want 409 last_server", status, code)
+	}
+	failed := fmt.Errorf("%w: no leader removed this node: %w", ErrLeaveFailed, context.DeadlineExceeded)
+	if status, code := httpapi.ErrorStatus(failed); status != 503 || code != "leave_failed" {
+		t.Errorf("ErrorStatus(%v) = %d %s, want 503 leave_failed", failed, status, code)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tokencache/tokencache/internal/errcode"
 	"github.com/tokencache/tokencache/tokens"
 )
 
@@ -64,11 +65,11 @@ func (n *Node) forwardOnce(ctx context.Context, addr, leader string, w *tokens.W
 	case err != nil && !sent:
 		return nil, true, err
 	case err != nil:
-		return nil, false, fmt.Errorf("%w: the write was sent to leader %s but its answer was lost: %v", tokens.ErrIndeterminate, leader, err)
+		return nil, false, fmt.Errorf("%w: the write was sent to leader %s but its answer was lost: %s", tokens.ErrIndeterminate, leader, err.Error())
 	}
 	switch resp.Code {
 	case codeOK:
-	case codeNotLeader, codeNoLeader, codeShuttingDown:
+	case codeNotLeader, string(errcode.NoLeader), string(errcode.ShuttingDown):
 		// Refused before anything was appended: try again.
 		return nil, true, errorFromCode(resp.Code, resp.Msg)
 	default:

@@ -258,7 +258,7 @@ func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
 	}
 	start := n.sinceEpoch()
 	if err := waitFuture(ctx, n.raft.VerifyLeader()); err != nil {
-		return 0, fmt.Errorf("%w: cannot verify leadership: %v", tokens.ErrNoLeader, err)
+		return 0, fmt.Errorf("%w: cannot verify leadership: %s", tokens.ErrNoLeader, err.Error())
 	}
 	n.storeVerified(start)
 	return idx, nil
@@ -315,7 +315,7 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	}
 	cf := n.raft.GetConfiguration()
 	if err := waitFuture(ctx, cf); err != nil {
-		return fmt.Errorf("cannot read the raft configuration: %v", err)
+		return fmt.Errorf("cannot read the raft configuration: %s", err.Error())
 	}
 	type target struct{ id, addr string }
 	var targets []target

@@ -302,7 +302,7 @@ func (n *Node) execute(ctx context.Context, a action, in reconcileInput) error {
 func (n *Node) reconcileInput(ctx context.Context) (reconcileInput, error) {
 	cf := n.raft.GetConfiguration()
 	if err := waitFuture(ctx, cf); err != nil {
-		return reconcileInput{}, fmt.Errorf("cannot read the raft configuration: %v", err)
+		return reconcileInput{}, fmt.Errorf("cannot read the raft configuration: %s", err.Error())
 	}
 	members := n.disc.snapshot()
 	in := reconcileInput{

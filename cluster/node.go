@@ -443,14 +443,24 @@ func (n *Node) hasOtherVoter(ctx context.Context) bool {
 
 // Leave removes this node from the cluster for good (tokencache cluster
 // leave): it hands leadership over, asks the leader to remove it from the
-// Raft configuration, and leaves gossip. Close it afterwards.
+// Raft configuration, and leaves gossip. Close it afterwards. It returns
+// ErrLastServer if no other server could take the log, or an error wrapping
+// ErrLeaveFailed and its reason; the node then keeps running as a member.
 func (n *Node) Leave(ctx context.Context) error {
+	err := n.leave(ctx)
+	if err != nil && !errors.Is(err, ErrLastServer) {
+		return fmt.Errorf("%w: %w", ErrLeaveFailed, err)
+	}
+	return err
+}
+
+func (n *Node) leave(ctx context.Context) error {
 	if !n.started.Load() || n.closing.Load() {
 		return ErrClosed
 	}
 	cf := n.raft.GetConfiguration()
 	if err := waitFuture(ctx, cf); err != nil {
-		return fmt.Errorf("cannot read the raft configuration: %v", err)
+		return fmt.Errorf("cannot read the raft configuration: %s", err.Error())
 	}
 	others := 0
 	for _, s := range cf.Configuration().Servers {
@@ -481,12 +491,12 @@ func (n *Node) Leave(ctx context.Context) error {
 				break
 			}
 			if err == nil && resp.Code != codeNotLeader {
-				return fmt.Errorf("cannot leave: leader answered: %w", errorFromCode(resp.Code, resp.Msg))
+				return fmt.Errorf("leader answered: %w", errorFromCode(resp.Code, resp.Msg))
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cannot leave: no leader removed this node: %w", ctx.Err())
+			return fmt.Errorf("no leader removed this node: %w", ctx.Err())
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)

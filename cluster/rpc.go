@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/tokencache/tokencache/internal/errcode"
 	"github.com/tokencache/tokencache/tokens"
 )
 
@@ -278,7 +279,7 @@ func (n *Node) serveRPC(c net.Conn, peer string) {
 		resp := n.handleRPC(typ, body)
 		out, err := json.Marshal(resp)
 		if err != nil {
-			out, _ = json.Marshal(rpcHeader{Code: codeInternal, Msg: "cannot encode answer: " + err.Error()})
+			out, _ = json.Marshal(rpcHeader{Code: string(errcode.Internal), Msg: "cannot encode answer: " + err.Error()})
 		}
 		frame := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(out)), uint32(len(out)))
 		frame = append(frame, out...)
@@ -290,9 +291,11 @@ func (n *Node) serveRPC(c net.Conn, peer string) {
 }
 
 func (n *Node) handleRPC(typ byte, body []byte) any {
-	bad := func(err error) any { return rpcHeader{Code: codeInvalid, Msg: "bad rpc request: " + err.Error()} }
+	bad := func(err error) any {
+		return rpcHeader{Code: string(errcode.Invalid), Msg: "bad rpc request: " + err.Error()}
+	}
 	if n.runCtx.Err() != nil {
-		return rpcHeader{Code: codeShuttingDown, Msg: "node is shutting down"}
+		return rpcHeader{Code: string(errcode.ShuttingDown), Msg: "node is shutting down"}
 	}
 	switch typ {
 	case rpcForward:
@@ -318,7 +321,7 @@ func (n *Node) handleRPC(typ byte, body []byte) any {
 		}
 		return n.handleLeave(&req)
 	}
-	return rpcHeader{Code: codeInvalid, Msg: fmt.Sprintf("unknown rpc type %d", typ)}
+	return rpcHeader{Code: string(errcode.Invalid), Msg: fmt.Sprintf("unknown rpc type %d", typ)}
 }
 
 // handlerCtx returns a context for a request that allows timeout, less a
@@ -366,7 +369,7 @@ func (n *Node) handleReadIndex() readIndexResponse {
 
 func (n *Node) handleWaitApplied(req *waitAppliedRequest) waitAppliedResponse {
 	if req.RaftID != n.raftID {
-		return waitAppliedResponse{rpcHeader: rpcHeader{Code: codeNotFound, Msg: "no server " + req.RaftID + " here"}}
+		return waitAppliedResponse{rpcHeader: rpcHeader{Code: string(errcode.NotFound), Msg: "no server " + req.RaftID + " here"}}
 	}
 	// The index is committed (the leader asks only after its commit).
 	n.noteCommit(req.Index)
@@ -413,7 +416,7 @@ func (n *Node) handleLeave(req *leaveRequest) leaveResponse {
 	// members over the next gossip rounds): reconcile must not add it back.
 	n.peers.markLeft(req.RaftID)
 	if err := n.removeServer(ctx, req.RaftID, "asked to leave"); err != nil {
-		return leaveResponse{rpcHeader{Code: codeInternal, Msg: err.Error()}}
+		return leaveResponse{rpcHeader{Code: string(errcode.Internal), Msg: err.Error()}}
 	}
 	return leaveResponse{rpcHeader{Code: codeOK}}
 }
@@ -423,7 +426,7 @@ func (n *Node) handleLeave(req *leaveRequest) leaveResponse {
 func (n *Node) removeServer(ctx context.Context, id, reason string) error {
 	cf := n.raft.GetConfiguration()
 	if err := waitFuture(ctx, cf); err != nil {
-		return fmt.Errorf("cannot read the raft configuration: %v", err)
+		return fmt.Errorf("cannot read the raft configuration: %s", err.Error())
 	}
 	var addr string
 	found := false
@@ -438,7 +441,7 @@ func (n *Node) removeServer(ctx context.Context, id, reason string) error {
 	}
 	n.peers.markRemoved(id, addr)
 	if err := waitFuture(ctx, n.raft.RemoveServer(raft.ServerID(id), cf.Index(), 0)); err != nil {
-		return fmt.Errorf("cannot remove server %s: %v", id, err)
+		return fmt.Errorf("cannot remove server %s: %s", id, err.Error())
 	}
 	n.log.Info("removed raft server", "server", id, "reason", reason)
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/tokencache/tokencache/cache"
+	"github.com/tokencache/tokencache/internal/errcode"
 	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
@@ -167,8 +168,8 @@ func TestRaftAddressAndErrorCodes(t *testing.T) {
 			t.Errorf("error %v did not survive the wire: %v", sentinel, back)
 		}
 	}
-	if code := errorCode(errors.Join(tokens.ErrIndeterminate, tokens.ErrNoLeader)); code != codeIndeterminate {
-		t.Errorf("errorCode(indeterminate+no leader) = %s, want %s", code, codeIndeterminate)
+	if code := errorCode(errors.Join(tokens.ErrIndeterminate, tokens.ErrNoLeader)); code != string(errcode.Indeterminate) {
+		t.Errorf("errorCode(indeterminate+no leader) = %s, want %s", code, string(errcode.Indeterminate))
 	}
 	for _, tt := range []struct {
 		raftErr error

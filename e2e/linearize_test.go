@@ -429,7 +429,7 @@ func (nm *procNemesis) recover(timeout time.Duration) error {
 					if i := strings.LastIndex(out, "\n{"); i >= 0 {
 						out = out[i+1:] // what followed the last log line: a panic's trace
 					}
-					return fmt.Errorf("%s exited: %v; its output after the last log line:\n%.6000s", nodeID(n), n.exitErr, out)
+					return fmt.Errorf("%s exited: %w; its output after the last log line:\n%.6000s", nodeID(n), n.exitErr, out)
 				}
 				if code, _ := n.callQuiet("GET", "/readyz", "", nil); code != 200 {
 					ready = false

@@ -11,8 +11,9 @@
 //     and /metrics.
 //
 // The package depends on the token service only through the Tokens
-// interface it declares. One function (errorStatus) maps service errors to
-// status codes and stable error codes.
+// interface it declares. One table (apiErrors in errors.go) maps an error's
+// code (internal/errcode, declared once with each sentinel) to its status,
+// stable code and message; errorStatus is the one function that reads it.
 //
 // Validate and authz are the hot path: a decision answered from the cache
 // allocates nothing in this package (JSON is appended into the response's

@@ -1,18 +1,15 @@
 package httpapi
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/tokencache/tokencache/token"
-	"github.com/tokencache/tokencache/tokens"
+	"github.com/tokencache/tokencache/internal/errcode"
 )
 
-// Stable error codes of the API ({"error":"<code>"}), besides the ones
-// errorStatus derives from service errors.
+// Stable error codes of the API ({"error":"<code>"}) that belong to the
+// HTTP layer itself; the codes of errors are errcode's (table below).
 const (
 	codeInvalidRequest   = "invalid_request"
 	codeUnauthorized     = "unauthorized"
@@ -26,66 +23,90 @@ const (
 	codeInternal         = "internal"
 )
 
-// serviceErrors maps each sentinel of the token service to its status and
-// stable code. The message is the sentinel's own text, never the wrapped
-// chain, which may name internals (a database host, a raft address).
-var serviceErrors = []struct {
-	err    error
+// apiError is how the API answers one code.
+type apiError struct {
 	status int
-	code   string
-}{
-	// First: an indeterminate outcome wraps its cause (a store outage, a
-	// deadline), and the caller must learn that the write may have happened.
-	{tokens.ErrIndeterminate, fasthttp.StatusServiceUnavailable, "indeterminate"},
-	{tokens.ErrNotFound, fasthttp.StatusNotFound, "not_found"},
-	{tokens.ErrParentNotFound, fasthttp.StatusNotFound, "parent_not_found"},
-	{tokens.ErrParentNotValid, fasthttp.StatusConflict, "parent_not_valid"},
-	{tokens.ErrTokenNotValid, fasthttp.StatusConflict, "token_not_valid"},
-	{tokens.ErrTooManyDescendants, fasthttp.StatusConflict, "too_many_descendants"},
-	{tokens.ErrDuplicateName, fasthttp.StatusConflict, "duplicate_name"},
-	{tokens.ErrIdempotencyConflict, fasthttp.StatusConflict, "idempotency_conflict"},
-	{tokens.ErrStoreUnavailable, fasthttp.StatusServiceUnavailable, "store_unavailable"},
-	{tokens.ErrStale, fasthttp.StatusServiceUnavailable, "stale"},
-	{tokens.ErrOverloaded, fasthttp.StatusServiceUnavailable, "overloaded"},
-	{tokens.ErrNoLeader, fasthttp.StatusServiceUnavailable, "no_leader"},
-	{tokens.ErrShuttingDown, fasthttp.StatusServiceUnavailable, "shutting_down"},
+	// code is the envelope's "error"; empty means the errcode itself.
+	code string
+	// msg replaces the sentinel's text; hint is appended to it.
+	msg, hint string
+	// as answers the error as the sentinel of another code (its code and
+	// text).
+	as errcode.Code
+	// ownMessage answers the error's own text, written for API callers.
+	ownMessage bool
+	// retryAfter overrides the Retry-After: 1 of a 503.
+	retryAfter string
+}
+
+// apiErrors is the one table from an error's code (errcode.Of) to the HTTP
+// status, the stable code and the message. The message is the sentinel's
+// own text, never the wrapped chain, which may name internals (a database
+// host, a raft address), unless ownMessage says the chain is written for
+// the caller. A code missing here (halted, internal, a newer node's) is 500
+// internal.
+var apiErrors = map[errcode.Code]apiError{
+	// The caller's fault: 400 invalid_request with the error's own message.
+	errcode.Invalid:   {status: fasthttp.StatusBadRequest, code: codeInvalidRequest, ownMessage: true},
+	errcode.Malformed: {status: fasthttp.StatusBadRequest, code: codeInvalidRequest, ownMessage: true},
+
+	// The token service (tokens/api.go).
+	errcode.Indeterminate:       {status: fasthttp.StatusServiceUnavailable, hint: ": retry with the same Idempotency-Key"},
+	errcode.NotFound:            {status: fasthttp.StatusNotFound},
+	errcode.ParentNotFound:      {status: fasthttp.StatusNotFound},
+	errcode.ParentNotValid:      {status: fasthttp.StatusConflict},
+	errcode.TokenNotValid:       {status: fasthttp.StatusConflict},
+	errcode.TooManyDescendants:  {status: fasthttp.StatusConflict},
+	errcode.DuplicateName:       {status: fasthttp.StatusConflict},
+	errcode.IdempotencyConflict: {status: fasthttp.StatusConflict},
+	errcode.StoreUnavailable:    {status: fasthttp.StatusServiceUnavailable},
+	errcode.Stale:               {status: fasthttp.StatusServiceUnavailable},
+	errcode.Overloaded:          {status: fasthttp.StatusServiceUnavailable},
+	errcode.NoLeader:            {status: fasthttp.StatusServiceUnavailable},
+	errcode.ShuttingDown:        {status: fasthttp.StatusServiceUnavailable},
+
+	// POST /v1/cluster/leave (cluster.ErrLastServer, cluster.ErrLeaveFailed):
+	// the reason of a failed leave is the error's own text.
+	errcode.LastServer:  {status: fasthttp.StatusConflict, msg: "this node is the only server of its cluster; stop it instead"},
+	errcode.LeaveFailed: {status: fasthttp.StatusServiceUnavailable, ownMessage: true, retryAfter: "5"},
+
+	// A passed deadline is 503 timeout; a cancelled request context means
+	// the server is shutting down (fasthttp cancels request contexts only
+	// then). errcode.Match ranks every sentinel above them: a write that
+	// timed out mid-commit is indeterminate, not a plain timeout.
+	errcode.Timeout:  {status: fasthttp.StatusServiceUnavailable, msg: "the request did not complete in time"},
+	errcode.Canceled: {status: fasthttp.StatusServiceUnavailable, as: errcode.ShuttingDown},
 }
 
 // errorStatus is the one place that maps an error to an HTTP status, a
-// stable code and a message for the caller.
-//
-//   - token.ErrInvalid and token.ErrMalformed are the caller's fault: 400
-//     invalid_request with the error's own message, which is written for
-//     API callers.
-//   - Each sentinel of tokens/api.go has its status and code (table above).
-//   - A passed deadline is 503 timeout; a cancelled request context means
-//     the server is shutting down (fasthttp cancels request contexts only
-//     then): 503 shutting_down.
-//   - Anything else is 500 internal with a generic message; the handler
-//     logs the real error once.
-//
-// Service sentinels are matched before context errors: a write that timed
-// out mid-commit is indeterminate, not a plain timeout.
+// stable code and a message for the caller, by the error's code (table
+// above). Anything without a code is 500 internal with a generic message;
+// the handler logs the real error once.
 func errorStatus(err error) (status int, code, message string) {
-	if errors.Is(err, token.ErrInvalid) || errors.Is(err, token.ErrMalformed) {
-		return fasthttp.StatusBadRequest, codeInvalidRequest, err.Error()
+	c, sentinel := errcode.Match(err)
+	e, ok := apiErrors[c]
+	if !ok {
+		return fasthttp.StatusInternalServerError, codeInternal, "internal error"
 	}
-	for _, e := range serviceErrors {
-		if errors.Is(err, e.err) {
-			msg := e.err.Error()
-			if e.err == tokens.ErrIndeterminate {
-				msg += ": retry with the same Idempotency-Key"
-			}
-			return e.status, e.code, msg
-		}
+	if e.as != "" {
+		c = e.as
+		sentinel, _ = errcode.Lookup(c)
+	}
+	code = e.code
+	if code == "" {
+		code = string(c)
 	}
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return fasthttp.StatusServiceUnavailable, "timeout", "the request did not complete in time"
-	case errors.Is(err, context.Canceled):
-		return fasthttp.StatusServiceUnavailable, "shutting_down", tokens.ErrShuttingDown.Error()
+	case e.ownMessage:
+		message = err.Error()
+	case e.msg != "":
+		message = e.msg
+	case e.hint != "":
+		message = sentinel.Error() + e.hint
+	default:
+		message = sentinel.Error()
 	}
-	return fasthttp.StatusInternalServerError, codeInternal, "internal error"
+	return e.status, code, message
 }
 
 // ErrorStatus returns the HTTP status and stable code the API answers for
@@ -96,15 +117,23 @@ func ErrorStatus(err error) (status int, code string) {
 	return status, code
 }
 
-// MappedErrors returns every error that errorStatus tells apart: the
-// sentinels of the table above, the two input errors of the token model and
-// the two context errors. Safe for concurrent use; the slice is new.
+// MappedErrors returns every error that errorStatus tells apart, one per
+// code of its table. Safe for concurrent use; the slice is new.
 func MappedErrors() []error {
-	out := []error{token.ErrInvalid, token.ErrMalformed}
-	for _, e := range serviceErrors {
-		out = append(out, e.err)
+	var out []error
+	for _, err := range errcode.Errors() {
+		if _, ok := apiErrors[errcode.Of(err)]; ok {
+			out = append(out, err)
+		}
 	}
-	return append(out, context.DeadlineExceeded, context.Canceled)
+	return out
+}
+
+// Fail answers err as the API answers every error (the code's status,
+// code and message; see errorStatus), for handlers that others add with
+// Handle. A 500 is logged once, with the real error.
+func (s *Server) Fail(ctx *fasthttp.RequestCtx, route string, err error) {
+	s.fail(ctx, route, err)
 }
 
 // fail answers err as mapped by errorStatus. A 503 carries Retry-After: 1
@@ -113,6 +142,9 @@ func MappedErrors() []error {
 func (s *Server) fail(ctx *fasthttp.RequestCtx, route string, err error) {
 	status, code, msg := errorStatus(err)
 	s.failWith(ctx, route, err, status, code, msg)
+	if e := apiErrors[errcode.Of(err)]; e.retryAfter != "" {
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, e.retryAfter)
+	}
 }
 
 func (s *Server) failWith(ctx *fasthttp.RequestCtx, route string, err error, status int, code, msg string) {

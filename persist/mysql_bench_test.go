@@ -124,7 +124,7 @@ func BenchmarkMySQLServiceMiss(b *testing.B) {
 	mysqltest.Latencies(b, func(i int) error {
 		v := svc.Validate(context.Background(), []byte(toks[rand.IntN(len(toks))]))
 		if v.State != token.StateValid {
-			return fmt.Errorf("validate = %v %v", v.State, v.Err)
+			return fmt.Errorf("validate = %v %w", v.State, v.Err)
 		}
 		return nil
 	})

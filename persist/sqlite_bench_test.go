@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -64,7 +65,7 @@ func BenchmarkSQLiteGet(b *testing.B) {
 		b.ReportAllocs()
 		k := token.NewKey()
 		for b.Loop() {
-			if _, err := s.Get(ctx, k); err != ErrNotFound {
+			if _, err := s.Get(ctx, k); !errors.Is(err, ErrNotFound) {
 				b.Fatal(err)
 			}
 		}
@@ -86,7 +87,7 @@ func BenchmarkSQLiteGet(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			k := token.NewKey()
 			for pb.Next() {
-				if _, err := s.Get(ctx, k); err != ErrNotFound {
+				if _, err := s.Get(ctx, k); !errors.Is(err, ErrNotFound) {
 					b.Fatal(err)
 				}
 			}

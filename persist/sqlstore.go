@@ -337,7 +337,7 @@ func (s *SQLStore) Get(ctx context.Context, k token.Key) (*token.Token, error) {
 		switch {
 		case err == nil:
 			return t, nil
-		case err == ErrNotFound:
+		case errors.Is(err, ErrNotFound):
 			return nil, ErrNotFound
 		}
 		return nil, fmt.Errorf("cannot get token %s: %w", k, err)

@@ -1,12 +1,13 @@
 package token
 
-import "errors"
+import "github.com/tokencache/tokencache/internal/errcode"
 
-// Errors returned by this package. Callers compare with errors.Is.
+// Errors returned by this package. Callers compare with errors.Is; each
+// carries its stable code (errcode.Of).
 var (
 	// ErrMalformed means a token, key or field does not have the required form.
-	ErrMalformed = errors.New("malformed")
+	ErrMalformed = errcode.New(errcode.Malformed, "malformed")
 	// ErrInvalid means a field value breaks a rule (unknown type, bad scope,
 	// negative lifetime, …). It wraps a message meant for the API caller.
-	ErrInvalid = errors.New("invalid")
+	ErrInvalid = errcode.New(errcode.Invalid, "invalid")
 )

@@ -1,51 +1,52 @@
 package tokens
 
 import (
-	"errors"
 	"time"
 
+	"github.com/tokencache/tokencache/internal/errcode"
 	"github.com/tokencache/tokencache/token"
 )
 
-// Errors of the token service. httpapi maps each to one status code in one
-// place; callers compare with errors.Is. Field-level input problems wrap
-// token.ErrInvalid (400) or token.ErrMalformed (400).
+// Errors of the token service. Each carries its stable code (errcode.Of):
+// httpapi maps the code to one status in one table, and the cluster RPC
+// carries it across a forward. Callers compare with errors.Is. Field-level
+// input problems wrap token.ErrInvalid (400) or token.ErrMalformed (400).
 var (
 	// ErrNotFound: no such token (404).
-	ErrNotFound = errors.New("token not found")
+	ErrNotFound = errcode.New(errcode.NotFound, "token not found")
 	// ErrParentNotFound: the parent of a new token does not exist (404).
-	ErrParentNotFound = errors.New("parent token not found")
+	ErrParentNotFound = errcode.New(errcode.ParentNotFound, "parent token not found")
 	// ErrParentNotValid: the parent exists but is expired, revoked or idle (409).
-	ErrParentNotValid = errors.New("parent token is not valid")
+	ErrParentNotValid = errcode.New(errcode.ParentNotValid, "parent token is not valid")
 	// ErrTokenNotValid: the token is revoked or expired and cannot be
 	// modified (409): a revocation is final, and an expired token is kept
 	// only for its history.
-	ErrTokenNotValid = errors.New("token is not valid")
+	ErrTokenNotValid = errcode.New(errcode.TokenNotValid, "token is not valid")
 	// ErrTooManyDescendants: a cascade would touch more tokens than the
 	// cascade limit (1,000,000) allows; nothing was revoked (409).
-	ErrTooManyDescendants = errors.New("too many descendants")
+	ErrTooManyDescendants = errcode.New(errcode.TooManyDescendants, "too many descendants")
 	// ErrDuplicateName: the user already has a live token with that name (409).
-	ErrDuplicateName = errors.New("the user already has a live token with that name")
+	ErrDuplicateName = errcode.New(errcode.DuplicateName, "the user already has a live token with that name")
 	// ErrIdempotencyConflict: the Idempotency-Key was used for a different
 	// request, or its token can no longer be shown (409).
-	ErrIdempotencyConflict = errors.New("idempotency key already used")
+	ErrIdempotencyConflict = errcode.New(errcode.IdempotencyConflict, "idempotency key already used")
 	// ErrStoreUnavailable: the SQL store cannot answer and the cache does not
 	// hold the answer (503 store_unavailable).
-	ErrStoreUnavailable = errors.New("token store unavailable")
+	ErrStoreUnavailable = errcode.New(errcode.StoreUnavailable, "token store unavailable")
 	// ErrStale: this node has been out of contact with the leader for longer
 	// than cluster.max_staleness and will not answer valid (503 stale).
-	ErrStale = errors.New("node is out of contact with the cluster leader")
+	ErrStale = errcode.New(errcode.Stale, "node is out of contact with the cluster leader")
 	// ErrOverloaded: the write-behind queue is full (503 overloaded).
-	ErrOverloaded = errors.New("write queue full")
+	ErrOverloaded = errcode.New(errcode.Overloaded, "write queue full")
 	// ErrNoLeader: no leader is known and the write could not be forwarded
 	// within its deadline; it was not applied (503 no_leader).
-	ErrNoLeader = errors.New("no cluster leader")
+	ErrNoLeader = errcode.New(errcode.NoLeader, "no cluster leader")
 	// ErrIndeterminate: the write may or may not have been applied (leader
 	// lost mid-commit, deadline passed). Retry with the same Idempotency-Key
 	// (503 indeterminate).
-	ErrIndeterminate = errors.New("write outcome unknown")
+	ErrIndeterminate = errcode.New(errcode.Indeterminate, "write outcome unknown")
 	// ErrShuttingDown: the node is stopping (503 shutting_down).
-	ErrShuttingDown = errors.New("node is shutting down")
+	ErrShuttingDown = errcode.New(errcode.ShuttingDown, "node is shutting down")
 )
 
 // Validation is the answer to one validation. It is returned by value and

@@ -2,6 +2,7 @@ package baselines
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -84,7 +85,7 @@ func TestRaftTarget(t *testing.T) {
 			t.Fatalf("Do(issue) error = %v", err)
 		}
 	}
-	if err := cl.Do(context.Background(), bench.Validate, rng); err != bench.ErrUnsupported {
+	if err := cl.Do(context.Background(), bench.Validate, rng); !errors.Is(err, bench.ErrUnsupported) {
 		t.Errorf("Do(validate) error = %v, want ErrUnsupported", err)
 	}
 	if applied := max(rt.Cluster().Applied()[0], rt.Cluster().Applied()[1], rt.Cluster().Applied()[2]); applied != 20 {

@@ -219,14 +219,13 @@ func (d *daemon) handleClusterLeave(ctx *fasthttp.RequestCtx) {
 		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		err := d.node.Leave(rctx)
-		switch {
-		case errors.Is(err, cluster.ErrLastServer):
-			httpapi.WriteError(ctx, fasthttp.StatusConflict, "last_server", "this node is the only server of its cluster; stop it instead")
-			return
-		case err != nil:
-			d.log.Error("cannot leave the cluster", "err", err)
-			httpapi.WriteError(ctx, fasthttp.StatusServiceUnavailable, "leave_failed", err.Error())
-			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "5")
+		if err != nil {
+			// cluster.ErrLastServer is 409 last_server, cluster.ErrLeaveFailed
+			// 503 leave_failed with its reason (httpapi's error table).
+			if !errors.Is(err, cluster.ErrLastServer) {
+				d.log.Error("cannot leave the cluster", "err", err)
+			}
+			d.http.Fail(ctx, "/v1/cluster/leave", err)
 			return
 		}
 		close(d.left)
