@@ -61,6 +61,9 @@ type Presented struct {
 // tries them. It is immutable and safe for concurrent use.
 type Formats struct {
 	codecs []Codec
+	// opaque is codecs[0] when that is the opaque codec: Parse tries it
+	// with static calls, which the validate hot path notices.
+	opaque *Opaque
 }
 
 // NewFormats returns the formats cs, tried in that order. It refuses an
@@ -76,7 +79,9 @@ func NewFormats(cs ...Codec) (*Formats, error) {
 		}
 		seen[c.Format()] = true
 	}
-	return &Formats{codecs: append([]Codec(nil), cs...)}, nil
+	f := &Formats{codecs: append([]Codec(nil), cs...)}
+	f.opaque, _ = cs[0].(*Opaque)
+	return f, nil
 }
 
 // errNoFormat is Parse's answer to a text no format recognises.
@@ -86,6 +91,10 @@ var errNoFormat = fmt.Errorf("%w: not a token of any accepted format", ErrMalfor
 // allocates nothing beyond what the codec does. Every failure wraps
 // ErrMalformed.
 func (f *Formats) Parse(raw []byte) (Codec, Presented, error) {
+	if o := f.opaque; o != nil && o.Match(raw) {
+		p, err := o.Parse(raw)
+		return o, p, err
+	}
 	for _, c := range f.codecs {
 		if c.Match(raw) {
 			p, err := c.Parse(raw)
