@@ -152,7 +152,7 @@ func (s *Service) leaderIssue(ctx context.Context, spec *IssueSpec) (*token.Toke
 	if err := s.checkIssue(&req); err != nil {
 		return nil, false, err
 	}
-	if spec.Key.IsZero() || spec.Hash.IsZero() {
+	if spec.Key.IsZero() || (spec.Hash.IsZero() && req.Format.HasSecret()) {
 		return nil, false, fmt.Errorf("%w: issue without key or hash", token.ErrInvalid)
 	}
 	unlock := s.locks.lock(req.Username)
