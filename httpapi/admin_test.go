@@ -429,22 +429,66 @@ func TestDelegate(t *testing.T) {
 	wantNoWrites(t, "bad delegation input", f)
 }
 
+// TestTokenKeyOfJWT: a JWT's jti was once read here without checking its
+// signature. No JWT format is registered yet, so a JWT is not a token: its
+// claims are not read, whatever its jti.
 func TestTokenKeyOfJWT(t *testing.T) {
+	formats := mustFormats(t, "tc")
 	k := token.NewKey()
 	payload := base64URL(fmt.Sprintf(`{"sub":"alice","jti":"%s"}`, k))
 	jwt := "eyJhbGciOiJFUzI1NiJ9." + payload + ".c2ln"
-	got, ok := tokenKey("tc", jwt)
-	if !ok || got != k {
-		t.Errorf("tokenKey(jwt) = %v, %v, want %v, true", got, ok, k)
+	if got, ok := tokenKey(formats, jwt); ok {
+		t.Errorf("tokenKey(jwt) = %v, %v, want failure (no JWT format)", got, ok)
 	}
 	for _, bad := range []string{"a.b", "a.!!.c", "a." + base64URL(`{"jti":"short"}`) + ".c", "a." + base64URL(`[1]`) + ".c"} {
-		if _, ok := tokenKey("tc", bad); ok {
+		if _, ok := tokenKey(formats, bad); ok {
 			t.Errorf("tokenKey(%q) succeeded, want failure", bad)
 		}
 	}
 	opaque := token.Encode("tc", k, token.NewSecret())
-	if got, ok := tokenKey("tc", opaque); !ok || got != k {
+	if got, ok := tokenKey(formats, opaque); !ok || got != k {
 		t.Errorf("tokenKey(opaque) = %v, %v, want %v, true", got, ok, k)
+	}
+	if _, ok := tokenKey(mustFormats(t, "tx"), opaque); ok {
+		t.Errorf("tokenKey(opaque of another prefix) succeeded, want failure")
+	}
+}
+
+func mustFormats(tb testing.TB, prefix string) *token.Formats {
+	tb.Helper()
+	f, err := token.NewFormats(token.NewOpaque(prefix, token.NewHasher(nil)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return f
+}
+
+// TestHTTPDelegateJWTParent: a delegation whose parent_token is a JWT naming
+// the parent's key as its jti (unsigned, or signed by anyone) answers 400
+// invalid_request and creates nothing, as it always did through the real
+// service.
+func TestHTTPDelegateJWTParent(t *testing.T) {
+	ts, _ := mustRealServer(t, nil)
+	_, pkey := ts.issued(t, `{"username":"alice","scopes":["read"],"expires_in":600}`)
+	payload := base64URL(fmt.Sprintf(`{"sub":"alice","jti":"%s"}`, pkey))
+	for _, jwt := range []string{
+		"eyJhbGciOiJub25lIn0." + payload + ".",
+		"eyJhbGciOiJFUzI1NiJ9." + payload + ".c2ln",
+	} {
+		for _, route := range []string{"/notebook", "/internal"} {
+			body := fmt.Sprintf(`{"parent_token":%q,"service":"s"}`, jwt)
+			if route == "/notebook" {
+				body = fmt.Sprintf(`{"parent_token":%q}`, jwt)
+			}
+			r := ts.do(t, req{method: "POST", path: "/v1/tokens/" + pkey + route, admin: true,
+				contentType: "application/json", body: body})
+			wantError(t, "delegate with a JWT parent "+route, r, 400, "invalid_request")
+		}
+	}
+	r := ts.do(t, req{path: "/v1/tokens/" + pkey + "/children", admin: true})
+	wantStatus(t, "children", r, 200)
+	if kids, _ := r.json(t)["children"].([]any); len(kids) != 0 {
+		t.Errorf("children after refused delegations = %s, want none", r.body)
 	}
 }
 

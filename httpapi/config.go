@@ -48,8 +48,11 @@ type Config struct {
 	MaxConnsPerIP int
 
 	// TokenPrefix is the token prefix (tokens.prefix), used to read the
-	// key of a parent token in delegation requests.
+	// key of a parent token in delegation requests when Formats is nil.
 	TokenPrefix string
+	// Formats read the key of a parent token in delegation requests: the
+	// token service's formats. nil is the opaque format with TokenPrefix.
+	Formats *token.Formats
 	// ListLimit is the number of tokens a listing returns when it names no
 	// limit; MaxListLimit is the largest limit a caller may ask for.
 	ListLimit    int

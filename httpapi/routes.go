@@ -11,9 +11,11 @@ const (
 	routeAuthz    = "/v1/authz"
 )
 
-// routes registers every endpoint of DESIGN §5 this package serves. Later
-// endpoints (/v1/cluster, /.well-known/jwks.json) are added by the caller
-// with Handle.
+// routes registers every endpoint of DESIGN §5 this package serves. The
+// cluster endpoints (/v1/cluster, /v1/cluster/leave) are added by the caller
+// with Handle. /.well-known/jwks.json is not served (404): it publishes the
+// keys of the JWT format, which is not built; that format registers the
+// route with the rest of itself.
 func (s *Server) routes(gather prometheus.Gatherer) {
 	// Gateways. validate and authz are dispatched by serve before the
 	// router; they are registered here too so that the router's 405 and

@@ -55,6 +55,7 @@ type Tokens interface {
 // safe for concurrent use.
 type Server struct {
 	cfg      Config
+	formats  *token.Formats // reads parent tokens (delegation)
 	svc      Tokens
 	log      *slog.Logger
 	now      func() time.Time
@@ -95,8 +96,15 @@ func New(cfg Config, svc Tokens, log *slog.Logger, reg prometheus.Registerer, ga
 	if err != nil {
 		return nil, err
 	}
+	formats := cfg.Formats
+	if formats == nil {
+		if formats, err = token.NewFormats(token.NewOpaque(cfg.TokenPrefix, token.NewHasher(nil))); err != nil {
+			return nil, fmt.Errorf("cannot create HTTP API: %w", err)
+		}
+	}
 	s := &Server{
 		cfg:      cfg,
+		formats:  formats,
 		svc:      svc,
 		log:      log.With(slog.String("component", "httpapi")),
 		now:      cfg.Now,

@@ -84,7 +84,7 @@ func (t *Token) Validate() error {
 	if t.Format != FormatOpaque && t.Format != FormatJWT {
 		return fmt.Errorf("%w: unknown token format", ErrInvalid)
 	}
-	if t.Format == FormatOpaque && t.Hash.IsZero() {
+	if t.Format.HasSecret() && t.Hash.IsZero() {
 		return fmt.Errorf("%w: an opaque token needs a secret hash", ErrInvalid)
 	}
 	// A stored record keeps the looser rule it was written under; a new

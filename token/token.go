@@ -175,6 +175,10 @@ func (f Format) String() string {
 	return fmt.Sprintf("format(%d)", uint8(f))
 }
 
+// HasSecret reports whether a token of format f carries a secret, whose hash
+// its record keeps (opaque), rather than proving itself by a signature (JWT).
+func (f Format) HasSecret() bool { return f == FormatOpaque }
+
 // ParseFormat parses an API format name; "" means opaque.
 func ParseFormat(s string) (Format, error) {
 	switch s {

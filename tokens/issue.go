@@ -20,7 +20,9 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
 	if err := s.checkIssue(&req); err != nil {
 		return Issued{}, err
 	}
-	key, secret := token.NewKey(), token.NewSecret()
+	codec, _ := s.formats.Codec(req.Format) // checkIssue made sure
+	key := token.NewKey()
+	secret, hash := codec.Mint(key)
 	if req.IdempotencyKey != "" {
 		e := s.memo.remember(req.IdempotencyKey, memoEntry{
 			fingerprint: fingerprint(req), key: key, secret: secret, at: s.now(),
@@ -28,9 +30,12 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
 		if e.fingerprint != fingerprint(req) {
 			return Issued{}, fmt.Errorf("%w: the key was used for a different request", ErrIdempotencyConflict)
 		}
-		key, secret = e.key, e.secret
+		if e.key != key {
+			key, secret = e.key, e.secret
+			hash = codec.Sum(token.Presented{Key: key, Secret: []byte(secret)})
+		}
 	}
-	spec := &IssueSpec{Request: req, Key: key, Hash: s.hasher.Sum(key, []byte(secret))}
+	spec := &IssueSpec{Request: req, Key: key, Hash: hash}
 	spec.Request.Credentials = nil
 	res, err := s.write(ctx, &WriteRequest{Issue: spec})
 	if err != nil {
@@ -48,7 +53,11 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
 		// through a node that no longer remembers its secret.
 		return Issued{}, fmt.Errorf("%w: token %s was issued for this key earlier and its secret cannot be shown again", ErrIdempotencyConflict, res.Token.Key)
 	}
-	return Issued{Token: token.Encode(s.cfg.Prefix, key, secret), Record: res.Token, Reused: res.Reused}, nil
+	text, err := codec.Encode(res.Token, secret)
+	if err != nil {
+		return Issued{}, fmt.Errorf("cannot encode token %s: %w", key, err)
+	}
+	return Issued{Token: text, Record: res.Token, Reused: res.Reused}, nil
 }
 
 // checkLifetime applies tokens.max_lifetime to a lifetime asked for (zero:
@@ -96,8 +105,10 @@ func (s *Service) checkIssue(req *IssueRequest) error {
 	if len(req.Credentials) > 0 {
 		return fmt.Errorf("%w: storing credentials on a token is not supported by this version", token.ErrInvalid)
 	}
-	if req.Format == token.FormatJWT {
-		return fmt.Errorf("%w: format jwt needs a signing key, which is not configured", token.ErrInvalid)
+	if _, ok := s.formats.Codec(req.Format); !ok {
+		// Opaque is always accepted: a missing format is jwt, which is
+		// accepted once signing keys are configured.
+		return fmt.Errorf("%w: format %s needs a signing key, which is not configured", token.ErrInvalid, req.Format)
 	}
 	if len(req.IdempotencyKey) > maxIdempotencyKeyLen {
 		return fmt.Errorf("%w: Idempotency-Key is longer than %d bytes", token.ErrInvalid, maxIdempotencyKeyLen)
@@ -141,7 +152,7 @@ func (s *Service) leaderIssue(ctx context.Context, spec *IssueSpec) (*token.Toke
 	if err := s.checkIssue(&req); err != nil {
 		return nil, false, err
 	}
-	if spec.Key.IsZero() || spec.Hash.IsZero() {
+	if spec.Key.IsZero() || (spec.Hash.IsZero() && req.Format.HasSecret()) {
 		return nil, false, fmt.Errorf("%w: issue without key or hash", token.ErrInvalid)
 	}
 	unlock := s.locks.lock(req.Username)
@@ -283,25 +294,32 @@ func (s *Service) Delegate(ctx context.Context, req DelegateRequest) (Issued, er
 	if err := s.checkLifetime("expires_in", false, req.ExpiresIn); err != nil {
 		return Issued{}, err
 	}
-	pk, psecret, err := token.Parse(s.cfg.Prefix, []byte(req.ParentToken))
+	pcodec, pp, err := s.formats.Parse([]byte(req.ParentToken))
 	if err != nil {
 		return Issued{}, fmt.Errorf("%w: parent_token: %w", token.ErrInvalid, err)
 	}
+	if len(pp.Secret) == 0 {
+		// A child's secret is sealed under its parent's (so that any node
+		// can hand a reused child out again): a parent needs a secret.
+		return Issued{}, fmt.Errorf("%w: parent_token: a %s token cannot have delegated children", token.ErrInvalid, pcodec.Format())
+	}
+	pk, psecret := pp.Key, pp.Secret
 	parent, err := s.get(ctx, pk)
 	if err != nil {
 		return Issued{}, err
 	}
-	if parent == nil || !s.hasher.Verify(pk, psecret, parent.Hash) {
+	if parent == nil || !pcodec.Verify(pp, parent) {
 		return Issued{}, fmt.Errorf("%w: %s", ErrParentNotFound, pk)
 	}
-	key, secret := token.NewKey(), token.NewSecret()
+	key := token.NewKey()
+	secret, hash := s.opaque.Mint(key)
 	sealed, err := token.SealSecret(psecret, key, secret)
 	if err != nil {
 		return Issued{}, err
 	}
 	spec := &DelegateSpec{
 		Parent: pk, ParentHash: parent.Hash, Delegation: d,
-		Key: key, Hash: s.hasher.Sum(key, []byte(secret)), Sealed: sealed,
+		Key: key, Hash: hash, Sealed: sealed,
 	}
 	if req.ExpiresIn > 0 {
 		spec.Expires = token.At(s.now()).Add(req.ExpiresIn)
@@ -320,7 +338,11 @@ func (s *Service) Delegate(ctx context.Context, req DelegateRequest) (Issued, er
 			return Issued{}, fmt.Errorf("cannot open the secret of delegated child %s: %w", child.Key, err)
 		}
 	}
-	return Issued{Token: token.Encode(s.cfg.Prefix, child.Key, secret), Record: child, Reused: res.Reused}, nil
+	text, err := s.opaque.Encode(child, secret)
+	if err != nil {
+		return Issued{}, fmt.Errorf("cannot encode delegated child %s: %w", child.Key, err)
+	}
+	return Issued{Token: text, Record: child, Reused: res.Reused}, nil
 }
 
 // leaderDelegate finds a reusable child or mints the one in spec. The parent

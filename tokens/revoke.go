@@ -39,19 +39,20 @@ func (s *Service) Revoke(ctx context.Context, k token.Key) ([]token.Key, error) 
 //
 // A node the fence says is out of contact answers the fence's error.
 func (s *Service) RevokeToken(ctx context.Context, raw []byte) error {
-	k, secret, err := token.Parse(s.cfg.Prefix, raw)
+	codec, p, err := s.formats.Parse(raw)
 	if err != nil {
 		return nil
 	}
+	k := p.Key
 	if f := s.fence.Load(); f != nil {
 		if err := (*f)(); err != nil {
 			return err
 		}
 	}
-	if t, _, ok := s.cache.Get(k); ok && !s.hasher.Verify(k, secret, t.Hash) {
+	if t, _, ok := s.cache.Get(k); ok && !codec.Verify(p, t) {
 		return nil
 	}
-	h := s.hasher.Sum(k, secret)
+	h := codec.Sum(p)
 	_, err = s.write(ctx, &WriteRequest{Revoke: &RevokeSpec{Key: k, Hash: &h}})
 	if errIs(err, ErrNotFound) {
 		return nil

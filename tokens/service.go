@@ -24,6 +24,10 @@ type Config struct {
 	Prefix string      // tokens.prefix
 	Rules  token.Rules // tokens.expiry, retention, idle_timeout
 	Pepper []byte      // tokens.pepper: HMAC key for secret hashes (optional)
+	// Formats are the token formats accepted and issued. nil is the opaque
+	// format alone, with Prefix and Pepper; a caller that sets it builds
+	// the opaque codec from the same two.
+	Formats *token.Formats
 	// MaxLifetime is the longest any token may live (tokens.max_lifetime):
 	// it caps expires_in and a modify's expires, and while it is set a
 	// token cannot be made never to expire (no_expire is refused).
@@ -119,15 +123,18 @@ type Fence func() error
 // Service answers validations from memory and runs token writes through the
 // log. It is safe for concurrent use.
 type Service struct {
-	cfg    Config
-	rules  token.Rules
-	hasher *token.Hasher
-	cache  *cache.Cache
-	store  persist.Store
-	state  *State
-	log    *slog.Logger
-	now    func() time.Time
-	load   cache.Loader
+	cfg   Config
+	rules token.Rules
+	// formats parse and verify every presented token; opaque mints
+	// delegated children (whose secrets are sealed under their parent's).
+	formats *token.Formats
+	opaque  token.Codec
+	cache   *cache.Cache
+	store   persist.Store
+	state   *State
+	log     *slog.Logger
+	now     func() time.Time
+	load    cache.Loader
 
 	repl  Log
 	fwd   Forwarder
@@ -157,20 +164,32 @@ func New(cfg Config, state *State, repl Log, fwd Forwarder, log *slog.Logger) (*
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	formats := cfg.Formats
+	if formats == nil {
+		var err error
+		if formats, err = token.NewFormats(token.NewOpaque(cfg.Prefix, token.NewHasher(cfg.Pepper))); err != nil {
+			return nil, fmt.Errorf("cannot set up the token formats: %w", err)
+		}
+	}
+	opaque, ok := formats.Codec(token.FormatOpaque)
+	if !ok {
+		return nil, fmt.Errorf("invalid token service configuration: the opaque format is required (delegated tokens use it)")
+	}
 	s := &Service{
-		cfg:    cfg,
-		rules:  cfg.Rules,
-		hasher: token.NewHasher(cfg.Pepper),
-		cache:  state.cache,
-		store:  state.store,
-		state:  state,
-		log:    log.With("component", "tokens"),
-		now:    cfg.Now,
-		repl:   repl,
-		fwd:    fwd,
-		locks:  newUserLocks(),
-		memo:   newMemo(),
-		stop:   make(chan struct{}),
+		cfg:     cfg,
+		rules:   cfg.Rules,
+		formats: formats,
+		opaque:  opaque,
+		cache:   state.cache,
+		store:   state.store,
+		state:   state,
+		log:     log.With("component", "tokens"),
+		now:     cfg.Now,
+		repl:    repl,
+		fwd:     fwd,
+		locks:   newUserLocks(),
+		memo:    newMemo(),
+		stop:    make(chan struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -52,6 +52,8 @@ type nodeOpts struct {
 	clock    *clock
 	// maxLifetime is tokens.max_lifetime; 0: the default.
 	maxLifetime time.Duration
+	// formats are the token formats; nil: opaque alone.
+	formats *token.Formats
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -130,6 +132,7 @@ func newNode(t testing.TB, o nodeOpts) *testNode {
 		cfg.MaxLifetime = o.maxLifetime
 	}
 	cfg.ReapInterval = time.Hour // tests purge explicitly
+	cfg.Formats = o.formats
 	svc, err := New(cfg, state, NewLocalLog(state, idx), nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)

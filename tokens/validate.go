@@ -19,7 +19,7 @@ const maxAncestry = 8
 // nothing but "malformed": it may have missed a revocation (so no valid) or
 // an issue (so no unknown either).
 func (s *Service) Validate(ctx context.Context, raw []byte) Validation {
-	k, secret, err := token.Parse(s.cfg.Prefix, raw)
+	codec, p, err := s.formats.Parse(raw)
 	if err != nil {
 		return Validation{State: token.StateMalformed}
 	}
@@ -28,6 +28,7 @@ func (s *Service) Validate(ctx context.Context, raw []byte) Validation {
 			return Validation{Err: err}
 		}
 	}
+	k := p.Key
 	t, used, ok := s.cache.Get(k)
 	if !ok {
 		t, used, err = s.cache.Lookup(ctx, k, s.load)
@@ -40,7 +41,7 @@ func (s *Service) Validate(ctx context.Context, raw []byte) Validation {
 			}
 		}
 	}
-	if !s.hasher.Verify(k, secret, t.Hash) {
+	if !codec.Verify(p, t) {
 		// A wrong secret says nothing about the token behind the key.
 		return Validation{State: token.StateUnknown}
 	}

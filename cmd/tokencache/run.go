@@ -22,6 +22,7 @@ import (
 	"github.com/tokencache/tokencache/cluster"
 	"github.com/tokencache/tokencache/httpapi"
 	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
 
@@ -102,10 +103,15 @@ func (d *daemon) open(ctx context.Context) error {
 	}
 	// Every node, alone or not, runs on the Raft log: a single node with the
 	// defaults bootstraps a cluster of one.
+	formats, err := tokenFormats(cfg)
+	if err != nil {
+		return err
+	}
 	if d.node, err = cluster.New(clusterConfig(cfg), d.state, d.log); err != nil {
 		return err
 	}
 	tcfg := tokensConfig(cfg)
+	tcfg.Formats = formats
 	if bound := d.node.RevocationWaitBound(); tcfg.WriteTimeout <= bound {
 		// A revocation may wait this long for a silent node's fence to close.
 		tcfg.WriteTimeout = bound + 2*time.Second
@@ -132,6 +138,7 @@ func (d *daemon) open(ctx context.Context) error {
 	}
 
 	hcfg := httpConfig(cfg, adminToken)
+	hcfg.Formats = formats
 	hcfg.RequestTimeout = max(hcfg.RequestTimeout, tcfg.WriteTimeout+time.Second)
 	hcfg.LeaderCheck = func(ctx context.Context) error { return d.node.Ready(ctx, true) }
 	if d.http, err = httpapi.New(hcfg, d.svc, d.log, d.registry, d.registry); err != nil {
@@ -296,17 +303,42 @@ func splitKeys(s string) []string {
 }
 
 // fingerprint digests the settings every node of a cluster must share: the
-// token rules and format (judged identically everywhere), the pepper (a
-// hash of it; a token hashed under one pepper is unknown under another) and
-// whether the store is shared (only then does the leader alone write it). A
-// node whose fingerprint differs is refused a vote.
+// token rules, the token formats (each format's own settings: the opaque
+// format's prefix and a hash of the pepper, since a token hashed under one
+// pepper is unknown under another) and whether the store is shared (only
+// then does the leader alone write it). A node whose fingerprint differs is
+// refused a vote.
+//
+// The digested text is pinned (TestFingerprintPinned): nodes of one cluster
+// on old and new binaries must compute the same fingerprint from the same
+// settings. The opaque format's part reads exactly as the prefix and pepper
+// parts did before formats had a seam, so the text of a cluster that uses
+// only the opaque format is unchanged; another format adds its own part.
 func fingerprint(cfg *Config) string {
-	pepper := sha256.Sum256([]byte(cfg.Tokens.Pepper.Reveal()))
+	formats, err := tokenFormats(cfg)
+	if err != nil {
+		// run refuses to start with these settings; no node agrees.
+		return "no-formats"
+	}
 	shared := cfg.Persist.Store == persist.StoreMySQL
-	s := fmt.Sprintf("v1|expiry=%s|retention=%s|idle=%s|prefix=%s|pepper=%x|shared=%t",
-		cfg.Tokens.Expiry, cfg.Tokens.Retention, cfg.Tokens.IdleTimeout, cfg.Tokens.Prefix, pepper[:8], shared)
+	s := fmt.Sprintf("v1|expiry=%s|retention=%s|idle=%s|%s|shared=%t",
+		cfg.Tokens.Expiry, cfg.Tokens.Retention, cfg.Tokens.IdleTimeout, formats.Fingerprint(), shared)
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:8])
+}
+
+// tokenFormats returns the token formats this node accepts, in the order a
+// presented token is tried against them. The opaque format is always there
+// (delegated tokens use it). A new format is registered here: the service,
+// the HTTP API and the fingerprint all take the formats from this list.
+func tokenFormats(cfg *Config) (*token.Formats, error) {
+	formats, err := token.NewFormats(
+		token.NewOpaque(cfg.Tokens.Prefix, token.NewHasher([]byte(cfg.Tokens.Pepper.Reveal()))),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("cannot set up the token formats: %w", err)
+	}
+	return formats, nil
 }
 
 func cacheConfig(cfg *Config) cache.Config {

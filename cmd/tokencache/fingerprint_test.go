@@ -1,0 +1,45 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/tokencache/tokencache/persist"
+)
+
+// TestFingerprintPinned: nodes of one cluster on old and new binaries must
+// agree, so the fingerprint of given settings never changes between
+// releases. The values are those of the binaries before the token formats
+// had a seam.
+func TestFingerprintPinned(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"defaults", func(*Config) {}, "5fb493fe915c28b5"},
+		{"prefix and pepper", func(c *Config) { c.Tokens.Prefix, c.Tokens.Pepper = "ab", "pepper-0123456789" }, "117ebf20d863ad95"},
+	} {
+		c := Default()
+		tc.mod(c)
+		if got := fingerprint(c); got != tc.want {
+			t.Errorf("%s: fingerprint() = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestFingerprintCoversFormat: every setting the opaque format judges by
+// changes the fingerprint.
+func TestFingerprintCoversFormat(t *testing.T) {
+	base := fingerprint(Default())
+	for name, mod := range map[string]func(*Config){
+		"prefix": func(c *Config) { c.Tokens.Prefix = "xy" },
+		"pepper": func(c *Config) { c.Tokens.Pepper = "pepper-0123456789" },
+		"shared": func(c *Config) { c.Persist.Store = persist.StoreMySQL },
+	} {
+		c := Default()
+		mod(c)
+		if got := fingerprint(c); got == base {
+			t.Errorf("fingerprint() with another %s = %s, the default's", name, got)
+		}
+	}
+}
