@@ -249,6 +249,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		MaxPool: 3,
 		Timeout: transportTimeout(n.cfg),
 		Logger:  hcl.Named("transport"),
+		// No pipelined replication (raft.go, noPipelining).
+		MaxRPCsInFlight: noPipelining,
 	})
 	rc := raftConfig(n.cfg, n.raftID, n.notifyCh, hcl)
 	n.raft, err = raft.NewRaft(rc, n.fsm, n.stores.logs, n.stores.stable, n.stores.snaps, n.trans)

@@ -167,3 +167,20 @@ func raftConfig(c Config, raftID string, notify chan<- bool, logger hclog.Logger
 func transportTimeout(c Config) time.Duration {
 	return min(max(3*c.HeartbeatTimeout, time.Second), 10*time.Second)
 }
+
+// noPipelining is the transport's MaxRPCsInFlight: one AppendEntries at a
+// time per follower, which turns raft's pipelined replication off.
+//
+// hashicorp/raft (1.8.0) can deadlock a pipeline for good
+// (hashicorp/raft#612): when a follower answers Success=false or a newer
+// term, pipelineDecode returns, and the send loop may still pick a ready
+// trigger over the closed finish channel; with the default of 2 in flight
+// both pipeline channels are unbuffered, so that send parks on
+// inprogressCh while the response decoder parks on doneCh, and nothing
+// closes the pipeline. The follower keeps getting heartbeats (it never
+// calls an election) but no more log entries, and Raft.Shutdown waits
+// forever for the replication goroutine. The in-process checked
+// histories hit it (a node's Close hung for 9 minutes). A larger
+// MaxRPCsInFlight only makes it unlikely; without the pipeline it cannot
+// happen. Writes still go out in batches of up to MaxAppendEntries.
+const noPipelining = 1

@@ -412,3 +412,18 @@ func TestPeerTrackerStatusRefreshKeepsHealth(t *testing.T) {
 		t.Errorf("appliedIndex after a status refresh = %d, %v; want 6, true", got, ok)
 	}
 }
+
+// The raft transport never pipelines replication: hashicorp/raft's
+// pipeline can deadlock for good after a follower's Success=false, leaving
+// the follower without log entries and Raft.Shutdown hung (noPipelining).
+func TestTransportDoesNotPipeline(t *testing.T) {
+	c := newTestCluster(t, 1, clusterOpts{})
+	n := c.nodes[0]
+	p, err := n.node.trans.AppendEntriesPipeline(raft.ServerID(n.node.raftID), raftAddress(n.node.raftAdv, n.node.raftID))
+	if !errors.Is(err, raft.ErrPipelineReplicationNotSupported) {
+		if p != nil {
+			_ = p.Close()
+		}
+		t.Fatalf("AppendEntriesPipeline = %v, %v; want raft.ErrPipelineReplicationNotSupported", p, err)
+	}
+}
