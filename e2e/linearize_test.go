@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
-
 	"github.com/tokencache/tokencache/internal/lincheck"
 )
 
@@ -79,29 +77,7 @@ func TestLinearizableHistoriesProcesses(t *testing.T) {
 	stop()
 	<-done
 
-	converged := nm.converged(60 * time.Second)
-	if converged == nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		clients.Sweep(sctx)
-		cancel()
-	}
-	dir := lincheck.ArtifactsDir(t.Name())
-	v, cerr := lincheck.Check(rec, dir, time.Minute)
-	t.Logf("faults:\n%s", rec.FaultLog())
-	t.Logf("checked: %s; result %s", rec.Summary(), v.Result)
-	if cerr != nil {
-		t.Fatal(cerr)
-	}
-	if v.Result == porcupine.Illegal {
-		t.Errorf("history not linearizable in families %v (seed %d, faults %v); visualization kept in %s\n%s",
-			v.Illegal, seed, faults, v.Visualization, v.History)
-	}
-	if err != nil {
-		t.Errorf("nemesis: %v", err)
-	}
-	if converged != nil {
-		t.Errorf("after the faults healed: %v", converged)
-	}
+	lincheck.Finish(t, clients, rec, seed, faults, err, nm.converged(60*time.Second))
 }
 
 // procTarget sends the workload's requests over HTTP to the processes.
@@ -276,28 +252,12 @@ type procNemesis struct {
 	extra []*node // mismatched and fresh joiners started so far
 }
 
-func (nm *procNemesis) sleep(lo, hi time.Duration) {
-	time.Sleep(lo + time.Duration(nm.rnd.Int64N(int64(hi-lo))))
-}
+func (nm *procNemesis) sleep(lo, hi time.Duration) { lincheck.Pause(nm.rnd, lo, hi) }
 
+// run injects faults for length (lincheck.Schedule), waiting after each
+// until the servers agree on a ready leader.
 func (nm *procNemesis) run(kinds []string, length time.Duration) error {
-	deadline := time.Now().Add(length)
-	order := slices.Clone(kinds)
-	nm.rnd.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-	for i := 0; time.Now().Before(deadline); i++ {
-		nm.sleep(300*time.Millisecond, 800*time.Millisecond)
-		kind := kinds[nm.rnd.IntN(len(kinds))]
-		if i < len(order) {
-			kind = order[i]
-		}
-		if err := nm.inject(kind); err != nil {
-			return fmt.Errorf("%s: %w", kind, err)
-		}
-		if err := nm.recover(45 * time.Second); err != nil {
-			return fmt.Errorf("after %s: %w", kind, err)
-		}
-	}
-	return nil
+	return lincheck.Schedule(nm.rnd, kinds, length, nm.inject, func() error { return nm.recover(45 * time.Second) })
 }
 
 // leader returns the server the running servers agree leads, or nil.
