@@ -2,14 +2,9 @@ package httpapi
 
 import (
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/persist"
@@ -73,35 +68,15 @@ func mustRealServer(t testing.TB, mod func(*tokens.Config)) (*testServer, *testC
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig()
-	cfg.Now = clk.Now
-	reg := prometheus.NewRegistry()
-	s, err := New(cfg, svc, testLogger(t), reg, reg)
-	if err != nil {
-		t.Fatalf("New() = %v", err)
-	}
-	ln := fasthttputil.NewInmemoryListener()
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	ts := &testServer{
-		srv: s, reg: reg, ln: ln,
-		client: &fasthttp.Client{
-			Dial:                func(string) (net.Conn, error) { return ln.Dial() },
-			MaxResponseBodySize: 1 << 20,
-		},
-	}
+	// Registered first, so it runs after the server's shutdown.
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown() = %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("Serve() = %v", err)
-		}
 		if err := svc.Close(ctx); err != nil {
 			t.Errorf("Close() = %v", err)
 		}
 	})
-	return ts, clk
+	cfg := testConfig()
+	cfg.Now = clk.Now
+	return serveTest(t, cfg, svc), clk
 }
