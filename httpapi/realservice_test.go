@@ -2,41 +2,22 @@ package httpapi
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tokencache/tokencache/cache"
+	"github.com/tokencache/tokencache/internal/fakeclock"
 	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/tokens"
 )
 
-// testClock is a fake clock safe for concurrent use, shared by the server
-// and the real token service behind it.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // mustRealServer is a real fasthttp server on an in-memory listener over the
 // real token service (memory store, one node): for the semantics of writes,
 // which a fake cannot show. mod changes the service's configuration.
-func mustRealServer(t testing.TB, mod func(*tokens.Config)) (*testServer, *testClock) {
+func mustRealServer(t testing.TB, mod func(*tokens.Config)) (*testServer, *fakeclock.Clock) {
 	t.Helper()
 	ctx := context.Background()
-	clk := &testClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	pcfg := persist.DefaultConfig()
 	pcfg.Store = persist.StoreMemory
 	store, err := persist.Open(ctx, pcfg, t.TempDir(), nil)
