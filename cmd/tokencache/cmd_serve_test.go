@@ -32,6 +32,25 @@ func logLines(t *testing.T, s string) []map[string]any {
 	return out
 }
 
+// waitServeLog waits until started holds for what serve logged so far,
+// polling every 10ms; the test fails when serve exits first (a code on done;
+// nil done is not watched) or timeout passes.
+func waitServeLog(t *testing.T, stderr *syncBuffer, done <-chan int, timeout time.Duration, started func(log string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !started(stderr.String()) {
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited with %d before serving: %s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestServeStartsAndStops(t *testing.T) {
 	file := writeFile(t, "c.yaml", "node:\n  id: file-node\npersist:\n  store: memory\n")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -43,18 +62,9 @@ func TestServeStartsAndStops(t *testing.T) {
 			"serve", "--node-id", "flag-node", "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0",
 			"--log-format", "json", "--log-level", "debug")
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stderr.String(), "tokencache is serving") {
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited with %d before serving: %s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start: %s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitServeLog(t, &stderr, done, 20*time.Second, func(log string) bool {
+		return strings.Contains(log, "tokencache is serving")
+	})
 	cancel()
 	select {
 	case code := <-done:

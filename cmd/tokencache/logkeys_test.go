@@ -82,22 +82,12 @@ func TestLogLinesCarryEachKeyOnce(t *testing.T) {
 	}()
 	addrRE := regexp.MustCompile(`"http_addr":"([^"]+)"`)
 	var addr string
-	deadline := time.Now().Add(30 * time.Second)
-	for addr == "" {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+	waitServeLog(t, &stderr, done, 30*time.Second, func(log string) bool {
+		if m := addrRE.FindStringSubmatch(log); m != nil {
 			addr = m[1]
-			break
 		}
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited with %d before serving: %s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start: %s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return addr != ""
+	})
 	for _, path := range []string{"/healthz", "/readyz", "/v1/validate", "/v1/tokens"} {
 		resp, err := http.Get(fmt.Sprintf("http://%s%s", addr, path))
 		if err != nil {

@@ -75,14 +75,13 @@ func checkConnLimit(t *testing.T, env string, open int, status string) {
 	}()
 	addrRE := regexp.MustCompile(`"http_addr":"([^"]+)"`)
 	var addr string
-	for deadline := time.Now().Add(30 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+	// done is not watched here: the deferred stop above waits on it.
+	waitServeLog(t, &stderr, nil, 30*time.Second, func(log string) bool {
+		if m := addrRE.FindStringSubmatch(log); m != nil {
 			addr = m[1]
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start: %s", stderr.String())
-		}
-	}
+		return addr != ""
+	})
 	var idle []net.Conn
 	for i := 0; i < open; i++ {
 		c, err := net.Dial("tcp", addr)
