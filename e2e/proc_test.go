@@ -155,7 +155,15 @@ func (n *node) start() {
 // launch starts the process without waiting for it.
 func (n *node) launch() {
 	n.t.Helper()
-	n.cmd = exec.Command(binary, n.args...)
+	n.launchCmd(exec.Command(binary, n.args...))
+}
+
+// launchCmd starts cmd (which runs the binary with n's arguments) as n's
+// process, with n's environment and its output in n.logs, without waiting
+// for it.
+func (n *node) launchCmd(cmd *exec.Cmd) {
+	n.t.Helper()
+	n.cmd = cmd
 	n.cmd.Env = append(daemonEnviron(), n.env...)
 	n.logs = &syncBuffer{}
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
