@@ -152,6 +152,18 @@ func (n *node) start() {
 	n.waitReady(20 * time.Second)
 }
 
+// arg returns the value n was started with for flag (the argument after
+// its last occurrence, as the flag parser takes it), or "".
+func (n *node) arg(flag string) string {
+	v := ""
+	for i, a := range n.args {
+		if a == flag && i+1 < len(n.args) {
+			v = n.args[i+1]
+		}
+	}
+	return v
+}
+
 // launch starts the process without waiting for it.
 func (n *node) launch() {
 	n.t.Helper()

@@ -25,15 +25,6 @@ func tlsCLI(t *testing.T, args ...string) {
 	}
 }
 
-func raftAddr(n *node) string {
-	for i, a := range n.args {
-		if a == "--raft-addr" {
-			return n.args[i+1]
-		}
-	}
-	return ""
-}
-
 // TestClusterMutualTLS runs three processes with mutual TLS on the Raft/RPC
 // port and an encrypted gossip, with certificates made by `tokencache tls`:
 // writes are forwarded and revoked across nodes, a raw frame without a
@@ -74,7 +65,7 @@ func TestClusterMutualTLS(t *testing.T) {
 	body := []byte(`{"timeout":5000000000,"write":{"issue":{"request":{"Username":"mallory","Type":"user","Scopes":"admin read write","NoExpire":true},` +
 		`"key":"uot7mNLMz51AOXneteiBig","hash":[1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}}}`)
 	be.BigEndian.PutUint32(frame[2:], uint32(len(body)))
-	if conn, err := net.DialTimeout("tcp", raftAddr(lead), time.Second); err == nil {
+	if conn, err := net.DialTimeout("tcp", lead.arg("--raft-addr"), time.Second); err == nil {
 		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
 		conn.Write(append(frame, body...))
 		out, _ := io.ReadAll(conn)
