@@ -45,10 +45,7 @@ func TestLinearizableHistories(t *testing.T) {
 	seed := lincheck.Seed(t)
 	faults := lincheck.Faults(t, faultPartitionFollower, faultPartitionLeader, faultCrashFollower, faultCrashLeader,
 		faultRejoinRemoved, faultJoinMismatched, faultJoinLeaderless)
-	length := 20 * time.Second
-	if lincheck.Long() {
-		length = 5 * time.Minute
-	}
+	length := lincheck.Length(20 * time.Second)
 	tc := buildTestCluster(t, 5, clusterOpts{expect: 3, raftStore: StoreBoltDB, logLevel: slog.LevelWarn})
 	servers, odd, fresh := tc.nodes[:3], tc.nodes[3], tc.nodes[4]
 	odd.cfg.Fingerprint = "fp-other"
@@ -59,16 +56,13 @@ func TestLinearizableHistories(t *testing.T) {
 
 	rec := lincheck.NewRecorder()
 	clients := lincheck.Workload{Seed: seed, ReadTimeout: 2 * time.Second}.NewClients(rec, svcTarget{tc})
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); clients.Run(ctx) }()
+	stop := clients.Start()
 
 	nem := &nemesis{tc: tc, rec: rec, rnd: rand.New(rand.NewPCG(seed, 0x6e656d)), servers: servers, odd: odd, fresh: fresh}
 	err := nem.run(faults, length)
 	nem.heal()
 	time.Sleep(2 * time.Second) // traffic after the heal
 	stop()
-	<-done
 
 	// Converge, then read every token everywhere (invariant 4).
 	lincheck.Finish(t, clients, rec, seed, faults, err, waitConverged(tc, servers, 60*time.Second))

@@ -49,33 +49,22 @@ func TestLinearizableHistoriesProcesses(t *testing.T) {
 	seed := lincheck.Seed(t)
 	faults := lincheck.Faults(t, faultKillFollower, faultKillLeader, faultStopFollower, faultStopLeader,
 		faultJoinMismatchedProc, faultJoinLeaderlessProc)
-	length := 25 * time.Second
-	if lincheck.Long() {
-		length = 5 * time.Minute
-	}
+	length := lincheck.Length(25 * time.Second)
 	c := startProcCluster(t, 3)
 	c.leader(30 * time.Second)
-	join := ""
-	for i, a := range c.nodes[0].args {
-		if a == "--join" {
-			join = c.nodes[0].args[i+1]
-		}
-	}
+	join := c.nodes[0].arg("--join")
 	tgt := &procTarget{c: c, admin: c.admin, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
 	tgt.setNodes(c.nodes)
 
 	rec := lincheck.NewRecorder()
 	clients := lincheck.Workload{Seed: seed}.NewClients(rec, tgt)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); clients.Run(ctx) }()
+	stop := clients.Start()
 
 	nm := &procNemesis{t: t, c: c, tgt: tgt, rec: rec, join: join, rnd: rand.New(rand.NewPCG(seed, 0x6e656d))}
 	err := nm.run(faults, length)
 	nm.heal()
 	time.Sleep(3 * time.Second) // traffic after the heal
 	stop()
-	<-done
 
 	lincheck.Finish(t, clients, rec, seed, faults, err, nm.converged(60*time.Second))
 }
@@ -356,13 +345,7 @@ func (nm *procNemesis) inject(kind string) error {
 		for _, n := range gone {
 			kill(n)
 		}
-		sj := ""
-		for i, a := range survivor.args {
-			if a == "--gossip-addr" {
-				sj = survivor.args[i+1]
-			}
-		}
-		n := nm.extraNode(id, sj)
+		n := nm.extraNode(id, survivor.arg("--gossip-addr"))
 		nm.sleep(3*time.Second, 5*time.Second)
 		for _, g := range gone {
 			g.launch()
