@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,6 +50,23 @@ func waitServeLog(t *testing.T, stderr *syncBuffer, done <-chan int, timeout tim
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// httpAddrRE finds the HTTP address serve logs (JSON) once it listens.
+var httpAddrRE = regexp.MustCompile(`"http_addr":"([^"]+)"`)
+
+// waitHTTPAddr waits (waitServeLog, 30s) until serve, logging JSON, has
+// logged the address its HTTP server listens on, and returns it.
+func waitHTTPAddr(t *testing.T, stderr *syncBuffer, done <-chan int) string {
+	t.Helper()
+	var addr string
+	waitServeLog(t, stderr, done, 30*time.Second, func(log string) bool {
+		if m := httpAddrRE.FindStringSubmatch(log); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	return addr
 }
 
 func TestServeStartsAndStops(t *testing.T) {

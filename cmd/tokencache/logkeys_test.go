@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -80,14 +79,7 @@ func TestLogLinesCarryEachKeyOnce(t *testing.T) {
 			"serve", "--node-id", "n1", "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0",
 			"--gossip-addr", freeAddr(t), "--raft-addr", freeAddr(t), "--log-format", "json", "--log-level", "debug")
 	}()
-	addrRE := regexp.MustCompile(`"http_addr":"([^"]+)"`)
-	var addr string
-	waitServeLog(t, &stderr, done, 30*time.Second, func(log string) bool {
-		if m := addrRE.FindStringSubmatch(log); m != nil {
-			addr = m[1]
-		}
-		return addr != ""
-	})
+	addr := waitHTTPAddr(t, &stderr, done)
 	for _, path := range []string{"/healthz", "/readyz", "/v1/validate", "/v1/tokens"} {
 		resp, err := http.Get(fmt.Sprintf("http://%s%s", addr, path))
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -73,15 +72,8 @@ func checkConnLimit(t *testing.T, env string, open int, status string) {
 			t.Error("serve did not stop")
 		}
 	}()
-	addrRE := regexp.MustCompile(`"http_addr":"([^"]+)"`)
-	var addr string
 	// done is not watched here: the deferred stop above waits on it.
-	waitServeLog(t, &stderr, nil, 30*time.Second, func(log string) bool {
-		if m := addrRE.FindStringSubmatch(log); m != nil {
-			addr = m[1]
-		}
-		return addr != ""
-	})
+	addr := waitHTTPAddr(t, &stderr, nil)
 	var idle []net.Conn
 	for i := 0; i < open; i++ {
 		c, err := net.Dial("tcp", addr)
