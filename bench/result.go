@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,6 +56,31 @@ type Result struct {
 	TargetCounters map[string]float64 `json:"target_counters,omitempty"`
 	// Seeding is how long creating the token population took.
 	Seeding *SeedInfo `json:"seeding,omitempty"`
+}
+
+// Check reports what makes r implausible as a measured run: no throughput,
+// requests or latencies; percentiles out of order or zero; no time series,
+// or one whose request counts do not add up to Requests. Nil when none.
+func (r *Result) Check() error {
+	var errs []error
+	l := r.Latency
+	if r.Throughput <= 0 || r.Requests <= 0 || l.Count <= 0 {
+		errs = append(errs, fmt.Errorf("%s: throughput %v, requests %d, latencies %d: want all > 0", r.Name, r.Throughput, r.Requests, l.Count))
+	}
+	if !(0 < l.Min && l.Min <= l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
+		errs = append(errs, fmt.Errorf("%s: latency %+v, want 0 < min ≤ p50 ≤ p90 ≤ p99 ≤ p99.9 ≤ max", r.Name, l))
+	}
+	if len(r.Series) == 0 {
+		errs = append(errs, fmt.Errorf("%s: no time series", r.Name))
+	}
+	var sum int64
+	for _, p := range r.Series {
+		sum += p.Requests
+	}
+	if sum != r.Requests {
+		errs = append(errs, fmt.Errorf("%s: the series counts %d requests, the result %d", r.Name, sum, r.Requests))
+	}
+	return errors.Join(errs...)
 }
 
 // WorkloadResult is the part of a Result for one workload.

@@ -8,25 +8,12 @@ import (
 	"time"
 )
 
-// checkSane fails unless r has throughput and ordered, non-zero percentiles.
+// checkSane fails unless r has throughput and ordered, non-zero percentiles
+// (Result.Check).
 func checkSane(t *testing.T, r *Result) {
 	t.Helper()
-	l := r.Latency
-	if r.Throughput <= 0 || r.Requests <= 0 || l.Count <= 0 {
-		t.Errorf("%s: throughput %v, requests %d, latencies %d: want all > 0", r.Name, r.Throughput, r.Requests, l.Count)
-	}
-	if !(0 < l.Min && l.Min <= l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
-		t.Errorf("%s: latency %+v, want 0 < min ≤ p50 ≤ p90 ≤ p99 ≤ p99.9 ≤ max", r.Name, l)
-	}
-	if len(r.Series) == 0 {
-		t.Errorf("%s: no time series", r.Name)
-	}
-	var sum int64
-	for _, p := range r.Series {
-		sum += p.Requests
-	}
-	if sum != r.Requests {
-		t.Errorf("%s: the series counts %d requests, the result %d", r.Name, sum, r.Requests)
+	if err := r.Check(); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -9,34 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokencache/tokencache/internal/fakeclock"
 	"github.com/tokencache/tokencache/token"
 )
 
 // epoch0 is the fake clock's start.
 var epoch0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// fakeClock is a settable clock for Config.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: epoch0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newFakeClock is a settable clock for Config.Now, at epoch0.
+func newFakeClock() *fakeclock.Clock { return fakeclock.New(epoch0) }
 
 // testConfig is a small cache with a fake clock.
-func testConfig(clock *fakeClock) Config {
+func testConfig(clock *fakeclock.Clock) Config {
 	cfg := DefaultConfig()
 	cfg.Capacity = 1024
 	cfg.Shards = 8

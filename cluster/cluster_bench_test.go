@@ -89,23 +89,29 @@ func BenchmarkIssue(b *testing.B) {
 	for _, policy := range []string{PolicySync, PolicyAsync} {
 		b.Run(policy, func(b *testing.B) {
 			tc := benchCluster(b, policy)
-			for _, via := range []string{"leader", "follower"} {
-				for _, c := range benchClients {
-					b.Run(fmt.Sprintf("%s/c%d", via, c), func(b *testing.B) {
-						tn := tc.waitLeader()
-						if via == "follower" {
-							tn = tc.followers()[0]
-						}
-						runClients(b, c, func(i int) error {
-							ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-							defer cancel()
-							_, err := tn.svc.Issue(ctx, tokens.IssueRequest{Username: fmt.Sprintf("u%d", i%512), Type: token.TypeUser, Scopes: "read"})
-							return err
-						})
-					})
-				}
-			}
+			benchIssues(b, tc)
 		})
+	}
+}
+
+// benchIssues measures issues on tc sent to the leader and to a follower
+// (forwarded), by each count of concurrent clients.
+func benchIssues(b *testing.B, tc *testCluster) {
+	for _, via := range []string{"leader", "follower"} {
+		for _, c := range benchClients {
+			b.Run(fmt.Sprintf("%s/c%d", via, c), func(b *testing.B) {
+				tn := tc.waitLeader()
+				if via == "follower" {
+					tn = tc.followers()[0]
+				}
+				runClients(b, c, func(i int) error {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					_, err := tn.svc.Issue(ctx, tokens.IssueRequest{Username: fmt.Sprintf("u%d", i%512), Type: token.TypeUser, Scopes: "read"})
+					return err
+				})
+			})
+		}
 	}
 }
 
@@ -121,22 +127,7 @@ func BenchmarkIssueMutualTLS(b *testing.B) {
 				o = newTestPKI(b).opts(o)
 			}
 			tc := newTestCluster(b, 3, o)
-			for _, via := range []string{"leader", "follower"} {
-				for _, c := range benchClients {
-					b.Run(fmt.Sprintf("%s/c%d", via, c), func(b *testing.B) {
-						tn := tc.waitLeader()
-						if via == "follower" {
-							tn = tc.followers()[0]
-						}
-						runClients(b, c, func(i int) error {
-							ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-							defer cancel()
-							_, err := tn.svc.Issue(ctx, tokens.IssueRequest{Username: fmt.Sprintf("u%d", i%512), Type: token.TypeUser, Scopes: "read"})
-							return err
-						})
-					})
-				}
-			}
+			benchIssues(b, tc)
 		})
 	}
 }

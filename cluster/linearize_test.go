@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
-
-	"github.com/anishathalye/porcupine"
 
 	"github.com/tokencache/tokencache/internal/lincheck"
 	"github.com/tokencache/tokencache/token"
@@ -48,10 +45,7 @@ func TestLinearizableHistories(t *testing.T) {
 	seed := lincheck.Seed(t)
 	faults := lincheck.Faults(t, faultPartitionFollower, faultPartitionLeader, faultCrashFollower, faultCrashLeader,
 		faultRejoinRemoved, faultJoinMismatched, faultJoinLeaderless)
-	length := 20 * time.Second
-	if lincheck.Long() {
-		length = 5 * time.Minute
-	}
+	length := lincheck.Length(20 * time.Second)
 	tc := buildTestCluster(t, 5, clusterOpts{expect: 3, raftStore: StoreBoltDB, logLevel: slog.LevelWarn})
 	servers, odd, fresh := tc.nodes[:3], tc.nodes[3], tc.nodes[4]
 	odd.cfg.Fingerprint = "fp-other"
@@ -62,42 +56,16 @@ func TestLinearizableHistories(t *testing.T) {
 
 	rec := lincheck.NewRecorder()
 	clients := lincheck.Workload{Seed: seed, ReadTimeout: 2 * time.Second}.NewClients(rec, svcTarget{tc})
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); clients.Run(ctx) }()
+	stop := clients.Start()
 
 	nem := &nemesis{tc: tc, rec: rec, rnd: rand.New(rand.NewPCG(seed, 0x6e656d)), servers: servers, odd: odd, fresh: fresh}
 	err := nem.run(faults, length)
 	nem.heal()
 	time.Sleep(2 * time.Second) // traffic after the heal
 	stop()
-	<-done
 
 	// Converge, then read every token everywhere (invariant 4).
-	converged := waitConverged(tc, servers, 60*time.Second)
-	if converged == nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		clients.Sweep(sctx)
-		cancel()
-	}
-
-	dir := lincheck.ArtifactsDir(t.Name())
-	v, cerr := lincheck.Check(rec, dir, time.Minute)
-	t.Logf("faults:\n%s", rec.FaultLog())
-	t.Logf("checked: %s; result %s", rec.Summary(), v.Result)
-	if cerr != nil {
-		t.Fatal(cerr)
-	}
-	if v.Result == porcupine.Illegal {
-		t.Errorf("history not linearizable in families %v (seed %d, faults %v); visualization kept in %s\n%s",
-			v.Illegal, seed, faults, v.Visualization, v.History)
-	}
-	if err != nil {
-		t.Errorf("nemesis: %v", err)
-	}
-	if converged != nil {
-		t.Errorf("after the faults healed: %v", converged)
-	}
+	lincheck.Finish(t, clients, rec, seed, faults, err, waitConverged(tc, servers, 60*time.Second))
 }
 
 // svcTarget sends the workload's requests to the services of tc's nodes.
@@ -218,32 +186,12 @@ type nemesis struct {
 	fresh   *testNode // same settings, bootstrap_expect 1
 }
 
-func (nm *nemesis) sleep(lo, hi time.Duration) {
-	time.Sleep(lo + time.Duration(nm.rnd.Int64N(int64(hi-lo))))
-}
+func (nm *nemesis) sleep(lo, hi time.Duration) { lincheck.Pause(nm.rnd, lo, hi) }
 
-// run injects faults for length. Every fault kind in kinds runs at least
-// once when length allows: first each kind once, in a seeded order, then
-// random ones.
+// run injects faults for length (lincheck.Schedule), letting the cluster
+// recover before the next fault.
 func (nm *nemesis) run(kinds []string, length time.Duration) error {
-	deadline := time.Now().Add(length)
-	order := slices.Clone(kinds)
-	nm.rnd.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-	for i := 0; time.Now().Before(deadline); i++ {
-		nm.sleep(300*time.Millisecond, 800*time.Millisecond)
-		kind := kinds[nm.rnd.IntN(len(kinds))]
-		if i < len(order) {
-			kind = order[i]
-		}
-		if err := nm.inject(kind); err != nil {
-			return fmt.Errorf("%s: %w", kind, err)
-		}
-		// Let the cluster recover before the next fault.
-		if err := nm.recover(30 * time.Second); err != nil {
-			return fmt.Errorf("after %s: %w", kind, err)
-		}
-	}
-	return nil
+	return lincheck.Schedule(nm.rnd, kinds, length, nm.inject, func() error { return nm.recover(30 * time.Second) })
 }
 
 func (nm *nemesis) leader() *testNode {

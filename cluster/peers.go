@@ -105,16 +105,23 @@ func (p *peerTracker) lastContact(id string) (time.Time, bool) {
 	return last, ok
 }
 
-// recordStats stores a stats poll result; healthy tells whether the answer
-// shows a healthy follower.
-func (p *peerTracker) recordStats(id string, resp *statsResponse, healthy bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// statsOf returns the stats kept for the peer id, created empty on first
+// use. p.mu must be held.
+func (p *peerTracker) statsOf(id string) *peerStats {
 	s := p.stats[id]
 	if s == nil {
 		s = &peerStats{}
 		p.stats[id] = s
 	}
+	return s
+}
+
+// recordStats stores a stats poll result; healthy tells whether the answer
+// shows a healthy follower.
+func (p *peerTracker) recordStats(id string, resp *statsResponse, healthy bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.statsOf(id)
 	if resp == nil {
 		s.failedPolls++
 		s.healthySince = time.Time{}
@@ -139,11 +146,7 @@ func (p *peerTracker) recordStats(id string, resp *statsResponse, healthy bool) 
 func (p *peerTracker) recordApplied(id string, resp *statsResponse) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := p.stats[id]
-	if s == nil {
-		s = &peerStats{}
-		p.stats[id] = s
-	}
+	s := p.statsOf(id)
 	s.at = time.Now()
 	s.resp = *resp
 }

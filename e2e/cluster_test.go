@@ -127,6 +127,45 @@ func (c *procCluster) other(not ...*node) *node {
 	return nil
 }
 
+// running returns the nodes whose process runs.
+func (c *procCluster) running() []*node {
+	var out []*node
+	for _, n := range c.nodes {
+		if n.running() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// wantValidate fails the test unless every node of ns answers validate(tok)
+// (the token called name) with want: "valid" (200) or a 401 reason.
+func (c *procCluster) wantValidate(ns []*node, name, tok, want string) {
+	c.t.Helper()
+	for _, n := range ns {
+		code, reason := n.validate(tok)
+		if want == "valid" && code != 200 || want != "valid" && (code != 401 || reason != want) {
+			c.t.Fatalf("validate(%s) on %s = %d %s, want %s", name, nodeID(n), code, reason, want)
+		}
+	}
+}
+
+// failover SIGKILLs n (the leader) and waits until another node
+// acknowledges a write for username; it returns the token issued.
+func (c *procCluster) failover(n *node, username string) issued {
+	c.t.Helper()
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.done
+	var tok issued
+	waitFor(c.t, 30*time.Second, "a write after the leader died", func() bool {
+		var out issued
+		code, _ := c.other(n).callQuiet("POST", "/v1/tokens", c.admin, &out, map[string]any{"username": username})
+		tok = out
+		return code == 201
+	})
+	return tok
+}
+
 // TestClusterProcesses runs three real processes and checks, with real
 // signals, the cluster's promises: forwarding, read-your-writes on every
 // node, leader SIGKILL and failover, catch-up after a restart, the fence of
@@ -150,36 +189,18 @@ func TestClusterProcesses(t *testing.T) {
 	// A write sent to a follower is forwarded; every node answers it at once.
 	fol := c.other(lead)
 	t1 := fol.issue(c.admin, map[string]any{"username": "alice", "scopes": []string{"read"}})
-	for _, n := range c.nodes {
-		if code, reason := n.validate(t1.Token); code != 200 {
-			t.Fatalf("validate(t1) on %s = %d %s, want 200", nodeID(n), code, reason)
-		}
-	}
+	c.wantValidate(c.nodes, "t1", t1.Token, "valid")
 
 	// Leader SIGKILL: a new leader is elected and writes resume.
 	killed := lead
 	killedAt := time.Now()
-	killed.cmd.Process.Signal(syscall.SIGKILL)
-	<-killed.done
-	var t2 issued
-	waitFor(t, 30*time.Second, "a write after the leader died", func() bool {
-		var out issued
-		code, _ := c.other(killed).callQuiet("POST", "/v1/tokens", c.admin, &out, map[string]any{"username": "bob"})
-		t2 = out
-		return code == 201
-	})
+	t2 := c.failover(killed, "bob")
 	t.Logf("failover: leader SIGKILL to the next acknowledged write took %s", time.Since(killedAt).Round(time.Millisecond))
 	survivor := c.other(killed)
 	if code, _ := survivor.call("DELETE", "/v1/tokens/"+t1.Key, c.admin, nil, nil); code != 200 {
 		t.Fatalf("revoke(t1) with one node down = %d, want 200", code)
 	}
-	for _, n := range c.nodes {
-		if n.running() {
-			if code, reason := n.validate(t1.Token); code != 401 || reason != "revoked" {
-				t.Fatalf("validate(t1) on %s = %d %s, want revoked", nodeID(n), code, reason)
-			}
-		}
-	}
+	c.wantValidate(c.running(), "t1", t1.Token, "revoked")
 
 	// The killed node comes back, catches up, and answers like the others.
 	killed.start()

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
-
 	"github.com/tokencache/tokencache/internal/lincheck"
 )
 
@@ -51,57 +49,24 @@ func TestLinearizableHistoriesProcesses(t *testing.T) {
 	seed := lincheck.Seed(t)
 	faults := lincheck.Faults(t, faultKillFollower, faultKillLeader, faultStopFollower, faultStopLeader,
 		faultJoinMismatchedProc, faultJoinLeaderlessProc)
-	length := 25 * time.Second
-	if lincheck.Long() {
-		length = 5 * time.Minute
-	}
+	length := lincheck.Length(25 * time.Second)
 	c := startProcCluster(t, 3)
 	c.leader(30 * time.Second)
-	join := ""
-	for i, a := range c.nodes[0].args {
-		if a == "--join" {
-			join = c.nodes[0].args[i+1]
-		}
-	}
+	join := c.nodes[0].arg("--join")
 	tgt := &procTarget{c: c, admin: c.admin, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
 	tgt.setNodes(c.nodes)
 
 	rec := lincheck.NewRecorder()
 	clients := lincheck.Workload{Seed: seed}.NewClients(rec, tgt)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); clients.Run(ctx) }()
+	stop := clients.Start()
 
 	nm := &procNemesis{t: t, c: c, tgt: tgt, rec: rec, join: join, rnd: rand.New(rand.NewPCG(seed, 0x6e656d))}
 	err := nm.run(faults, length)
 	nm.heal()
 	time.Sleep(3 * time.Second) // traffic after the heal
 	stop()
-	<-done
 
-	converged := nm.converged(60 * time.Second)
-	if converged == nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		clients.Sweep(sctx)
-		cancel()
-	}
-	dir := lincheck.ArtifactsDir(t.Name())
-	v, cerr := lincheck.Check(rec, dir, time.Minute)
-	t.Logf("faults:\n%s", rec.FaultLog())
-	t.Logf("checked: %s; result %s", rec.Summary(), v.Result)
-	if cerr != nil {
-		t.Fatal(cerr)
-	}
-	if v.Result == porcupine.Illegal {
-		t.Errorf("history not linearizable in families %v (seed %d, faults %v); visualization kept in %s\n%s",
-			v.Illegal, seed, faults, v.Visualization, v.History)
-	}
-	if err != nil {
-		t.Errorf("nemesis: %v", err)
-	}
-	if converged != nil {
-		t.Errorf("after the faults healed: %v", converged)
-	}
+	lincheck.Finish(t, clients, rec, seed, faults, err, nm.converged(60*time.Second))
 }
 
 // procTarget sends the workload's requests over HTTP to the processes.
@@ -276,28 +241,12 @@ type procNemesis struct {
 	extra []*node // mismatched and fresh joiners started so far
 }
 
-func (nm *procNemesis) sleep(lo, hi time.Duration) {
-	time.Sleep(lo + time.Duration(nm.rnd.Int64N(int64(hi-lo))))
-}
+func (nm *procNemesis) sleep(lo, hi time.Duration) { lincheck.Pause(nm.rnd, lo, hi) }
 
+// run injects faults for length (lincheck.Schedule), waiting after each
+// until the servers agree on a ready leader.
 func (nm *procNemesis) run(kinds []string, length time.Duration) error {
-	deadline := time.Now().Add(length)
-	order := slices.Clone(kinds)
-	nm.rnd.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-	for i := 0; time.Now().Before(deadline); i++ {
-		nm.sleep(300*time.Millisecond, 800*time.Millisecond)
-		kind := kinds[nm.rnd.IntN(len(kinds))]
-		if i < len(order) {
-			kind = order[i]
-		}
-		if err := nm.inject(kind); err != nil {
-			return fmt.Errorf("%s: %w", kind, err)
-		}
-		if err := nm.recover(45 * time.Second); err != nil {
-			return fmt.Errorf("after %s: %w", kind, err)
-		}
-	}
-	return nil
+	return lincheck.Schedule(nm.rnd, kinds, length, nm.inject, func() error { return nm.recover(45 * time.Second) })
 }
 
 // leader returns the server the running servers agree leads, or nil.
@@ -396,13 +345,7 @@ func (nm *procNemesis) inject(kind string) error {
 		for _, n := range gone {
 			kill(n)
 		}
-		sj := ""
-		for i, a := range survivor.args {
-			if a == "--gossip-addr" {
-				sj = survivor.args[i+1]
-			}
-		}
-		n := nm.extraNode(id, sj)
+		n := nm.extraNode(id, survivor.arg("--gossip-addr"))
 		nm.sleep(3*time.Second, 5*time.Second)
 		for _, g := range gone {
 			g.launch()

@@ -18,15 +18,7 @@ import (
 // Go runtime cannot raise it).
 func (n *node) launchWithFDLimit(limit int) {
 	n.t.Helper()
-	n.cmd = exec.Command("bash", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, limit), binary}, n.args...)...)
-	n.cmd.Env = append(daemonEnviron(), n.env...)
-	n.logs = &syncBuffer{}
-	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
-	if err := n.cmd.Start(); err != nil {
-		n.t.Fatal(err)
-	}
-	n.done = make(chan struct{})
-	go func() { n.exitErr = n.cmd.Wait(); close(n.done) }()
+	n.launchCmd(exec.Command("bash", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, limit), binary}, n.args...)...))
 }
 
 // TestOutOfFileDescriptorsKeepsServing starts a node limited to 256 file

@@ -152,10 +152,30 @@ func (n *node) start() {
 	n.waitReady(20 * time.Second)
 }
 
+// arg returns the value n was started with for flag (the argument after
+// its last occurrence, as the flag parser takes it), or "".
+func (n *node) arg(flag string) string {
+	v := ""
+	for i, a := range n.args {
+		if a == flag && i+1 < len(n.args) {
+			v = n.args[i+1]
+		}
+	}
+	return v
+}
+
 // launch starts the process without waiting for it.
 func (n *node) launch() {
 	n.t.Helper()
-	n.cmd = exec.Command(binary, n.args...)
+	n.launchCmd(exec.Command(binary, n.args...))
+}
+
+// launchCmd starts cmd (which runs the binary with n's arguments) as n's
+// process, with n's environment and its output in n.logs, without waiting
+// for it.
+func (n *node) launchCmd(cmd *exec.Cmd) {
+	n.t.Helper()
+	n.cmd = cmd
 	n.cmd.Env = append(daemonEnviron(), n.env...)
 	n.logs = &syncBuffer{}
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -24,15 +23,6 @@ func tlsCLI(t *testing.T, args ...string) {
 	if err != nil {
 		t.Fatalf("tokencache %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-}
-
-func raftAddr(n *node) string {
-	for i, a := range n.args {
-		if a == "--raft-addr" {
-			return n.args[i+1]
-		}
-	}
-	return ""
 }
 
 // TestClusterMutualTLS runs three processes with mutual TLS on the Raft/RPC
@@ -64,26 +54,18 @@ func TestClusterMutualTLS(t *testing.T) {
 	// another node.
 	fol := c.other(lead)
 	t1 := fol.issue(c.admin, map[string]any{"username": "alice", "scopes": []string{"read"}})
-	for _, n := range c.nodes {
-		if code, reason := n.validate(t1.Token); code != 200 {
-			t.Fatalf("validate(t1) on %s = %d %s, want 200", nodeID(n), code, reason)
-		}
-	}
+	c.wantValidate(c.nodes, "t1", t1.Token, "valid")
 	if code, _ := c.other(fol).call("DELETE", "/v1/tokens/"+t1.Key, c.admin, nil, nil); code != 200 {
 		t.Fatalf("revoke(t1) = %d, want 200", code)
 	}
-	for _, n := range c.nodes {
-		if code, reason := n.validate(t1.Token); code != 401 || reason != "revoked" {
-			t.Fatalf("validate(t1) on %s = %d %s, want revoked", nodeID(n), code, reason)
-		}
-	}
+	c.wantValidate(c.nodes, "t1", t1.Token, "revoked")
 
 	// The attack of the issue: a raw forward frame to the leader's port.
 	frame := []byte{2, 1, 0, 0, 0, 0}
 	body := []byte(`{"timeout":5000000000,"write":{"issue":{"request":{"Username":"mallory","Type":"user","Scopes":"admin read write","NoExpire":true},` +
 		`"key":"uot7mNLMz51AOXneteiBig","hash":[1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}}}`)
 	be.BigEndian.PutUint32(frame[2:], uint32(len(body)))
-	if conn, err := net.DialTimeout("tcp", raftAddr(lead), time.Second); err == nil {
+	if conn, err := net.DialTimeout("tcp", lead.arg("--raft-addr"), time.Second); err == nil {
 		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
 		conn.Write(append(frame, body...))
 		out, _ := io.ReadAll(conn)
@@ -152,25 +134,11 @@ func TestClusterMutualTLS(t *testing.T) {
 	// Leader SIGKILL: the survivors elect a leader over new TLS connections
 	// and writes resume; a revoke reaches both.
 	killed := c.leader(30 * time.Second)
-	killed.cmd.Process.Signal(syscall.SIGKILL)
-	<-killed.done
-	var t2 issued
-	waitFor(t, 30*time.Second, "a write after the leader died", func() bool {
-		var out issued
-		code, _ := c.other(killed).callQuiet("POST", "/v1/tokens", c.admin, &out, map[string]any{"username": "bob"})
-		t2 = out
-		return code == 201
-	})
+	t2 := c.failover(killed, "bob")
 	if code, _ := c.other(killed).call("DELETE", "/v1/tokens/"+t2.Key, c.admin, nil, nil); code != 200 {
 		t.Fatalf("revoke(t2) with the old leader dead = %d, want 200", code)
 	}
-	for _, n := range c.nodes {
-		if n.running() {
-			if code, reason := n.validate(t2.Token); code != 401 || reason != "revoked" {
-				t.Fatalf("validate(t2) on %s = %d %s, want revoked", nodeID(n), code, reason)
-			}
-		}
-	}
+	c.wantValidate(c.running(), "t2", t2.Token, "revoked")
 	// The killed node comes back with its new certificate and catches up.
 	killed.start()
 	waitFor(t, 30*time.Second, "the restarted node to catch up", func() bool {

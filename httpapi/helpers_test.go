@@ -47,8 +47,17 @@ func mustServer(t testing.TB, f *fakeTokens, mod func(*Config)) *testServer {
 	if mod != nil {
 		mod(&cfg)
 	}
+	ts := serveTest(t, cfg, f)
+	ts.fake = f
+	return ts
+}
+
+// serveTest starts a server with cfg over svc on an in-memory listener; a
+// cleanup shuts it down.
+func serveTest(t testing.TB, cfg Config, svc Tokens) *testServer {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := New(cfg, f, testLogger(t), reg, reg)
+	s, err := New(cfg, svc, testLogger(t), reg, reg)
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
@@ -56,7 +65,7 @@ func mustServer(t testing.TB, f *fakeTokens, mod func(*Config)) *testServer {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	ts := &testServer{
-		srv: s, fake: f, reg: reg, ln: ln,
+		srv: s, reg: reg, ln: ln,
 		client: &fasthttp.Client{
 			Dial:                          func(string) (net.Conn, error) { return ln.Dial() },
 			DisableHeaderNamesNormalizing: true, // send headers exactly as the test writes them

@@ -87,29 +87,46 @@ func (s *jsonScanner) value(top bool) error {
 
 func (s *jsonScanner) array() error {
 	s.i++ // '['
-	s.skipSpace()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
+	if s.closes(']') {
 		return nil
 	}
 	for {
 		if err := s.value(false); err != nil {
 			return err
 		}
-		s.skipSpace()
-		if s.i >= len(s.b) {
-			return errMalformed
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return nil
-		default:
-			return errMalformed
+		if more, err := s.more(']'); !more {
+			return err
 		}
 	}
+}
+
+// closes skips space and reports whether the container ends here with end
+// (an empty array or object), consuming end if so.
+func (s *jsonScanner) closes(end byte) bool {
+	s.skipSpace()
+	if s.i < len(s.b) && s.b[s.i] == end {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// more scans what follows an element or a member: true after a ',', false
+// (with a nil error) after the container's closing end.
+func (s *jsonScanner) more(end byte) (bool, error) {
+	s.skipSpace()
+	if s.i >= len(s.b) {
+		return false, errMalformed
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return true, nil
+	case end:
+		s.i++
+		return false, nil
+	}
+	return false, errMalformed
 }
 
 // memberName is a scanned name: raw is the text between the quotes, and
@@ -139,9 +156,7 @@ func (s *jsonScanner) object(top bool) error {
 	var small [manyMembers]memberName
 	names := small[:0]
 	var folded map[string]memberName // past manyMembers: fold key -> first name
-	s.skipSpace()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
+	if s.closes('}') {
 		return nil
 	}
 	for {
@@ -190,18 +205,8 @@ func (s *jsonScanner) object(top bool) error {
 		if err := s.value(false); err != nil {
 			return err
 		}
-		s.skipSpace()
-		if s.i >= len(s.b) {
-			return errMalformed
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return errMalformed
+		if more, err := s.more('}'); !more {
+			return err
 		}
 	}
 }

@@ -2,46 +2,22 @@ package httpapi
 
 import (
 	"context"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttputil"
-
 	"github.com/tokencache/tokencache/cache"
+	"github.com/tokencache/tokencache/internal/fakeclock"
 	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/tokens"
 )
 
-// testClock is a fake clock safe for concurrent use, shared by the server
-// and the real token service behind it.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // mustRealServer is a real fasthttp server on an in-memory listener over the
 // real token service (memory store, one node): for the semantics of writes,
 // which a fake cannot show. mod changes the service's configuration.
-func mustRealServer(t testing.TB, mod func(*tokens.Config)) (*testServer, *testClock) {
+func mustRealServer(t testing.TB, mod func(*tokens.Config)) (*testServer, *fakeclock.Clock) {
 	t.Helper()
 	ctx := context.Background()
-	clk := &testClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	pcfg := persist.DefaultConfig()
 	pcfg.Store = persist.StoreMemory
 	store, err := persist.Open(ctx, pcfg, t.TempDir(), nil)
@@ -73,35 +49,15 @@ func mustRealServer(t testing.TB, mod func(*tokens.Config)) (*testServer, *testC
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig()
-	cfg.Now = clk.Now
-	reg := prometheus.NewRegistry()
-	s, err := New(cfg, svc, testLogger(t), reg, reg)
-	if err != nil {
-		t.Fatalf("New() = %v", err)
-	}
-	ln := fasthttputil.NewInmemoryListener()
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	ts := &testServer{
-		srv: s, reg: reg, ln: ln,
-		client: &fasthttp.Client{
-			Dial:                func(string) (net.Conn, error) { return ln.Dial() },
-			MaxResponseBodySize: 1 << 20,
-		},
-	}
+	// Registered first, so it runs after the server's shutdown.
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown() = %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("Serve() = %v", err)
-		}
 		if err := svc.Close(ctx); err != nil {
 			t.Errorf("Close() = %v", err)
 		}
 	})
-	return ts, clk
+	cfg := testConfig()
+	cfg.Now = clk.Now
+	return serveTest(t, cfg, svc), clk
 }

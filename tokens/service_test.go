@@ -6,34 +6,19 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tokencache/tokencache/cache"
+	"github.com/tokencache/tokencache/internal/fakeclock"
 	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/token"
 )
 
-// clock is a fake clock safe for concurrent use.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+// newClock is a fake clock safe for concurrent use.
+func newClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 }
 
 type testNode struct {
@@ -41,7 +26,7 @@ type testNode struct {
 	state *State
 	cache *cache.Cache
 	store persist.Store
-	clock *clock
+	clock *fakeclock.Clock
 }
 
 type nodeOpts struct {
@@ -49,7 +34,7 @@ type nodeOpts struct {
 	store    persist.Store // nil: a memory store
 	mode     string
 	rules    token.Rules
-	clock    *clock
+	clock    *fakeclock.Clock
 	// maxLifetime is tokens.max_lifetime; 0: the default.
 	maxLifetime time.Duration
 	// formats are the token formats; nil: opaque alone.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,6 +33,42 @@ func logLines(t *testing.T, s string) []map[string]any {
 	return out
 }
 
+// waitServeLog waits until started holds for what serve logged so far,
+// polling every 10ms; the test fails when serve exits first (a code on done;
+// nil done is not watched) or timeout passes.
+func waitServeLog(t *testing.T, stderr *syncBuffer, done <-chan int, timeout time.Duration, started func(log string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !started(stderr.String()) {
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited with %d before serving: %s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// httpAddrRE finds the HTTP address serve logs (JSON) once it listens.
+var httpAddrRE = regexp.MustCompile(`"http_addr":"([^"]+)"`)
+
+// waitHTTPAddr waits (waitServeLog, 30s) until serve, logging JSON, has
+// logged the address its HTTP server listens on, and returns it.
+func waitHTTPAddr(t *testing.T, stderr *syncBuffer, done <-chan int) string {
+	t.Helper()
+	var addr string
+	waitServeLog(t, stderr, done, 30*time.Second, func(log string) bool {
+		if m := httpAddrRE.FindStringSubmatch(log); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	return addr
+}
+
 func TestServeStartsAndStops(t *testing.T) {
 	file := writeFile(t, "c.yaml", "node:\n  id: file-node\npersist:\n  store: memory\n")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -43,18 +80,9 @@ func TestServeStartsAndStops(t *testing.T) {
 			"serve", "--node-id", "flag-node", "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0",
 			"--log-format", "json", "--log-level", "debug")
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stderr.String(), "tokencache is serving") {
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited with %d before serving: %s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start: %s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitServeLog(t, &stderr, done, 20*time.Second, func(log string) bool {
+		return strings.Contains(log, "tokencache is serving")
+	})
 	cancel()
 	select {
 	case code := <-done:

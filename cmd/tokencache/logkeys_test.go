@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -80,24 +79,7 @@ func TestLogLinesCarryEachKeyOnce(t *testing.T) {
 			"serve", "--node-id", "n1", "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0",
 			"--gossip-addr", freeAddr(t), "--raft-addr", freeAddr(t), "--log-format", "json", "--log-level", "debug")
 	}()
-	addrRE := regexp.MustCompile(`"http_addr":"([^"]+)"`)
-	var addr string
-	deadline := time.Now().Add(30 * time.Second)
-	for addr == "" {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
-			break
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited with %d before serving: %s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start: %s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	addr := waitHTTPAddr(t, &stderr, done)
 	for _, path := range []string{"/healthz", "/readyz", "/v1/validate", "/v1/tokens"} {
 		resp, err := http.Get(fmt.Sprintf("http://%s%s", addr, path))
 		if err != nil {

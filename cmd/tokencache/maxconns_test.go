@@ -5,7 +5,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -73,16 +72,8 @@ func checkConnLimit(t *testing.T, env string, open int, status string) {
 			t.Error("serve did not stop")
 		}
 	}()
-	addrRE := regexp.MustCompile(`"http_addr":"([^"]+)"`)
-	var addr string
-	for deadline := time.Now().Add(30 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start: %s", stderr.String())
-		}
-	}
+	// done is not watched here: the deferred stop above waits on it.
+	addr := waitHTTPAddr(t, &stderr, nil)
 	var idle []net.Conn
 	for i := 0; i < open; i++ {
 		c, err := net.Dial("tcp", addr)

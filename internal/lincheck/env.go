@@ -47,6 +47,11 @@ func Faults(tb testing.TB, all ...string) []string {
 	return out
 }
 
-// Long reports whether the long runs were asked for (make chaos sets
-// TOKENCACHE_CHAOS=1).
-func Long() bool { return os.Getenv("TOKENCACHE_CHAOS") == "1" }
+// Length returns how long a run injects faults: short, or five minutes when
+// the long runs were asked for (make chaos sets TOKENCACHE_CHAOS=1).
+func Length(short time.Duration) time.Duration {
+	if os.Getenv("TOKENCACHE_CHAOS") == "1" {
+		return 5 * time.Minute
+	}
+	return short
+}

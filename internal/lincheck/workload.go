@@ -108,6 +108,16 @@ func (cs *Clients) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// Start runs the clients (Run) in the background until the returned stop
+// is called; stop returns once every client has finished its last
+// operation.
+func (cs *Clients) Start() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); cs.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
 // Sweep reads every acknowledged token of the run on every node, locally
 // and with ?consistency=consistent (after the faults healed: invariant 4).
 func (cs *Clients) Sweep(ctx context.Context) {

@@ -26,18 +26,11 @@ func runCmd(t *testing.T, args ...string) (string, string, error) {
 }
 
 // checkSane fails unless r has throughput and ordered, non-zero
-// percentiles (as bench's own tests check).
+// percentiles (Result.Check, as bench's own tests check).
 func checkSane(t *testing.T, r *bench.Result) {
 	t.Helper()
-	l := r.Latency
-	if r.Throughput <= 0 || r.Requests <= 0 || l.Count <= 0 {
-		t.Errorf("%s: throughput %v, requests %d, latencies %d: want all > 0", r.Name, r.Throughput, r.Requests, l.Count)
-	}
-	if !(0 < l.Min && l.Min <= l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
-		t.Errorf("%s: latency %+v, want 0 < min ≤ p50 ≤ p90 ≤ p99 ≤ p99.9 ≤ max", r.Name, l)
-	}
-	if len(r.Series) == 0 {
-		t.Errorf("%s: no time series", r.Name)
+	if err := r.Check(); err != nil {
+		t.Error(err)
 	}
 }
 
