@@ -95,20 +95,27 @@ type leaveRequest struct {
 
 type leaveResponse struct{ rpcHeader }
 
-// rpcClient pools connections per peer address.
+// rpcClient pools connections per peer: per address and node id, because
+// a connection is verified (TLS) for the node it was dialled for, and a
+// call meant for another node at the same address must dial and verify
+// its own.
 type rpcClient struct {
 	m      *mux
 	slots  peerSlots // open connections per address (frame.go)
 	mu     sync.Mutex
-	idle   map[string][]*rpcConn
+	idle   map[poolKey][]*rpcConn
 	closed bool
 }
+
+// poolKey is who a pooled connection was dialled and verified for.
+type poolKey struct{ addr, node string }
 
 type rpcConn struct {
 	c       net.Conn
 	r       *bufio.Reader
 	used    time.Time
 	addr    string
+	node    string // the node the connection was dialled (and, under TLS, verified) for
 	release sync.Once
 }
 
@@ -119,7 +126,7 @@ func (c *rpcClient) discard(rc *rpcConn) {
 }
 
 func newRPCClient(m *mux) *rpcClient {
-	return &rpcClient{m: m, idle: make(map[string][]*rpcConn)}
+	return &rpcClient{m: m, idle: make(map[poolKey][]*rpcConn)}
 }
 
 // get returns an idle pooled connection to addr (reused true), or dials one
@@ -130,9 +137,10 @@ func (c *rpcClient) get(ctx context.Context, addr, node string, timeout time.Dur
 		c.mu.Unlock()
 		return nil, false, ErrClosed
 	}
-	for conns := c.idle[addr]; len(conns) > 0; conns = c.idle[addr] {
+	key := poolKey{addr, node}
+	for conns := c.idle[key]; len(conns) > 0; conns = c.idle[key] {
 		rc := conns[len(conns)-1]
-		c.idle[addr] = conns[:len(conns)-1]
+		c.idle[key] = conns[:len(conns)-1]
 		if time.Since(rc.used) < rpcPoolMaxAge {
 			c.mu.Unlock()
 			return rc, true, nil
@@ -148,7 +156,7 @@ func (c *rpcClient) get(ctx context.Context, addr, node string, timeout time.Dur
 		c.slots.release(addr)
 		return nil, false, err
 	}
-	return &rpcConn{c: conn, r: bufio.NewReader(conn), addr: addr}, false, nil
+	return &rpcConn{c: conn, r: bufio.NewReader(conn), addr: addr, node: node}, false, nil
 }
 
 // dropIdle closes every idle connection to addr: one of them turned out
@@ -159,10 +167,15 @@ func (c *rpcClient) get(ctx context.Context, addr, node string, timeout time.Dur
 func (c *rpcClient) dropIdle(addr string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, rc := range c.idle[addr] {
-		c.discard(rc)
+	for key, conns := range c.idle {
+		if key.addr != addr {
+			continue
+		}
+		for _, rc := range conns {
+			c.discard(rc)
+		}
+		delete(c.idle, key)
 	}
-	delete(c.idle, addr)
 }
 
 // idempotentRPC reports whether an rpc of type typ may be sent again after a
@@ -173,11 +186,12 @@ func (c *rpcClient) put(addr string, rc *rpcConn) {
 	rc.used = time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || len(c.idle[addr]) >= rpcPoolIdle {
+	key := poolKey{addr, rc.node}
+	if c.closed || len(c.idle[key]) >= rpcPoolIdle {
 		c.discard(rc)
 		return
 	}
-	c.idle[addr] = append(c.idle[addr], rc)
+	c.idle[key] = append(c.idle[key], rc)
 }
 
 func (c *rpcClient) close() {

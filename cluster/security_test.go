@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -546,4 +548,69 @@ func TestRPCConnectionsPerPeerCapped(t *testing.T) {
 		defer c.Close()
 		return !closedSoon(c)
 	})
+}
+
+// A pooled RPC connection is reused only for the node it was dialled and
+// verified for: a call meant for node x at an address where a connection
+// to node b sits idle dials anew, and the certificate check refuses it.
+// (Keyed by address alone, the pool let the call to x ride b's connection,
+// and a member answering as x passed verifyPeerStats.)
+func TestPooledConnectionKeepsPeerIdentity(t *testing.T) {
+	p := newTestPKI(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tb, err := newTLSManager(p.node("b", "b", time.Hour), "b", time.Now, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta, err := newTLSManager(p.node("a", "a", time.Hour), "a", time.Now, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb := newMux(ln, ln.Addr().String(), "b", "b@1", nil, log)
+	mb.tls = tb
+	allow := func(string) error { return nil }
+	mb.authorize.Store(&allow)
+	mb.rpcServe = func(c net.Conn, peer string) { // a member that answers as x
+		r := bufio.NewReader(c)
+		for {
+			if _, err := r.ReadByte(); err != nil {
+				return
+			}
+			if _, err := readFrame(r, maxRPCRequest); err != nil {
+				return
+			}
+			out := []byte(`{"code":"ok","node_id":"x","raft_id":"x@1"}`)
+			if _, err := c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(out))), out...)); err != nil {
+				return
+			}
+		}
+	}
+	mb.serve()
+	defer mb.close()
+	lna, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ma := newMux(lna, lna.Addr().String(), "a", "a@1", nil, log)
+	ma.tls = ta
+	defer ma.close()
+	c := newRPCClient(ma)
+	defer c.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addr := ln.Addr().String()
+	var resp statsResponse
+	if _, err := c.call(ctx, addr, "x", rpcStats, statsRequest{}, &resp); err == nil {
+		t.Fatal("call to x at b's address with b's certificate succeeded on a fresh connection")
+	}
+	if _, err := c.call(ctx, addr, "b", rpcStats, statsRequest{}, &resp); err != nil {
+		t.Fatalf("call to b = %v", err)
+	}
+	if _, err := c.call(ctx, addr, "x", rpcStats, statsRequest{}, &resp); err == nil {
+		t.Fatalf("call to x reused b's pooled connection: answer %+v passes as x", resp)
+	}
 }
