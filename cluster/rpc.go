@@ -290,7 +290,7 @@ func (n *Node) serveRPC(c net.Conn, peer string) {
 			return
 		}
 		_ = c.SetReadDeadline(time.Time{})
-		resp := n.handleRPC(typ, body)
+		resp := n.handleRPC(typ, body, peer)
 		out, err := json.Marshal(resp)
 		if err != nil {
 			out, _ = json.Marshal(rpcHeader{Code: string(errcode.Internal), Msg: "cannot encode answer: " + err.Error()})
@@ -304,7 +304,9 @@ func (n *Node) serveRPC(c net.Conn, peer string) {
 	}
 }
 
-func (n *Node) handleRPC(typ byte, body []byte) any {
+// handleRPC answers one request. peer is the node the connection's TLS
+// certificate names ("" without TLS).
+func (n *Node) handleRPC(typ byte, body []byte, peer string) any {
 	bad := func(err error) any {
 		return rpcHeader{Code: string(errcode.Invalid), Msg: "bad rpc request: " + err.Error()}
 	}
@@ -333,7 +335,7 @@ func (n *Node) handleRPC(typ byte, body []byte) any {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return bad(err)
 		}
-		return n.handleLeave(&req)
+		return n.handleLeave(&req, peer)
 	}
 	return rpcHeader{Code: string(errcode.Invalid), Msg: fmt.Sprintf("unknown rpc type %d", typ)}
 }
@@ -420,7 +422,13 @@ func (n *Node) localStats() statsResponse {
 	}
 }
 
-func (n *Node) handleLeave(req *leaveRequest) leaveResponse {
+// handleLeave removes the server that asks to leave. Under TLS a node may
+// only ask for itself: another member's certificate cannot remove it.
+func (n *Node) handleLeave(req *leaveRequest, peer string) leaveResponse {
+	if peer != "" && nodeOfRaftID(req.RaftID) != peer {
+		return leaveResponse{rpcHeader{Code: string(errcode.Invalid),
+			Msg: fmt.Sprintf("node %s may not ask for %s to leave", peer, req.RaftID)}}
+	}
 	if !n.IsLeader() {
 		return leaveResponse{rpcHeader{Code: codeNotLeader, Msg: "not the leader"}}
 	}

@@ -614,3 +614,30 @@ func TestPooledConnectionKeepsPeerIdentity(t *testing.T) {
 		t.Fatalf("call to x reused b's pooled connection: answer %+v passes as x", resp)
 	}
 }
+
+// Under TLS a node may ask only for itself to leave: the leader refuses a
+// leave of one server sent over another member's connection, and the
+// server stays in the configuration.
+func TestLeaveOnlyForItself(t *testing.T) {
+	tc := newTestCluster(t, 3, clusterOpts{})
+	l := tc.waitFormed(3)
+	var other, victim *testNode
+	for _, f := range tc.followers() {
+		if other == nil {
+			other = f
+		} else {
+			victim = f
+		}
+	}
+	resp := l.node.handleLeave(&leaveRequest{RaftID: victim.node.raftID}, other.id)
+	if resp.Code == codeOK {
+		t.Fatalf("leave of %s asked by %s = ok, want a refusal", victim.id, other.id)
+	}
+	found := false
+	for _, s := range tc.configuration(l).Servers {
+		found = found || string(s.ID) == victim.node.raftID
+	}
+	if !found {
+		t.Fatalf("%s left the configuration on %s's word", victim.id, other.id)
+	}
+}
