@@ -21,7 +21,9 @@ import (
 //     is, and encoding/json would map "Scopes" to scopes;
 //   - invalid UTF-8, and \u escapes of half a surrogate pair, anywhere:
 //     encoding/json replaces both with U+FFFD, the API documents valid
-//     UTF-8, and a replaced username is another user's name.
+//     UTF-8, and a replaced username is another user's name;
+//   - objects and arrays nested deeper than maxJSONDepth: the scan recurses
+//     once per level.
 //
 // It is one pass over the body with no allocation for the usual body (names
 // with escapes and objects of many members allocate). It leaves syntax to
@@ -43,9 +45,18 @@ var errMalformed = errors.New("malformed JSON")
 // compared through a map instead of pairwise.
 const manyMembers = 16
 
+// maxJSONDepth is how deep a request body may nest objects and arrays (the
+// request object is level 1). No request nests deeper than 3; the limit
+// bounds the scanner's recursion, whose object frames are about 1 KB each.
+const maxJSONDepth = 64
+
+// errTooDeep refuses a body nested deeper than maxJSONDepth.
+var errTooDeep = fmt.Errorf("the request body is nested deeper than %d levels", maxJSONDepth)
+
 type jsonScanner struct {
-	b []byte
-	i int
+	b     []byte
+	i     int
+	depth int // objects and arrays open around s.i
 }
 
 func (s *jsonScanner) skipSpace() {
@@ -66,10 +77,19 @@ func (s *jsonScanner) value(top bool) error {
 		return errMalformed
 	}
 	switch s.b[s.i] {
-	case '{':
-		return s.object(top)
-	case '[':
-		return s.array()
+	case '{', '[':
+		if s.depth == maxJSONDepth {
+			return errTooDeep
+		}
+		s.depth++
+		var err error
+		if s.b[s.i] == '{' {
+			err = s.object(top)
+		} else {
+			err = s.array()
+		}
+		s.depth--
+		return err
 	case '"':
 		_, _, err := s.str()
 		return err

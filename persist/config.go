@@ -271,7 +271,7 @@ func (c Config) redact() redactedConfig {
 	if c.Password != "" {
 		c.Password = redacted
 	}
-	c.URL = redactURL(c.URL)
+	c.URL = RedactURL(c.URL)
 	c.Shards = redactURLs(c.Shards)
 	return redactedConfig(c)
 }
@@ -282,7 +282,7 @@ func redactURLs(urls []string) []string {
 	}
 	out := make([]string, len(urls))
 	for i, u := range urls {
-		out[i] = redactURL(u)
+		out[i] = RedactURL(u)
 	}
 	return out
 }
@@ -315,7 +315,7 @@ func (c Config) Format(f fmt.State, verb rune) {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("store", c.Store),
-		slog.String("url", redactURL(c.URL)),
+		slog.String("url", RedactURL(c.URL)),
 		slog.Any("shards", redactURLs(c.Shards)),
 		slog.String("username", c.Username),
 		slog.Bool("password_set", c.Password != ""),

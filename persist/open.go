@@ -116,7 +116,7 @@ func openOne(ctx context.Context, cfg Config, raw, dataDir string, shard, shards
 // Sharded store.
 func openSharded(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (*Sharded, error) {
 	if cfg.URL != "" && !slices.Contains(cfg.Shards, cfg.URL) {
-		log.Warn("persist.shards is set: persist.url is ignored", "url", redactURL(cfg.URL))
+		log.Warn("persist.shards is set: persist.url is ignored", "url", RedactURL(cfg.URL))
 	}
 	n := len(cfg.Shards)
 	stores := make([]*SQLStore, n)

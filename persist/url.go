@@ -57,7 +57,7 @@ type URL struct {
 func ParseURL(raw, dataDir string) (URL, error) {
 	rest, ok := strings.CutPrefix(raw, "jdbc:")
 	if !ok {
-		return URL{}, fmt.Errorf("%w: %q must start with jdbc:sqlite: or jdbc:mysql://", ErrBadURL, redactURL(raw))
+		return URL{}, fmt.Errorf("%w: %q must start with jdbc:sqlite: or jdbc:mysql://", ErrBadURL, RedactURL(raw))
 	}
 	switch {
 	case strings.HasPrefix(rest, "sqlite:"):
@@ -73,7 +73,7 @@ func ParseURL(raw, dataDir string) (URL, error) {
 		}
 		return URL{Kind: StoreMySQL, MySQL: c, Notes: notes}, nil
 	}
-	return URL{}, fmt.Errorf("%w: %q: unsupported database (want jdbc:sqlite: or jdbc:mysql://)", ErrBadURL, redactURL(raw))
+	return URL{}, fmt.Errorf("%w: %q: unsupported database (want jdbc:sqlite: or jdbc:mysql://)", ErrBadURL, RedactURL(raw))
 }
 
 // DefaultSQLiteURL is the default persist.url for SQLite: tokens.db in the
@@ -125,11 +125,11 @@ func parseMySQL(rest string) (*mysql.Config, []string, error) {
 	if err != nil {
 		if strings.Contains(rest, "@") {
 			// The parser's message may quote part of a password.
-			return nil, nil, fmt.Errorf("%w: %s cannot be parsed (credentials do not belong in the URL: use persist.username and persist.password)", ErrBadURL, redactURL("jdbc:"+rest))
+			return nil, nil, fmt.Errorf("%w: %s cannot be parsed (credentials do not belong in the URL: use persist.username and persist.password)", ErrBadURL, RedactURL("jdbc:"+rest))
 		}
-		return nil, nil, fmt.Errorf("%w: %s cannot be parsed: %w", ErrBadURL, redactURL("jdbc:"+rest), errors.Unwrap(err))
+		return nil, nil, fmt.Errorf("%w: %s cannot be parsed: %w", ErrBadURL, RedactURL("jdbc:"+rest), errors.Unwrap(err))
 	}
-	shown := redactURL("jdbc:" + rest)
+	shown := RedactURL("jdbc:" + rest)
 	if u.Opaque != "" || !strings.HasPrefix(rest, "mysql://") {
 		return nil, nil, fmt.Errorf("%w: %s: want jdbc:mysql://host:port/db", ErrBadURL, shown)
 	}
@@ -217,10 +217,11 @@ func parseMySQL(rest string) (*mysql.Config, []string, error) {
 	return cfg, notes, nil
 }
 
-// redactURL returns raw with any password in its userinfo replaced, for
-// error messages and logs. Text that is not a URL is returned as is: it
+// RedactURL returns raw with any password in its userinfo and the value of
+// every secret parameter (see secretParam) replaced, for error messages,
+// logs and `tokencache config show`: the one redactor of database URLs. Text that is not a URL is returned as is: it
 // cannot carry a userinfo password that url.Parse would find either.
-func redactURL(raw string) string {
+func RedactURL(raw string) string {
 	raw = redactQuery(raw)
 	rest, ok := strings.CutPrefix(raw, "jdbc:")
 	if !ok {

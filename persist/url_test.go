@@ -187,10 +187,14 @@ func TestRedactURL(t *testing.T) {
 		{"jdbc:mysql://u:secret@db/x?password=secret", "jdbc:mysql://u:xxxxx@db/x?password=" + redacted},
 		{"jdbc:mysql://db/x?passwordless=1&charset=utf8mb4", "jdbc:mysql://db/x?passwordless=" + redacted + "&charset=utf8mb4"},
 		{"jdbc:mysql://db/x?charset=utf8mb4", "jdbc:mysql://db/x?charset=utf8mb4"},
+		{"jdbc:mysql://u:s3c/ret@db:3306/tok", redacted + "@db:3306/tok"},
+		{"jdbc:mysql://u:123/ret@db:3306/tok", redacted + "@db:3306/tok"},
+		{"jdbc:mysql://db:3306/tok?clientSecret=s3cret", "jdbc:mysql://db:3306/tok?clientSecret=" + redacted},
+		{"jdbc:mysql://u@db:3306/tc", "jdbc:mysql://u@db:3306/tc"},
 	}
 	for _, tc := range tests {
-		if got := redactURL(tc.in); got != tc.want {
-			t.Errorf("redactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := RedactURL(tc.in); got != tc.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -3,11 +3,12 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tokencache/tokencache/persist"
 )
 
 // Rendering of a Config as YAML or as a plain map (for JSON), with secrets
@@ -26,13 +27,13 @@ func (c *Config) displayValue(k keyInfo) any {
 			return formatDuration(d)
 		}
 	case k.path == "persist.url":
-		return redactURL(v.String())
+		return persist.RedactURL(v.String())
 	case k.typ == stringsType:
 		list := v.Interface().([]string)
 		out := make([]string, len(list))
 		for i, s := range list {
 			if k.path == "persist.shards" {
-				s = redactURL(s)
+				s = persist.RedactURL(s)
 			}
 			out[i] = s
 		}
@@ -125,18 +126,6 @@ func spaceSections(b []byte) []byte {
 
 func scalar(s string) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
-}
-
-var (
-	urlUserinfoRE = regexp.MustCompile(`^([a-z:]*//[^/@:]*:)[^@/]*@`)
-	urlPasswordRE = regexp.MustCompile(`([?&](?i:password|pass|pwd)=)[^&]*`)
-)
-
-// redactURL hides a password carried in a database URL (user:pass@ or a
-// password= parameter).
-func redactURL(u string) string {
-	u = urlUserinfoRE.ReplaceAllString(u, "${1}"+redacted+"@")
-	return urlPasswordRE.ReplaceAllString(u, "${1}"+redacted)
 }
 
 // defaultTemplate returns the defaults as printed by `config default`:

@@ -697,20 +697,6 @@ tokens:
 		"ENVTYPOSECRET", "ENVALIASSECRET1", "ENVALIASSECRET2"})
 }
 
-func TestRedactURL(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"jdbc:mysql://u:p4ss@db:3306/tc", "jdbc:mysql://u:<redacted>@db:3306/tc"},
-		{"jdbc:mysql://db:3306/tc?user=u&password=p4ss&tls=true", "jdbc:mysql://db:3306/tc?user=u&password=<redacted>&tls=true"},
-		{"jdbc:mysql://u@db:3306/tc", "jdbc:mysql://u@db:3306/tc"},
-		{"jdbc:sqlite:/var/lib/tc/tokens.db", "jdbc:sqlite:/var/lib/tc/tokens.db"},
-	}
-	for _, tt := range tests {
-		if got := redactURL(tt.in); got != tt.want {
-			t.Errorf("redactURL(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestConfigDocCoversEveryKey(t *testing.T) {
 	for _, k := range configKeys {
 		if keySpecs[k.path].help == "" {
@@ -777,6 +763,32 @@ func TestFormatDuration(t *testing.T) {
 	for _, tt := range tests {
 		if got := formatDuration(tt.d); got != tt.want {
 			t.Errorf("formatDuration(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+// TestConfigShowRedactsEveryDatabaseSecret: the database URLs, in persist.url
+// and in persist.shards, print through the same redactor persist uses, so
+// every parameter it knows as a secret and a userinfo password holding a '/'
+// stay hidden in Map (config show --json) and YAML (config show).
+func TestConfigShowRedactsEveryDatabaseSecret(t *testing.T) {
+	for _, u := range []string{
+		"jdbc:mysql://db:3306/tok?passwd=s3cret",
+		"jdbc:mysql://db:3306/tok?trustCertificateKeyStorePassword=s3cret",
+		"jdbc:mysql://db:3306/tok?clientSecret=s3cret",
+		"jdbc:mysql://u:s3c/ret@db:3306/tok",
+	} {
+		c := validConfig()
+		c.Persist.Store = "mysql"
+		c.Persist.URL = u
+		c.Persist.Shards = []string{u, u}
+		y, err := c.YAML(false, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, _ := json.Marshal(c.Map())
+		for what, text := range map[string]string{"YAML()": string(y), "Map()": string(j)} {
+			assertNoSecrets(t, what+" of "+u, text, []string{"s3cret", "s3c/ret", `s3c\/ret`})
 		}
 	}
 }
