@@ -78,6 +78,10 @@ type mux struct {
 
 	raftCh   chan net.Conn
 	rpcServe func(c net.Conn, peer string)
+	// onFail is called (once) when the listener fails for good: accept
+	// errors that pass are retried by the listener itself (Retrying), so
+	// any other is a broken port, not a reason to spin.
+	onFail func(error)
 
 	// tls, when set, wraps every connection in mutual TLS (tls.go);
 	// authorize then decides whether the authenticated peer node may talk
@@ -130,13 +134,11 @@ func (m *mux) serve() {
 					return
 				default:
 				}
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					continue
+				m.log.Error("the raft/rpc port stopped accepting connections", "err", err)
+				if m.onFail != nil {
+					m.onFail(err)
 				}
-				m.log.Error("cannot accept connection", "err", err)
-				time.Sleep(10 * time.Millisecond)
-				continue
+				return
 			}
 			m.wg.Add(1)
 			go func() {

@@ -204,6 +204,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.raftAdv = advertiseFor(n.cfg.raftAdvertise(), ln.Addr())
 	n.mux = newMux(ln, n.raftAdv, n.cfg.NodeID, n.raftID, n.hooks, n.baseLog.With("component", "mux"))
 	n.mux.rpcServe = n.serveRPC
+	n.mux.onFail = func(err error) { go n.onHalt(fmt.Errorf("cannot accept on the raft port: %w", err)) }
 	n.mux.tls = n.tls
 	n.rpc = newRPCClient(n.mux)
 
@@ -356,8 +357,9 @@ func (n *Node) abortStart() {
 	}
 }
 
-// onHalt is called (once, on its own goroutine) when the FSM halts: the node
-// stops taking part in Raft, so it neither votes nor acknowledges entries.
+// onHalt is called (once, on its own goroutine) when the FSM halts or the
+// Raft port fails for good: the node stops taking part in Raft, so it
+// neither votes nor acknowledges entries, and its fence answers stale.
 func (n *Node) onHalt(err error) {
 	n.setVerdict(fmt.Errorf("%w: %w", tokens.ErrStale, err))
 	if n.raft != nil {

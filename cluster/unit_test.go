@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -425,5 +427,44 @@ func TestTransportDoesNotPipeline(t *testing.T) {
 			_ = p.Close()
 		}
 		t.Fatalf("AppendEntriesPipeline = %v, %v; want raft.ErrPipelineReplicationNotSupported", p, err)
+	}
+}
+
+// brokenListener fails every Accept with an error that does not pass.
+type brokenListener struct {
+	net.Listener
+	accepts atomic.Int32
+}
+
+func (l *brokenListener) Accept() (net.Conn, error) {
+	l.accepts.Add(1)
+	return nil, errors.New("accept: invalid argument")
+}
+
+// A Raft port whose listener fails for good stops accepting and reports it
+// once, instead of logging and retrying every 10 ms forever.
+func TestMuxStopsOnListenerFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl := &brokenListener{Listener: ln}
+	m := newMux(bl, ln.Addr().String(), "a", "a@1", nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	failed := make(chan error, 4)
+	m.onFail = func(err error) { failed <- err }
+	m.serve()
+	defer m.close()
+	select {
+	case err := <-failed:
+		t.Logf("onFail(%v)", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the mux did not report its failed listener")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := bl.accepts.Load(); n != 1 {
+		t.Errorf("Accept called %d times after a permanent failure, want 1", n)
+	}
+	if len(failed) != 0 {
+		t.Errorf("onFail called %d more times", len(failed))
 	}
 }
