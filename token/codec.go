@@ -55,6 +55,17 @@ type Presented struct {
 	// Secret is the secret part of the text, aliasing it; nil for a format
 	// without one.
 	Secret []byte
+	// Claims is the record a self-contained token (a JWT) states in its own
+	// text, verified by Parse: what a token without a record of its own here
+	// (one from a trusted external issuer, or any JWT when the store is
+	// disabled) is judged by. Nil for an opaque token. It is shared and
+	// read-only: a codec's cache of verified texts hands the same one out
+	// again.
+	Claims *Token
+	// External is set when the token comes from a trusted issuer other than
+	// this server: it never has a record here, only, once revoked, a
+	// revocation tombstone under Key (derived from its issuer and jti).
+	External bool
 }
 
 // Formats is the set of token formats a server accepts, in the order Parse

@@ -46,6 +46,9 @@ type Extra struct {
 	// parent's secret, so that a delegated child can be handed out again to
 	// a holder of the parent (see Delegation). Nil for other tokens.
 	Sealed []byte
+	// Audience is the space-separated audience a JWT was issued for (its
+	// aud claim); empty for other tokens.
+	Audience string
 }
 
 // Name returns the token's name, or "".
@@ -96,7 +99,7 @@ func (t *Token) Clone() *Token {
 // Call it only on a token you own (a Clone or a new record).
 func (t *Token) SetExtra(e Extra) {
 	if e.Name == "" && e.Service == "" && e.ClientID == "" && e.Parent.IsZero() &&
-		len(e.Credentials) == 0 && len(e.Sealed) == 0 {
+		len(e.Credentials) == 0 && len(e.Sealed) == 0 && e.Audience == "" {
 		t.Ext = nil
 		return
 	}
