@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
@@ -652,7 +653,7 @@ func TestBoltRestartKeepsIdentity(t *testing.T) {
 func TestAsyncPolicy(t *testing.T) {
 	tc := newTestCluster(t, 3, clusterOpts{policy: PolicyAsync})
 	l := tc.waitLeader()
-	a, err := l.node.Propose(context.Background(), &tokens.Command{Op: tokens.OpTouch})
+	a, err := l.node.Propose(context.Background(), &replica.Command{Op: replica.OpTouch})
 	if err != nil || a.Done || a.Index != 0 {
 		t.Fatalf("async Propose = %+v, %v; want accepted, not done", a, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/persist/mysqltest"
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
@@ -410,7 +411,7 @@ func TestFSMDropsForeignStoreBeforeFirstChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := tokens.NewState(tokens.DefaultWriterConfig(), c, store, nil)
+	st, err := replica.NewState(replica.DefaultWriterConfig(), c, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

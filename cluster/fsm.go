@@ -10,13 +10,13 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/tokencache/tokencache/tokens"
+	"github.com/tokencache/tokencache/replica"
 )
 
-// fsm adapts tokens.State to raft.BatchingFSM. It is a thin, deterministic
+// fsm adapts replica.State to raft.BatchingFSM. It is a thin, deterministic
 // bridge: decode each command and hand it to State.Apply, in log order.
 //
-//   - LogCommand entries decode to a tokens.Command. An entry that fails to
+//   - LogCommand entries decode to a replica.Command. An entry that fails to
 //     decode is fatal: the FSM logs it loudly, stops applying anything
 //     (skipping it would make this node diverge) and asks the node to shut
 //     Raft down; the fence then fails closed on this node.
@@ -29,7 +29,7 @@ import (
 //     before the first entry that changes anything is applied, unless a
 //     snapshot restore replaced or adopted it first.
 type fsm struct {
-	state *tokens.State
+	state *replica.State
 	log   *slog.Logger
 	ctx   context.Context // canceled when the node closes (bounds snapshot I/O)
 
@@ -63,14 +63,14 @@ type fsm struct {
 
 var _ raft.BatchingFSM = (*fsm)(nil)
 
-func newFSM(ctx context.Context, state *tokens.State, log *slog.Logger, onHalt func(error)) *fsm {
+func newFSM(ctx context.Context, state *replica.State, log *slog.Logger, onHalt func(error)) *fsm {
 	return &fsm{state: state, log: log, ctx: ctx, onHalt: onHalt, changed: make(chan struct{})}
 }
 
 // Apply implements raft.FSM.
 func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
-// ApplyBatch implements raft.BatchingFSM. Each response is a tokens.Result,
+// ApplyBatch implements raft.BatchingFSM. Each response is a replica.Result,
 // or an error wrapping ErrHalted for entries not applied.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
@@ -84,13 +84,13 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		switch l.Type {
 		case raft.LogCommand:
-			var cmd tokens.Command
+			var cmd replica.Command
 			if err := cmd.UnmarshalBinary(l.Data); err != nil {
 				f.halt(fmt.Errorf("%w: cannot decode log entry %d (term %d, %d bytes): %w", ErrHalted, l.Index, l.Term, len(l.Data), err))
 				out[i] = *f.halted.Load()
 				continue
 			}
-			if cmd.Op != tokens.OpNoop && cmd.Op != tokens.OpClusterID && f.foreign.Load() {
+			if cmd.Op != replica.OpNoop && cmd.Op != replica.OpClusterID && f.foreign.Load() {
 				// Applying a change over rows of another log would let
 				// the writer skip it (its index is at or below the
 				// store's) and keep rows this log never had.
@@ -101,13 +101,13 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 				}
 			}
 			out[i] = f.state.Apply(l.Index, &cmd)
-			if cmd.Op == tokens.OpClusterID && f.onClusterID != nil {
+			if cmd.Op == replica.OpClusterID && f.onClusterID != nil {
 				f.onClusterID(f.state.ClusterID())
 			}
 		case raft.LogConfiguration:
-			out[i] = f.state.Apply(l.Index, &tokens.Command{Op: tokens.OpNoop})
+			out[i] = f.state.Apply(l.Index, &replica.Command{Op: replica.OpNoop})
 		default:
-			out[i] = tokens.Result{}
+			out[i] = replica.Result{}
 		}
 	}
 	return out
@@ -190,7 +190,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 }
 
 // snapshotAt returns State.SnapshotAt(index), taken between two applies.
-func (f *fsm) snapshotAt(index uint64) *tokens.Snapshot {
+func (f *fsm) snapshotAt(index uint64) *replica.Snapshot {
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
 	return f.state.SnapshotAt(index)
@@ -234,7 +234,7 @@ func (f *fsm) notify() {
 
 type fsmSnapshot struct {
 	ctx  context.Context
-	snap *tokens.Snapshot
+	snap *replica.Snapshot
 }
 
 // Persist implements raft.FSMSnapshot; it runs concurrently with applies.

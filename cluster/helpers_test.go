@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
@@ -209,7 +210,7 @@ type testNode struct {
 	cfg   Config
 	node  *Node
 	svc   *tokens.Service
-	state *tokens.State
+	state *replica.State
 	cache *cache.Cache
 	store persist.Store
 	dir   string
@@ -298,7 +299,7 @@ func (tc *testCluster) nodeIDs() []string {
 	return ids
 }
 
-// newTestCluster starts n full nodes (cache, store, tokens.State,
+// newTestCluster starts n full nodes (cache, store, replica.State,
 // tokens.Service, cluster.Node, wired like production), all at once, and
 // waits until one leader leads them all and every node is ready.
 func newTestCluster(t testing.TB, n int, o clusterOpts) *testCluster {
@@ -421,9 +422,9 @@ func (tc *testCluster) startNode(tn *testNode) error {
 	if err != nil {
 		return err
 	}
-	wcfg := tokens.DefaultWriterConfig()
+	wcfg := replica.DefaultWriterConfig()
 	wcfg.FlushInterval = 5 * time.Millisecond
-	state, err := tokens.NewState(wcfg, c, store, log)
+	state, err := replica.NewState(wcfg, c, store, log)
 	if err != nil {
 		return err
 	}

@@ -15,14 +15,14 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
-	"github.com/tokencache/tokencache/tokens"
 )
 
 // The cluster's identity (DESIGN.md §8): a cluster id created once, when the
 // cluster is bootstrapped, and never changed. It lives
 //
-//   - in the replicated state (tokens.OpClusterID, which the first ready
+//   - in the replicated state (replica.OpClusterID, which the first ready
 //     leader of the cluster commits; snapshots carry it), so that every node
 //     that applies the cluster's log, or installs one of its snapshots,
 //     learns the same id, and an id that was never committed does not count;
@@ -202,7 +202,7 @@ func (n *Node) commitClusterID(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*n.cfg.ElectionTimeout)
 	defer cancel()
-	cmd := &tokens.Command{Op: tokens.OpClusterID, Time: token.At(time.Now()), ClusterID: id}
+	cmd := &replica.Command{Op: replica.OpClusterID, Time: token.At(time.Now()), ClusterID: id}
 	if _, err := n.Propose(ctx, cmd); err != nil {
 		n.log.Warn("cannot commit the cluster id", "cluster_id", id, "err", err)
 		return

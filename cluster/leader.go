@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/tokens"
 )
 
@@ -207,7 +208,7 @@ func (n *Node) announceLoop() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(n.runCtx, 10*n.cfg.ElectionTimeout)
-		_, err := n.Propose(ctx, &tokens.Command{Op: tokens.OpPersisted, Persisted: idx, Time: 0})
+		_, err := n.Propose(ctx, &replica.Command{Op: replica.OpPersisted, Persisted: idx, Time: 0})
 		cancel()
 		if err != nil {
 			n.log.Debug("cannot announce persisted index", "index", idx, "err", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/tokens"
 )
 
@@ -19,7 +20,7 @@ var (
 
 // noopCommand is an encoded OpNoop (readiness barrier, replication nudge).
 var noopCommand = func() []byte {
-	b, err := (&tokens.Command{Op: tokens.OpNoop}).MarshalBinary()
+	b, err := (&replica.Command{Op: replica.OpNoop}).MarshalBinary()
 	if err != nil {
 		panic(err)
 	}
@@ -37,28 +38,28 @@ var noopCommand = func() []byte {
 // Raft's ErrNotLeader and ErrLeadershipTransferInProgress come before the
 // append: tokens.ErrNoLeader. ErrLeadershipLost, ErrRaftShutdown and a ctx
 // that ends while waiting leave the outcome unknown: tokens.ErrIndeterminate.
-func (n *Node) Propose(ctx context.Context, cmd *tokens.Command) (tokens.Applied, error) {
+func (n *Node) Propose(ctx context.Context, cmd *replica.Command) (replica.Applied, error) {
 	if !n.running() {
-		return tokens.Applied{}, n.notRunning()
+		return replica.Applied{}, n.notRunning()
 	}
 	if !n.IsLeader() {
-		return tokens.Applied{}, fmt.Errorf("%w: this node is not the ready leader", tokens.ErrNoLeader)
+		return replica.Applied{}, fmt.Errorf("%w: this node is not the ready leader", tokens.ErrNoLeader)
 	}
 	data, err := cmd.MarshalBinary()
 	if err != nil {
-		return tokens.Applied{}, fmt.Errorf("cannot encode %s command: %w", cmd.Op, err)
+		return replica.Applied{}, fmt.Errorf("cannot encode %s command: %w", cmd.Op, err)
 	}
 	timeout := time.Duration(0)
 	if dl, ok := ctx.Deadline(); ok {
 		if timeout = time.Until(dl); timeout <= 0 {
-			return tokens.Applied{}, fmt.Errorf("%w: deadline passed before proposing", tokens.ErrNoLeader)
+			return replica.Applied{}, fmt.Errorf("%w: deadline passed before proposing", tokens.ErrNoLeader)
 		}
 	}
 	if n.cfg.Policy == PolicyAsync && !mustSync(cmd) {
 		select {
 		case n.asyncSem <- struct{}{}:
 		case <-ctx.Done():
-			return tokens.Applied{}, fmt.Errorf("%w: %d async writes wait for a quorum", tokens.ErrOverloaded, cap(n.asyncSem))
+			return replica.Applied{}, fmt.Errorf("%w: %d async writes wait for a quorum", tokens.ErrOverloaded, cap(n.asyncSem))
 		}
 		f := n.raft.Apply(data, timeout)
 		n.metrics.asyncPending.Inc()
@@ -71,22 +72,22 @@ func (n *Node) Propose(ctx context.Context, cmd *tokens.Command) (tokens.Applied
 				n.log.Warn("an acknowledged async write was not committed", "op", cmd.Op.String(), "err", err)
 			}
 		}()
-		return tokens.Applied{}, nil
+		return replica.Applied{}, nil
 	}
 	f := n.raft.Apply(data, timeout)
 	if err := waitFuture(ctx, f); err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return tokens.Applied{}, fmt.Errorf("%w: deadline passed while committing: %w", tokens.ErrIndeterminate, err)
+			return replica.Applied{}, fmt.Errorf("%w: deadline passed while committing: %w", tokens.ErrIndeterminate, err)
 		}
-		return tokens.Applied{}, translateApplyError(err)
+		return replica.Applied{}, translateApplyError(err)
 	}
 	switch r := f.Response().(type) {
-	case tokens.Result:
-		return tokens.Applied{Index: f.Index(), Done: true, Result: r}, nil
+	case replica.Result:
+		return replica.Applied{Index: f.Index(), Done: true, Result: r}, nil
 	case error:
-		return tokens.Applied{Index: f.Index()}, fmt.Errorf("%w: committed at index %d but not applied: %w", tokens.ErrIndeterminate, f.Index(), r)
+		return replica.Applied{Index: f.Index()}, fmt.Errorf("%w: committed at index %d but not applied: %w", tokens.ErrIndeterminate, f.Index(), r)
 	}
-	return tokens.Applied{Index: f.Index(), Done: true}, nil
+	return replica.Applied{Index: f.Index(), Done: true}, nil
 }
 
 // mustSync reports whether cmd is proposed synchronously whatever the
@@ -96,11 +97,11 @@ func (n *Node) Propose(ctx context.Context, cmd *tokens.Command) (tokens.Applied
 // tokens (the next write of the user checks name uniqueness against the
 // applied state), issues with an Idempotency-Key (the replay is detected by
 // applying) and no-ops.
-func mustSync(cmd *tokens.Command) bool {
+func mustSync(cmd *replica.Command) bool {
 	switch cmd.Op {
-	case tokens.OpNoop:
+	case replica.OpNoop:
 		return true
-	case tokens.OpPut:
+	case replica.OpPut:
 		if cmd.IdempotencyKey != "" {
 			return true
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/internal/errcode"
 	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
@@ -189,7 +190,7 @@ func TestRaftAddressAndErrorCodes(t *testing.T) {
 	}
 }
 
-func newUnitState(t *testing.T) *tokens.State {
+func newUnitState(t *testing.T) *replica.State {
 	t.Helper()
 	c, err := cache.New(cache.DefaultConfig())
 	if err != nil {
@@ -202,7 +203,7 @@ func newUnitState(t *testing.T) *tokens.State {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	st, err := tokens.NewState(tokens.DefaultWriterConfig(), c, store, nil)
+	st, err := replica.NewState(replica.DefaultWriterConfig(), c, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func newUnitState(t *testing.T) *tokens.State {
 func putCommand(t *testing.T) []byte {
 	t.Helper()
 	k := token.NewKey()
-	b, err := (&tokens.Command{Op: tokens.OpPut, Time: 1, Puts: []*token.Token{{
+	b, err := (&replica.Command{Op: replica.OpPut, Time: 1, Puts: []*token.Token{{
 		Key: k, Hash: token.Hash{1}, Created: 1, Username: "u", Realm: "default", Type: token.TypeUser, Format: token.FormatOpaque,
 	}}}).MarshalBinary()
 	if err != nil {
@@ -233,7 +234,7 @@ func TestFSMHaltsOnUndecodableEntry(t *testing.T) {
 		{Index: 3, Type: raft.LogCommand, Data: []byte{9, 9, 9}},
 		{Index: 4, Type: raft.LogCommand, Data: putCommand(t)},
 	})
-	if _, ok := out[0].(tokens.Result); !ok {
+	if _, ok := out[0].(replica.Result); !ok {
 		t.Errorf("response 0 = %v, want a Result", out[0])
 	}
 	for i := 2; i < 4; i++ {
@@ -316,7 +317,7 @@ func TestNodeBeforeStartAndAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := n.Propose(ctx, &tokens.Command{Op: tokens.OpNoop}); !errors.Is(err, tokens.ErrNoLeader) || errors.Is(err, tokens.ErrIndeterminate) {
+	if _, err := n.Propose(ctx, &replica.Command{Op: replica.OpNoop}); !errors.Is(err, tokens.ErrNoLeader) || errors.Is(err, tokens.ErrIndeterminate) {
 		t.Errorf("Propose before Start = %v, want ErrNoLeader", err)
 	}
 	if err := n.Consistent(ctx); !errors.Is(err, tokens.ErrNoLeader) {
@@ -369,15 +370,15 @@ func TestMustSync(t *testing.T) {
 	child.SetExtra(token.Extra{Parent: token.NewKey()})
 	for _, tt := range []struct {
 		name string
-		cmd  tokens.Command
+		cmd  replica.Command
 		want bool
 	}{
-		{"plain issue", tokens.Command{Op: tokens.OpPut, Puts: []*token.Token{{Key: token.NewKey()}}}, false},
-		{"revocation", tokens.Command{Op: tokens.OpPut, Puts: []*token.Token{{Key: token.NewKey(), RevokedAt: 5}}}, true},
-		{"child issue", tokens.Command{Op: tokens.OpPut, Puts: []*token.Token{child}}, true},
-		{"touch", tokens.Command{Op: tokens.OpTouch}, false},
-		{"persisted", tokens.Command{Op: tokens.OpPersisted, Persisted: 3}, false},
-		{"noop", tokens.Command{Op: tokens.OpNoop}, true},
+		{"plain issue", replica.Command{Op: replica.OpPut, Puts: []*token.Token{{Key: token.NewKey()}}}, false},
+		{"revocation", replica.Command{Op: replica.OpPut, Puts: []*token.Token{{Key: token.NewKey(), RevokedAt: 5}}}, true},
+		{"child issue", replica.Command{Op: replica.OpPut, Puts: []*token.Token{child}}, true},
+		{"touch", replica.Command{Op: replica.OpTouch}, false},
+		{"persisted", replica.Command{Op: replica.OpPersisted, Persisted: 3}, false},
+		{"noop", replica.Command{Op: replica.OpNoop}, true},
 	} {
 		if got := mustSync(&tt.cmd); got != tt.want {
 			t.Errorf("mustSync(%s) = %v, want %v", tt.name, got, tt.want)

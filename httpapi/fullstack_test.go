@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
@@ -35,11 +36,11 @@ func fullStackServer(tb testing.TB, child bool) (*Server, string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	state, err := tokens.NewState(tokens.DefaultWriterConfig(), c, store, nil)
+	state, err := replica.NewState(replica.DefaultWriterConfig(), c, store, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	svc, err := tokens.New(tokens.DefaultConfig(), state, tokens.NewLocalLog(state, 0), nil, nil)
+	svc, err := tokens.New(tokens.DefaultConfig(), state, replica.NewLocalLog(state, 0), nil, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

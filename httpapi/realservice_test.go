@@ -8,6 +8,7 @@ import (
 	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/internal/fakeclock"
 	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/tokens"
 )
 
@@ -32,7 +33,7 @@ func mustRealServer(t testing.TB, mod func(*tokens.Config)) (*testServer, *fakec
 	if err != nil {
 		t.Fatal(err)
 	}
-	state, err := tokens.NewState(tokens.DefaultWriterConfig(), c, store, nil)
+	state, err := replica.NewState(replica.DefaultWriterConfig(), c, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func mustRealServer(t testing.TB, mod func(*tokens.Config)) (*testServer, *fakec
 	if mod != nil {
 		mod(&tcfg)
 	}
-	svc, err := tokens.New(tcfg, state, tokens.NewLocalLog(state, 0), nil, testLogger(t))
+	svc, err := tokens.New(tcfg, state, replica.NewLocalLog(state, 0), nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

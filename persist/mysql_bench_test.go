@@ -10,6 +10,7 @@ import (
 	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/persist/mysqltest"
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
@@ -106,12 +107,12 @@ func BenchmarkMySQLServiceMiss(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := tokens.NewState(tokens.DefaultWriterConfig(), c, s, nil)
+	st, err := replica.NewState(replica.DefaultWriterConfig(), c, s, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	idx, _ := s.PersistedIndex(context.Background())
-	svc, err := tokens.New(tokens.DefaultConfig(), st, tokens.NewLocalLog(st, idx), nil, nil)
+	svc, err := tokens.New(tokens.DefaultConfig(), st, replica.NewLocalLog(st, idx), nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 )
 
@@ -115,7 +116,7 @@ func (s *Service) leaderPurge(ctx context.Context, includeExpired bool) ([]*toke
 		if len(batch) == 0 {
 			return out, nil
 		}
-		cmd := &Command{Op: OpDelete}
+		cmd := &replica.Command{Op: replica.OpDelete}
 		for _, t := range batch {
 			cmd.Deletes = append(cmd.Deletes, persist.Delete{Key: t.Key, MaxIndex: t.Index})
 		}
@@ -189,7 +190,7 @@ func (s *Service) touchInterval() time.Duration {
 	return min(max(s.rules.IdleTimeout/10, time.Second), 30*time.Second)
 }
 
-// maxTouchBatch bounds the keys of one OpTouch entry.
+// maxTouchBatch bounds the keys of one replica.OpTouch entry.
 const maxTouchBatch = 10_000
 
 // touchLoop replicates this node's recorded uses in coalesced batches: one

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/internal/errcode"
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 )
 
@@ -30,23 +31,26 @@ var (
 	// ErrIdempotencyConflict: the Idempotency-Key was used for a different
 	// request, or its token can no longer be shown (409).
 	ErrIdempotencyConflict = errcode.New(errcode.IdempotencyConflict, "idempotency key already used")
+	// The errors of replication are declared by package replica, where the
+	// writer and the log answer them; these are the same values.
+
 	// ErrStoreUnavailable: the SQL store cannot answer and the cache does not
 	// hold the answer (503 store_unavailable).
-	ErrStoreUnavailable = errcode.New(errcode.StoreUnavailable, "token store unavailable")
+	ErrStoreUnavailable = replica.ErrStoreUnavailable
 	// ErrStale: this node has been out of contact with the leader for longer
 	// than cluster.max_staleness and will not answer valid (503 stale).
-	ErrStale = errcode.New(errcode.Stale, "node is out of contact with the cluster leader")
+	ErrStale = replica.ErrStale
 	// ErrOverloaded: the write-behind queue is full (503 overloaded).
-	ErrOverloaded = errcode.New(errcode.Overloaded, "write queue full")
+	ErrOverloaded = replica.ErrOverloaded
 	// ErrNoLeader: no leader is known and the write could not be forwarded
 	// within its deadline; it was not applied (503 no_leader).
-	ErrNoLeader = errcode.New(errcode.NoLeader, "no cluster leader")
+	ErrNoLeader = replica.ErrNoLeader
 	// ErrIndeterminate: the write may or may not have been applied (leader
 	// lost mid-commit, deadline passed). Retry with the same Idempotency-Key
 	// (503 indeterminate).
-	ErrIndeterminate = errcode.New(errcode.Indeterminate, "write outcome unknown")
+	ErrIndeterminate = replica.ErrIndeterminate
 	// ErrShuttingDown: the node is stopping (503 shutting_down).
-	ErrShuttingDown = errcode.New(errcode.ShuttingDown, "node is shutting down")
+	ErrShuttingDown = replica.ErrShuttingDown
 )
 
 // Validation is the answer to one validation. It is returned by value and

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 )
 
@@ -159,7 +160,7 @@ func (s *Service) leaderIssue(ctx context.Context, spec *IssueSpec) (*token.Toke
 	defer unlock()
 
 	if req.IdempotencyKey != "" {
-		if prev, ok := s.state.idempotencyKey(req.IdempotencyKey); ok {
+		if prev, ok := s.state.IdempotencyKey(req.IdempotencyKey); ok {
 			t, err := s.get(ctx, prev)
 			if err != nil {
 				return nil, false, err
@@ -195,7 +196,7 @@ func (s *Service) leaderIssue(ctx context.Context, spec *IssueSpec) (*token.Toke
 			return nil, false, fmt.Errorf("%w: %q", ErrDuplicateName, name)
 		}
 	}
-	a, err := s.propose(ctx, &Command{Op: OpPut, Time: now, Puts: []*token.Token{rec}, IdempotencyKey: req.IdempotencyKey}, false)
+	a, err := s.propose(ctx, &replica.Command{Op: replica.OpPut, Time: now, Puts: []*token.Token{rec}, IdempotencyKey: req.IdempotencyKey}, false)
 	if err != nil {
 		return nil, false, err
 	}
@@ -420,7 +421,7 @@ func (s *Service) leaderDelegate(ctx context.Context, spec *DelegateSpec) (*toke
 	if err := rec.Validate(); err != nil {
 		return nil, false, err
 	}
-	if _, err := s.propose(ctx, &Command{Op: OpPut, Time: now, Puts: []*token.Token{rec}}, false); err != nil {
+	if _, err := s.propose(ctx, &replica.Command{Op: replica.OpPut, Time: now, Puts: []*token.Token{rec}}, false); err != nil {
 		return nil, false, err
 	}
 	return rec, false, nil

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 )
 
@@ -29,7 +30,7 @@ type memoEntry struct {
 
 const (
 	memoMax = 100_000
-	memoTTL = idempotencyWindow
+	memoTTL = replica.IdempotencyWindow
 )
 
 func newMemo() *memo { return &memo{entries: make(map[string]memoEntry)} }

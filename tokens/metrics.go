@@ -65,13 +65,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		lag = max(0, time.Since(at).Seconds())
 	}
 	gauge(descLagSeconds, lag)
-	gauge(descStoreHealthy, b2f(s.state.writer.healthy.Load()))
-	gauge(descWriterActive, b2f(s.state.writer.active.Load()))
+	gauge(descStoreHealthy, b2f(s.state.Writer().Healthy()))
+	gauge(descWriterActive, b2f(s.state.Writer().Active()))
 	gauge(descPersistBacklog, float64(st.Pinned))
-	w := s.state.writer
-	counter(descWriteBatches, w.batches.Load())
-	counter(descWriteChanges, w.changes.Load())
-	ch <- prometheus.MustNewConstMetric(descWriteSeconds, prometheus.CounterValue, time.Duration(w.writeNanos.Load()).Seconds())
+	w := s.state.Writer().Stats()
+	counter(descWriteBatches, w.Batches)
+	counter(descWriteChanges, w.Changes)
+	ch <- prometheus.MustNewConstMetric(descWriteSeconds, prometheus.CounterValue, w.Time.Seconds())
 }
 
 func b2f(b bool) float64 {

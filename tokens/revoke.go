@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 )
 
@@ -123,7 +124,7 @@ func (s *Service) leaderRevoke(ctx context.Context, spec *RevokeSpec) ([]*token.
 	for len(puts) > 0 {
 		n := min(len(puts), maxPutsPerEntry)
 		chunk := puts[len(puts)-n:]
-		if _, err := s.propose(ctx, &Command{Op: OpPut, Time: now, Puts: chunk}, true); err != nil {
+		if _, err := s.propose(ctx, &replica.Command{Op: replica.OpPut, Time: now, Puts: chunk}, true); err != nil {
 			return nil, err
 		}
 		puts = puts[:len(puts)-n]
@@ -250,7 +251,7 @@ func (s *Service) leaderModify(ctx context.Context, req *ModifyRequest) (*token.
 	if err := next.Validate(); err != nil {
 		return nil, err
 	}
-	if _, err := s.propose(ctx, &Command{Op: OpPut, Time: now, Puts: []*token.Token{next}}, false); err != nil {
+	if _, err := s.propose(ctx, &replica.Command{Op: replica.OpPut, Time: now, Puts: []*token.Token{next}}, false); err != nil {
 		return nil, err
 	}
 	return next, nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 )
 
@@ -131,7 +132,7 @@ type Service struct {
 	opaque  token.Codec
 	cache   *cache.Cache
 	store   persist.Store
-	state   *State
+	state   *replica.State
 	log     *slog.Logger
 	now     func() time.Time
 	load    cache.Loader
@@ -157,7 +158,7 @@ type Service struct {
 // New returns a Service over state (which holds the cache and the store) and
 // the log repl. fwd may be nil for a node that always leads. log is the
 // node's logger, untagged: the service tags its own component.
-func New(cfg Config, state *State, repl Log, fwd Forwarder, log *slog.Logger) (*Service, error) {
+func New(cfg Config, state *replica.State, repl Log, fwd Forwarder, log *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid token service configuration: %w", err)
 	}
@@ -180,8 +181,8 @@ func New(cfg Config, state *State, repl Log, fwd Forwarder, log *slog.Logger) (*
 		rules:   cfg.Rules,
 		formats: formats,
 		opaque:  opaque,
-		cache:   state.cache,
-		store:   state.store,
+		cache:   state.Cache(),
+		store:   state.Store(),
 		state:   state,
 		log:     log.With("component", "tokens"),
 		now:     cfg.Now,
@@ -216,7 +217,7 @@ func (s *Service) SetCatchUp(f CatchUp) { s.catch.Store(&f) }
 // replication. It returns once the writer runs; warm start continues in the
 // background.
 func (s *Service) Start(ctx context.Context) error {
-	if err := s.state.writer.start(ctx); err != nil {
+	if err := s.state.Writer().Start(ctx); err != nil {
 		return err
 	}
 	s.started.Store(true)
@@ -239,7 +240,7 @@ func (s *Service) Close(ctx context.Context) error {
 		s.stopping.Store(true)
 		close(s.stop)
 		s.wg.Wait()
-		err = s.state.writer.close(ctx)
+		err = s.state.Writer().Close(ctx)
 	})
 	return err
 }
@@ -248,7 +249,7 @@ func (s *Service) Close(ctx context.Context) error {
 func (s *Service) Rules() token.Rules { return s.rules }
 
 // State returns the service's state machine.
-func (s *Service) State() *State { return s.state }
+func (s *Service) State() *replica.State { return s.state }
 
 // ReadyCheck reports whether the replication layer lets this node answer
 // (joined, caught up); the cluster installs one with SetReadyCheck.

@@ -13,6 +13,7 @@ import (
 	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/internal/fakeclock"
 	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 )
 
@@ -23,7 +24,7 @@ func newClock() *fakeclock.Clock {
 
 type testNode struct {
 	svc   *Service
-	state *State
+	state *replica.State
 	cache *cache.Cache
 	store persist.Store
 	clock *fakeclock.Clock
@@ -82,7 +83,7 @@ func newNode(t testing.TB, o nodeOpts) *testNode {
 		o.store = openMemory(t)
 	}
 	if o.mode == "" {
-		o.mode = WriteThrough
+		o.mode = replica.WriteThrough
 	}
 	if o.clock == nil {
 		o.clock = newClock()
@@ -98,11 +99,11 @@ func newNode(t testing.TB, o nodeOpts) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wcfg := DefaultWriterConfig()
+	wcfg := replica.DefaultWriterConfig()
 	wcfg.Mode = o.mode
 	wcfg.FlushInterval = 5 * time.Millisecond
 	wcfg.RetryMax = 50 * time.Millisecond
-	state, err := NewState(wcfg, c, o.store, testLogger(t))
+	state, err := replica.NewState(wcfg, c, o.store, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func newNode(t testing.TB, o nodeOpts) *testNode {
 	}
 	cfg.ReapInterval = time.Hour // tests purge explicitly
 	cfg.Formats = o.formats
-	svc, err := New(cfg, state, NewLocalLog(state, idx), nil, testLogger(t))
+	svc, err := New(cfg, state, replica.NewLocalLog(state, idx), nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +237,7 @@ func waitPersisted(t testing.TB, n *testNode) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for {
-		err := n.state.writer.waitPersisted(ctx, n.state.AppliedIndex())
+		err := n.state.Writer().WaitPersisted(ctx, n.state.AppliedIndex())
 		if err == nil {
 			return
 		}
@@ -480,7 +481,7 @@ func TestIdleTimeout(t *testing.T) {
 // revoked token must never validate again, whatever is evicted and reloaded
 // (DESIGN §3 invariant 2 on one node).
 func TestRevocationSurvivesEviction(t *testing.T) {
-	n := newNode(t, nodeOpts{capacity: 4, mode: WriteBehind})
+	n := newNode(t, nodeOpts{capacity: 4, mode: replica.WriteBehind})
 	var toks []Issued
 	for range 40 {
 		toks = append(toks, n.issue(t, IssueRequest{}))
@@ -539,7 +540,7 @@ func TestRestartKeepsTokensAndRevocations(t *testing.T) {
 
 func TestSnapshotRestore(t *testing.T) {
 	{
-		src := newNode(t, nodeOpts{mode: WriteBehind})
+		src := newNode(t, nodeOpts{mode: replica.WriteBehind})
 		var toks []Issued
 		for range 20 {
 			toks = append(toks, src.issue(t, IssueRequest{IdempotencyKey: token.NewSecret()}))

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 )
 
@@ -114,7 +115,7 @@ func (s *Service) LeaderWrite(ctx context.Context, w *WriteRequest) (*WriteResul
 		ts, err := s.leaderPurge(ctx, w.Purge.IncludeExpired)
 		return &WriteResult{Tokens: ts}, err
 	case w.Touch != nil:
-		_, err := s.propose(ctx, &Command{Op: OpTouch, Touches: w.Touch}, false)
+		_, err := s.propose(ctx, &replica.Command{Op: replica.OpTouch, Touches: w.Touch}, false)
 		return &WriteResult{}, err
 	}
 	return nil, fmt.Errorf("%w: empty write request", token.ErrInvalid)
@@ -130,10 +131,10 @@ func (s *Service) LeaderWrite(ctx context.Context, w *WriteRequest) (*WriteResul
 // until the store has it), and refusing it would leave a token usable that
 // its owner wants dead. If the store then cannot confirm it, the caller gets
 // ErrIndeterminate and a retry is harmless.
-func (s *Service) propose(ctx context.Context, cmd *Command, revocation bool) (Applied, error) {
-	if cmd.Op != OpTouch && cmd.Op != OpPersisted && !revocation {
-		if err := s.state.writer.admit(); err != nil {
-			return Applied{}, err
+func (s *Service) propose(ctx context.Context, cmd *replica.Command, revocation bool) (replica.Applied, error) {
+	if cmd.Op != replica.OpTouch && cmd.Op != replica.OpPersisted && !revocation {
+		if err := s.state.Writer().Admit(); err != nil {
+			return replica.Applied{}, err
 		}
 	}
 	if cmd.Time == 0 {
@@ -146,8 +147,8 @@ func (s *Service) propose(ctx context.Context, cmd *Command, revocation bool) (A
 	if a.Done && a.Result.Replayed {
 		return a, nil
 	}
-	if s.state.writer.cfg.Mode == WriteThrough && a.Index > 0 && cmd.Op != OpTouch && s.state.writer.active.Load() {
-		if err := s.state.writer.waitPersisted(ctx, a.Index); err != nil {
+	if s.state.Writer().WritesThrough() && a.Index > 0 && cmd.Op != replica.OpTouch {
+		if err := s.state.Writer().WaitPersisted(ctx, a.Index); err != nil {
 			// The entry is in the log and every node applies it; only the
 			// SQL commit is not confirmed. It will follow once the store
 			// answers, but the caller cannot be told it is durable there.

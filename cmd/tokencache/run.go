@@ -22,6 +22,7 @@ import (
 	"github.com/tokencache/tokencache/cluster"
 	"github.com/tokencache/tokencache/httpapi"
 	"github.com/tokencache/tokencache/persist"
+	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
@@ -66,7 +67,7 @@ type daemon struct {
 
 	store    persist.Store
 	cache    *cache.Cache
-	state    *tokens.State
+	state    *replica.State
 	node     *cluster.Node
 	svc      *tokens.Service
 	http     *httpapi.Server
@@ -98,7 +99,7 @@ func (d *daemon) open(ctx context.Context) error {
 	if d.cache, err = cache.New(cacheConfig(cfg)); err != nil {
 		return err
 	}
-	if d.state, err = tokens.NewState(writerConfig(cfg), d.cache, d.store, d.log); err != nil {
+	if d.state, err = replica.NewState(writerConfig(cfg), d.cache, d.store, d.log); err != nil {
 		return err
 	}
 	// Every node, alone or not, runs on the Raft log: a single node with the
@@ -351,8 +352,8 @@ func cacheConfig(cfg *Config) cache.Config {
 	return c
 }
 
-func writerConfig(cfg *Config) tokens.WriterConfig {
-	w := tokens.DefaultWriterConfig()
+func writerConfig(cfg *Config) replica.WriterConfig {
+	w := replica.DefaultWriterConfig()
 	w.Mode = cfg.Persist.WriteMode
 	w.BatchSize = cfg.Persist.BatchSize
 	w.FlushInterval = cfg.Persist.FlushInterval

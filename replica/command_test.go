@@ -1,4 +1,4 @@
-package tokens
+package replica
 
 import (
 	"encoding/hex"
@@ -55,7 +55,7 @@ func TestCommandGolden(t *testing.T) {
 		}
 		want, err := os.ReadFile(path)
 		if err != nil {
-			t.Fatalf("%s: %v (run go test ./tokens -run Golden -update once)", name, err)
+			t.Fatalf("%s: %v (run go test ./replica -run Golden -update once)", name, err)
 		}
 		if got := hex.EncodeToString(b); got != strings.TrimSpace(string(want)) {
 			t.Errorf("%s: encoding changed:\n got %s\nwant %s", name, got, want)

@@ -1,4 +1,4 @@
-package tokens
+package replica
 
 import (
 	"context"
@@ -11,27 +11,27 @@ import (
 // snapshot, which has none, is still read.
 func TestSnapshotClusterID(t *testing.T) {
 	ctx := context.Background()
-	src := newNode(t, nodeOpts{})
-	src.issue(t, IssueRequest{Username: "alice"})
+	src := newState(t, nil, "")
+	src.Apply(1, put(1, record("alice", 1)))
 	var v1 bytesBuffer // written before the cluster id exists: converted to version 1 below
-	if err := src.state.Snapshot().WriteTo(ctx, &v1); err != nil {
+	if err := src.Snapshot().WriteTo(ctx, &v1); err != nil {
 		t.Fatal(err)
 	}
-	next := src.state.AppliedIndex() + 1
-	src.state.Apply(next, &Command{Op: OpClusterID, ClusterID: "c1"})
-	src.state.Apply(next+1, &Command{Op: OpClusterID, ClusterID: "c2"}) // the first one wins
-	if got := src.state.ClusterID(); got != "c1" {
+	next := src.AppliedIndex() + 1
+	src.Apply(next, &Command{Op: OpClusterID, ClusterID: "c1"})
+	src.Apply(next+1, &Command{Op: OpClusterID, ClusterID: "c2"}) // the first one wins
+	if got := src.ClusterID(); got != "c1" {
 		t.Fatalf("ClusterID() after two OpClusterID = %q, want c1", got)
 	}
 	var v2 bytesBuffer
-	if err := src.state.Snapshot().WriteTo(ctx, &v2); err != nil {
+	if err := src.Snapshot().WriteTo(ctx, &v2); err != nil {
 		t.Fatal(err)
 	}
-	dst := newNode(t, nodeOpts{})
-	if err := dst.state.Restore(ctx, v2.reader()); err != nil {
+	dst := newState(t, nil, "")
+	if err := dst.Restore(ctx, v2.reader()); err != nil {
 		t.Fatal(err)
 	}
-	if got := dst.state.ClusterID(); got != "c1" {
+	if got := dst.ClusterID(); got != "c1" {
 		t.Errorf("ClusterID() after restoring a version-2 snapshot = %q, want c1", got)
 	}
 
@@ -51,14 +51,14 @@ func TestSnapshotClusterID(t *testing.T) {
 	b = append(b[:at], b[at+1:]...)
 	body := b[:len(b)-4]
 	b = binary.BigEndian.AppendUint32(body, crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
-	old := newNode(t, nodeOpts{})
-	if err := old.state.Restore(ctx, (&bytesBuffer{b: b}).reader()); err != nil {
+	old := newState(t, nil, "")
+	if err := old.Restore(ctx, (&bytesBuffer{b: b}).reader()); err != nil {
 		t.Fatalf("Restore(version-1 snapshot) = %v", err)
 	}
-	if got := old.state.ClusterID(); got != "" {
+	if got := old.ClusterID(); got != "" {
 		t.Errorf("ClusterID() after a version-1 snapshot = %q, want empty", got)
 	}
-	if old.state.AppliedIndex() != next-1 {
-		t.Errorf("applied index after a version-1 snapshot = %d, want %d", old.state.AppliedIndex(), next-1)
+	if old.AppliedIndex() != next-1 {
+		t.Errorf("applied index after a version-1 snapshot = %d, want %d", old.AppliedIndex(), next-1)
 	}
 }

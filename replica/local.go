@@ -1,4 +1,4 @@
-package tokens
+package replica
 
 import (
 	"context"
@@ -6,28 +6,6 @@ import (
 
 	"github.com/tokencache/tokencache/token"
 )
-
-// Log replicates commands to every node and applies them through State. The
-// cluster package implements it with Raft; LocalLog is the single-process
-// stand-in used by unit tests. Implementations are safe for concurrent use.
-type Log interface {
-	// Propose appends cmd and blocks until it is acknowledged under the
-	// replication policy (sync: committed and applied on this node; async:
-	// accepted by the leader, then Applied is false). Only the leader may
-	// propose. An error that leaves the outcome unknown wraps
-	// ErrIndeterminate; an error that guarantees nothing was appended
-	// (not leader, shutting down) must not.
-	Propose(ctx context.Context, cmd *Command) (Applied, error)
-	// IsLeader reports whether this node is the leader and ready for writes
-	// (its state reflects every earlier term's entries).
-	IsLeader() bool
-	// WaitApplied blocks until every healthy node has applied index (used
-	// before a revocation is acknowledged: DESIGN §3 invariant 2).
-	WaitApplied(ctx context.Context, index uint64) error
-	// Consistent blocks until this node's state reflects every write
-	// acknowledged before the call (a linearizable read barrier).
-	Consistent(ctx context.Context) error
-}
 
 // Applied is the outcome of a proposal.
 type Applied struct {
@@ -48,7 +26,7 @@ type Result struct {
 	Existing token.Key
 }
 
-// LocalLog is a Log for a single process without replication: proposals are
+// LocalLog is the log of a single process without replication without replication: proposals are
 // applied at once, in order, at consecutive indexes. It is what the service
 // runs on in unit tests; it is safe for concurrent use.
 type LocalLog struct {
@@ -64,7 +42,7 @@ func NewLocalLog(state *State, start uint64) *LocalLog {
 	return &LocalLog{state: state, index: start}
 }
 
-// Propose implements Log.
+// Propose applies cmd at the next index.
 func (l *LocalLog) Propose(ctx context.Context, cmd *Command) (Applied, error) {
 	if err := ctx.Err(); err != nil {
 		return Applied{}, err
@@ -76,11 +54,11 @@ func (l *LocalLog) Propose(ctx context.Context, cmd *Command) (Applied, error) {
 	return Applied{Index: l.index, Done: true, Result: res}, nil
 }
 
-// IsLeader implements Log: a single process always leads.
+// IsLeader reports true: a single process always leads.
 func (l *LocalLog) IsLeader() bool { return true }
 
-// WaitApplied implements Log: the only node applied it in Propose.
+// WaitApplied returns at once: the only node applied it in Propose.
 func (l *LocalLog) WaitApplied(context.Context, uint64) error { return nil }
 
-// Consistent implements Log.
+// Consistent returns at once: the only node has every write.
 func (l *LocalLog) Consistent(context.Context) error { return nil }

@@ -1,4 +1,4 @@
-package tokens
+package replica
 
 import (
 	"context"
@@ -72,12 +72,12 @@ func (c WriterConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// writer persists the cache's pinned changes to the store, in log order, and
+// Writer persists the cache's pinned changes to the store, in log order, and
 // releases them once committed. With a local store it runs on every node and
 // unpins directly; with a shared store it runs on the leader only and
 // announces the persisted index through the log (OpPersisted), on whose
 // application every node unpins.
-type writer struct {
+type Writer struct {
 	cfg   WriterConfig
 	cache *cache.Cache
 	store persist.Store
@@ -109,12 +109,12 @@ type writer struct {
 	runCancel context.CancelFunc
 }
 
-func newWriter(cfg WriterConfig, c *cache.Cache, store persist.Store, log *slog.Logger) (*writer, error) {
+func newWriter(cfg WriterConfig, c *cache.Cache, store persist.Store, log *slog.Logger) (*Writer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &writer{
+	w := &Writer{
 		cfg:       cfg,
 		cache:     c,
 		store:     store,
@@ -135,8 +135,8 @@ func newWriter(cfg WriterConfig, c *cache.Cache, store persist.Store, log *slog.
 	return w, nil
 }
 
-// start loads the persisted index and starts the flush loop.
-func (w *writer) start(ctx context.Context) error {
+// Start loads the persisted index and starts the flush loop.
+func (w *Writer) Start(ctx context.Context) error {
 	idx, err := w.store.PersistedIndex(ctx)
 	if err != nil {
 		return fmt.Errorf("cannot read persisted index: %w", err)
@@ -150,7 +150,7 @@ func (w *writer) start(ctx context.Context) error {
 // leadership) or not. On activation it re-reads the persisted index from the
 // store, which the previous writer may have moved past the last announcement,
 // and announces it so that every node releases what is already stored.
-func (w *writer) setActive(ctx context.Context, on bool) error {
+func (w *Writer) setActive(ctx context.Context, on bool) error {
 	if !w.store.Shared() {
 		return nil
 	}
@@ -177,7 +177,7 @@ func (w *writer) setActive(ctx context.Context, on bool) error {
 
 // observePersisted records an announced persisted index (shared store, on
 // nodes that do not write).
-func (w *writer) observePersisted(idx uint64) {
+func (w *Writer) observePersisted(idx uint64) {
 	for {
 		cur := w.persisted.Load()
 		if idx <= cur || w.persisted.CompareAndSwap(cur, idx) {
@@ -188,7 +188,7 @@ func (w *writer) observePersisted(idx uint64) {
 
 // wake tells the loop that changes were applied; urgent flushes without
 // waiting for a batch to fill (revocations, write-through).
-func (w *writer) wake(urgent bool) {
+func (w *Writer) wake(urgent bool) {
 	ch := w.wakeCh
 	if urgent || w.cfg.Mode == WriteThrough {
 		ch = w.urgentCh
@@ -199,7 +199,7 @@ func (w *writer) wake(urgent bool) {
 	}
 }
 
-func (w *writer) addTouches(ts []persist.Touch) {
+func (w *Writer) addTouches(ts []persist.Touch) {
 	if !w.active.Load() {
 		return // a non-writing node has nothing to store; the writer got the same entry
 	}
@@ -212,7 +212,7 @@ func (w *writer) addTouches(ts []persist.Touch) {
 	w.touchMu.Unlock()
 }
 
-func (w *writer) takeTouches(max int) []persist.Touch {
+func (w *Writer) takeTouches(max int) []persist.Touch {
 	w.touchMu.Lock()
 	defer w.touchMu.Unlock()
 	if len(w.touches) == 0 {
@@ -229,7 +229,7 @@ func (w *writer) takeTouches(max int) []persist.Touch {
 	return out
 }
 
-func (w *writer) restoreTouches(ts []persist.Touch) {
+func (w *Writer) restoreTouches(ts []persist.Touch) {
 	w.touchMu.Lock()
 	for _, t := range ts {
 		if t.At > w.touches[t.Key] {
@@ -239,7 +239,7 @@ func (w *writer) restoreTouches(ts []persist.Touch) {
 	w.touchMu.Unlock()
 }
 
-func (w *writer) run() {
+func (w *Writer) run() {
 	defer close(w.done)
 	ticker := time.NewTicker(w.cfg.FlushInterval)
 	defer ticker.Stop()
@@ -273,7 +273,7 @@ func (w *writer) run() {
 }
 
 // drain writes batches until no pinned change is left.
-func (w *writer) drain(ctx context.Context) error {
+func (w *Writer) drain(ctx context.Context) error {
 	for {
 		n, err := w.flushOnce(ctx)
 		if err != nil {
@@ -286,7 +286,7 @@ func (w *writer) drain(ctx context.Context) error {
 }
 
 // flushOnce writes one batch and returns how many changes it held.
-func (w *writer) flushOnce(ctx context.Context) (int, error) {
+func (w *Writer) flushOnce(ctx context.Context) (int, error) {
 	after := w.persisted.Load()
 	changes, upTo := w.cache.Changes(after, w.cfg.BatchSize)
 	touches := w.takeTouches(w.cfg.BatchSize)
@@ -346,17 +346,17 @@ func (w *writer) flushOnce(ctx context.Context) (int, error) {
 	return len(changes), nil
 }
 
-func (w *writer) progress() {
+func (w *Writer) progress() {
 	w.progMu.Lock()
 	close(w.progCh)
 	w.progCh = make(chan struct{})
 	w.progMu.Unlock()
 }
 
-// waitPersisted blocks until the store holds every change up to index. It
+// WaitPersisted blocks until the store holds every change up to index. It
 // fails with ErrStoreUnavailable once a write has failed, and with ctx's
 // error when ctx ends first.
-func (w *writer) waitPersisted(ctx context.Context, index uint64) error {
+func (w *Writer) WaitPersisted(ctx context.Context, index uint64) error {
 	for {
 		w.progMu.Lock()
 		ch := w.progCh
@@ -376,8 +376,8 @@ func (w *writer) waitPersisted(ctx context.Context, index uint64) error {
 	}
 }
 
-// admit reports whether a new write may be proposed now.
-func (w *writer) admit() error {
+// Admit reports whether a new write may be proposed now.
+func (w *Writer) Admit() error {
 	if w.cache.Pinned() >= w.cfg.MaxPending {
 		if !w.healthy.Load() {
 			return fmt.Errorf("%w: %d changes wait for the store", ErrStoreUnavailable, w.cache.Pinned())
@@ -390,8 +390,8 @@ func (w *writer) admit() error {
 	return nil
 }
 
-// close flushes what is pending (until ctx ends) and stops the loop.
-func (w *writer) close(ctx context.Context) error {
+// Close flushes what is pending (until ctx ends) and stops the loop.
+func (w *Writer) Close(ctx context.Context) error {
 	var err error
 	w.stopOnce.Do(func() {
 		close(w.stop)
@@ -414,4 +414,26 @@ func (w *writer) close(ctx context.Context) error {
 		}
 	})
 	return err
+}
+
+// WritesThrough reports whether a write must wait for the store: the mode is
+// write-through and this node writes the store.
+func (w *Writer) WritesThrough() bool { return w.cfg.Mode == WriteThrough && w.active.Load() }
+
+// Active reports whether this node writes the store.
+func (w *Writer) Active() bool { return w.active.Load() }
+
+// Healthy reports whether the last store transaction succeeded.
+func (w *Writer) Healthy() bool { return w.healthy.Load() }
+
+// WriterStats counts the store transactions this node's writer committed.
+type WriterStats struct {
+	Batches uint64        // transactions
+	Changes uint64        // token changes (puts and deletions) they held
+	Time    time.Duration // time spent in them, from begin to commit
+}
+
+// Stats returns the writer's counters. Safe for concurrent use.
+func (w *Writer) Stats() WriterStats {
+	return WriterStats{Batches: w.batches.Load(), Changes: w.changes.Load(), Time: time.Duration(w.writeNanos.Load())}
 }

@@ -1,4 +1,4 @@
-package tokens
+package replica
 
 import (
 	"context"
@@ -14,11 +14,11 @@ import (
 	"github.com/tokencache/tokencache/token"
 )
 
-// idempotencyWindow is how long an Idempotency-Key is remembered, and
+// IdempotencyWindow is how long an Idempotency-Key is remembered, and
 // maxIdempotencyKeys how many at most. Both are constants rather than
 // settings because every node must prune the table identically.
 const (
-	idempotencyWindow  = 24 * time.Hour
+	IdempotencyWindow  = 24 * time.Hour
 	maxIdempotencyKeys = 1 << 20
 )
 
@@ -30,7 +30,7 @@ const (
 type State struct {
 	cache  *cache.Cache
 	store  persist.Store
-	writer *writer
+	writer *Writer
 	log    *slog.Logger
 
 	idem idempotencyTable // guarded by the apply goroutine; snapshot copies it under idemMu
@@ -188,6 +188,15 @@ func (s *State) ResetLocalStore(ctx context.Context) error {
 	return nil
 }
 
+// Cache returns the cache the state applies to.
+func (s *State) Cache() *cache.Cache { return s.cache }
+
+// Store returns the store the writer persists to.
+func (s *State) Store() persist.Store { return s.store }
+
+// Writer returns the store writer of the state.
+func (s *State) Writer() *Writer { return s.writer }
+
 // AppliedIndex returns the index of the last applied entry.
 func (s *State) AppliedIndex() uint64 { return s.applied.Load() }
 
@@ -195,8 +204,9 @@ func (s *State) AppliedIndex() uint64 { return s.applied.Load() }
 // be complete.
 func (s *State) PersistedIndex() uint64 { return s.writer.persisted.Load() }
 
-// idempotencyKey returns the token an earlier entry minted for key.
-func (s *State) idempotencyKey(key string) (token.Key, bool) {
+// IdempotencyKey returns the token an earlier entry minted for key. Safe
+// for concurrent use.
+func (s *State) IdempotencyKey(key string) (token.Key, bool) {
 	s.idemMu.RLock()
 	defer s.idemMu.RUnlock()
 	return s.idem.get(key)
@@ -240,7 +250,7 @@ func (t *idempotencyTable) put(id string, k token.Key, at token.Time) {
 
 // prune drops entries older than the window, judged by the command's time.
 func (t *idempotencyTable) prune(now token.Time) {
-	for t.head < len(t.order) && t.order[t.head].at < now-token.Time(idempotencyWindow) {
+	for t.head < len(t.order) && t.order[t.head].at < now-token.Time(IdempotencyWindow) {
 		t.dropOldest()
 	}
 }
