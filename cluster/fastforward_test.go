@@ -411,7 +411,7 @@ func TestFSMDropsForeignStoreBeforeFirstChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := replica.NewState(replica.DefaultWriterConfig(), c, store, nil)
+	st, err := replica.NewMachine(replica.DefaultWriterConfig(), c, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/tokencache/tokencache/replica"
 )
 
-// fsm adapts replica.State to raft.BatchingFSM. It is a thin, deterministic
+// fsm adapts replica.Machine to raft.BatchingFSM. It is a thin, deterministic
 // bridge: decode each command and hand it to State.Apply, in log order.
 //
 //   - LogCommand entries decode to a replica.Command. An entry that fails to
@@ -29,7 +29,7 @@ import (
 //     before the first entry that changes anything is applied, unless a
 //     snapshot restore replaced or adopted it first.
 type fsm struct {
-	state *replica.State
+	state *replica.Machine
 	log   *slog.Logger
 	ctx   context.Context // canceled when the node closes (bounds snapshot I/O)
 
@@ -63,7 +63,7 @@ type fsm struct {
 
 var _ raft.BatchingFSM = (*fsm)(nil)
 
-func newFSM(ctx context.Context, state *replica.State, log *slog.Logger, onHalt func(error)) *fsm {
+func newFSM(ctx context.Context, state *replica.Machine, log *slog.Logger, onHalt func(error)) *fsm {
 	return &fsm{state: state, log: log, ctx: ctx, onHalt: onHalt, changed: make(chan struct{})}
 }
 

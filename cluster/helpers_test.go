@@ -210,7 +210,7 @@ type testNode struct {
 	cfg   Config
 	node  *Node
 	svc   *tokens.Service
-	state *replica.State
+	state *replica.Machine
 	cache *cache.Cache
 	store persist.Store
 	dir   string
@@ -299,7 +299,7 @@ func (tc *testCluster) nodeIDs() []string {
 	return ids
 }
 
-// newTestCluster starts n full nodes (cache, store, replica.State,
+// newTestCluster starts n full nodes (cache, store, replica.Machine,
 // tokens.Service, cluster.Node, wired like production), all at once, and
 // waits until one leader leads them all and every node is ready.
 func newTestCluster(t testing.TB, n int, o clusterOpts) *testCluster {
@@ -424,7 +424,7 @@ func (tc *testCluster) startNode(tn *testNode) error {
 	}
 	wcfg := replica.DefaultWriterConfig()
 	wcfg.FlushInterval = 5 * time.Millisecond
-	state, err := replica.NewState(wcfg, c, store, log)
+	state, err := replica.NewMachine(wcfg, c, store, log)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ type leaderWriter interface {
 // Forward, Consistent and WaitApplied block (bounded by their ctx).
 type Node struct {
 	cfg     Config
-	state   *replica.State
+	state   *replica.Machine
 	log     *slog.Logger
 	baseLog *slog.Logger // the caller's logger, without this package's component tag
 	// hooks is the test seam on outgoing traffic (nil in production); set
@@ -112,7 +112,7 @@ type Node struct {
 
 // New returns a node for state. It checks cfg and the data directory's
 // identity; nothing listens until Start.
-func New(cfg Config, state *replica.State, log *slog.Logger) (*Node, error) {
+func New(cfg Config, state *replica.Machine, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid cluster configuration: %w", err)
 	}

@@ -190,7 +190,7 @@ func TestRaftAddressAndErrorCodes(t *testing.T) {
 	}
 }
 
-func newUnitState(t *testing.T) *replica.State {
+func newUnitState(t *testing.T) *replica.Machine {
 	t.Helper()
 	c, err := cache.New(cache.DefaultConfig())
 	if err != nil {
@@ -203,7 +203,7 @@ func newUnitState(t *testing.T) *replica.State {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	st, err := replica.NewState(replica.DefaultWriterConfig(), c, store, nil)
+	st, err := replica.NewMachine(replica.DefaultWriterConfig(), c, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func fullStackServer(tb testing.TB, child bool) (*Server, string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	state, err := replica.NewState(replica.DefaultWriterConfig(), c, store, nil)
+	state, err := replica.NewMachine(replica.DefaultWriterConfig(), c, store, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

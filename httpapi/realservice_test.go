@@ -33,7 +33,7 @@ func mustRealServer(t testing.TB, mod func(*tokens.Config)) (*testServer, *fakec
 	if err != nil {
 		t.Fatal(err)
 	}
-	state, err := replica.NewState(replica.DefaultWriterConfig(), c, store, nil)
+	state, err := replica.NewMachine(replica.DefaultWriterConfig(), c, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

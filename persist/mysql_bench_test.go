@@ -107,7 +107,7 @@ func BenchmarkMySQLServiceMiss(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := replica.NewState(replica.DefaultWriterConfig(), c, s, nil)
+	st, err := replica.NewMachine(replica.DefaultWriterConfig(), c, s, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

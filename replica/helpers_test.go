@@ -46,7 +46,7 @@ func openStore(t testing.TB, kind, dir string) persist.Store {
 
 // newState returns a state over a fresh cache and store (a memory store when
 // store is nil) whose writer runs until the test ends.
-func newState(t testing.TB, store persist.Store, mode string) *State {
+func newState(t testing.TB, store persist.Store, mode string) *Machine {
 	t.Helper()
 	if store == nil {
 		store = openMemory(t)
@@ -64,7 +64,7 @@ func newState(t testing.TB, store persist.Store, mode string) *State {
 	wcfg.Mode = mode
 	wcfg.FlushInterval = 5 * time.Millisecond
 	wcfg.RetryMax = 50 * time.Millisecond
-	s, err := NewState(wcfg, c, store, testLogger(t))
+	s, err := NewMachine(wcfg, c, store, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ type Applied struct {
 	Result Result
 }
 
-// Result is what State.Apply returns for one command; deterministic on every
+// Result is what Machine.Apply returns for one command; deterministic on every
 // node.
 type Result struct {
 	// Replayed is set when an OpPut carried an idempotency key that an earlier
@@ -31,13 +31,13 @@ type Result struct {
 // runs on in unit tests; it is safe for concurrent use.
 type LocalLog struct {
 	mu    sync.Mutex
-	state *State
+	state *Machine
 	index uint64
 }
 
 // NewLocalLog returns a LocalLog whose next index follows start (pass the
 // store's persisted index, so that new rows always carry larger indexes).
-func NewLocalLog(state *State, start uint64) *LocalLog {
+func NewLocalLog(state *Machine, start uint64) *LocalLog {
 	state.cache.Advance(start)
 	return &LocalLog{state: state, index: start}
 }

@@ -19,7 +19,7 @@ func TestComponentTaggedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	state, err := NewState(DefaultWriterConfig(), c, openMemory(t), log)
+	state, err := NewMachine(DefaultWriterConfig(), c, openMemory(t), log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,12 +22,12 @@ const (
 	maxIdempotencyKeys = 1 << 20
 )
 
-// State is the replicated state machine of one node: it applies log commands
+// Machine is the replicated state machine of one node: it applies log commands
 // to the cache's pinned set and hands the changes to the SQL writer. Apply is
 // a thin, deterministic adapter (no clock, no I/O); Apply, Restore and
 // Snapshot are called by one goroutine at a time (the log's), everything else
 // is safe for concurrent use.
-type State struct {
+type Machine struct {
 	cache  *cache.Cache
 	store  persist.Store
 	writer *Writer
@@ -43,10 +43,10 @@ type State struct {
 	clusterID atomic.Pointer[string]
 }
 
-// NewState returns the state machine of a node over c and store. The writer
+// NewMachine returns the state machine of a node over c and store. The writer
 // persists applied changes to store according to cfg. log is the node's
 // logger, untagged: the state and its writer tag their own component.
-func NewState(cfg WriterConfig, c *cache.Cache, store persist.Store, log *slog.Logger) (*State, error) {
+func NewMachine(cfg WriterConfig, c *cache.Cache, store persist.Store, log *slog.Logger) (*Machine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -54,7 +54,7 @@ func NewState(cfg WriterConfig, c *cache.Cache, store persist.Store, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	return &State{
+	return &Machine{
 		cache:  c,
 		store:  store,
 		writer: w,
@@ -66,7 +66,7 @@ func NewState(cfg WriterConfig, c *cache.Cache, store persist.Store, log *slog.L
 // ClusterID returns the identity of the cluster whose log this state
 // applied ("" until an OpClusterID was applied or restored). Safe for
 // concurrent use.
-func (s *State) ClusterID() string {
+func (s *Machine) ClusterID() string {
 	if p := s.clusterID.Load(); p != nil {
 		return *p
 	}
@@ -74,7 +74,7 @@ func (s *State) ClusterID() string {
 }
 
 // Apply applies the command at index. It must be called in log order.
-func (s *State) Apply(index uint64, cmd *Command) Result {
+func (s *Machine) Apply(index uint64, cmd *Command) Result {
 	var res Result
 	urgent := false
 	switch cmd.Op {
@@ -134,7 +134,7 @@ func (s *State) Apply(index uint64, cmd *Command) Result {
 // leadership, after its state caught up) or stops it (on losing it), and sets
 // how the writer announces what it persisted: announce proposes OpPersisted.
 // With a local store every node always writes and this does nothing.
-func (s *State) SetWriter(ctx context.Context, active bool, announce func(ctx context.Context, index uint64) error) error {
+func (s *Machine) SetWriter(ctx context.Context, active bool, announce func(ctx context.Context, index uint64) error) error {
 	if announce != nil {
 		s.writer.announce.Store(&announce)
 	}
@@ -143,7 +143,7 @@ func (s *State) SetWriter(ctx context.Context, active bool, announce func(ctx co
 
 // SharedStore reports whether the store is shared by every node (only the
 // leader writes it) rather than local to this node.
-func (s *State) SharedStore() bool { return s.store.Shared() }
+func (s *Machine) SharedStore() bool { return s.store.Shared() }
 
 // LoadPersistedIndex reads the store's persisted index and raises
 // PersistedIndex (and so every later Snapshot) to it. Service.Start does the
@@ -151,7 +151,7 @@ func (s *State) SharedStore() bool { return s.store.Shared() }
 // starts, because a node may become the leader before the service has
 // started, and the leader must know the index before it accepts a write
 // (see cluster/DESIGN.md, "Fast-forward").
-func (s *State) LoadPersistedIndex(ctx context.Context) (uint64, error) {
+func (s *Machine) LoadPersistedIndex(ctx context.Context) (uint64, error) {
 	idx, err := s.store.PersistedIndex(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("cannot read persisted index: %w", err)
@@ -169,7 +169,7 @@ func (s *State) LoadPersistedIndex(ctx context.Context) (uint64, error) {
 // goroutine (between applies), and is meant to run before this node applied
 // any change (the cluster calls it then: nothing is pinned, so no flush of
 // the writer can race with the reset). A shared store is never reset.
-func (s *State) ResetLocalStore(ctx context.Context) error {
+func (s *Machine) ResetLocalStore(ctx context.Context) error {
 	if s.store.Shared() {
 		return nil
 	}
@@ -189,24 +189,24 @@ func (s *State) ResetLocalStore(ctx context.Context) error {
 }
 
 // Cache returns the cache the state applies to.
-func (s *State) Cache() *cache.Cache { return s.cache }
+func (s *Machine) Cache() *cache.Cache { return s.cache }
 
 // Store returns the store the writer persists to.
-func (s *State) Store() persist.Store { return s.store }
+func (s *Machine) Store() persist.Store { return s.store }
 
 // Writer returns the store writer of the state.
-func (s *State) Writer() *Writer { return s.writer }
+func (s *Machine) Writer() *Writer { return s.writer }
 
 // AppliedIndex returns the index of the last applied entry.
-func (s *State) AppliedIndex() uint64 { return s.applied.Load() }
+func (s *Machine) AppliedIndex() uint64 { return s.applied.Load() }
 
 // PersistedIndex returns the index up to which this node knows the store to
 // be complete.
-func (s *State) PersistedIndex() uint64 { return s.writer.persisted.Load() }
+func (s *Machine) PersistedIndex() uint64 { return s.writer.persisted.Load() }
 
 // IdempotencyKey returns the token an earlier entry minted for key. Safe
 // for concurrent use.
-func (s *State) IdempotencyKey(key string) (token.Key, bool) {
+func (s *Machine) IdempotencyKey(key string) (token.Key, bool) {
 	s.idemMu.RLock()
 	defer s.idemMu.RUnlock()
 	return s.idem.get(key)
@@ -282,7 +282,7 @@ func (t *idempotencyTable) entries() []idemRef {
 // refill empties the cache, puts the pinned changes back (in log order) and
 // marks it complete up to applied: what survives a rebuild of the store or a
 // snapshot restore is only what the store does not hold yet.
-func (s *State) refill(pinned []cache.Change, applied uint64) {
+func (s *Machine) refill(pinned []cache.Change, applied uint64) {
 	s.cache.Reset()
 	for _, c := range pinned {
 		if c.Token != nil {

@@ -43,7 +43,7 @@ var ErrBadSnapshot = errors.New("cannot read snapshot")
 // Snapshot is a point-in-time copy of a node's replicated state, taken
 // between two applies. WriteTo may run concurrently with later applies.
 type Snapshot struct {
-	state     *State
+	state     *Machine
 	applied   uint64
 	persisted uint64
 	clusterID string
@@ -55,7 +55,7 @@ type Snapshot struct {
 
 // Snapshot captures the state. It must be called from the apply goroutine
 // (between applies); it copies only the pinned set and the idempotency table.
-func (s *State) Snapshot() *Snapshot {
+func (s *Machine) Snapshot() *Snapshot {
 	snap := &Snapshot{
 		state:     s,
 		applied:   s.applied.Load(),
@@ -83,7 +83,7 @@ func (s *State) Snapshot() *Snapshot {
 // log jumps to index with nothing in between, and the snapshot it installs
 // there is this state, claiming index, so that a node that restores it has
 // applied == index and keeps the persisted index. Same rules as Snapshot.
-func (s *State) SnapshotAt(index uint64) *Snapshot {
+func (s *Machine) SnapshotAt(index uint64) *Snapshot {
 	snap := s.Snapshot()
 	snap.applied = max(snap.applied, index)
 	return snap
@@ -171,7 +171,7 @@ func (snap *Snapshot) WriteTo(ctx context.Context, w io.Writer) error {
 // be called from the apply goroutine. A snapshot that fails to decode or its
 // checksum changes nothing in the cache (a local store may be left partly
 // filled, and the node must not serve until a restore succeeds).
-func (s *State) Restore(ctx context.Context, r io.Reader) error {
+func (s *Machine) Restore(ctx context.Context, r io.Reader) error {
 	return s.restore(ctx, r, false)
 }
 
@@ -180,11 +180,11 @@ func (s *State) Restore(ctx context.Context, r io.Reader) error {
 // it is — the snapshot's rows are its rows — instead of being reset and
 // refilled, so that the node's only copy of its data is never deleted and
 // rewritten. The rows are still read, for the checksum.
-func (s *State) RestoreOwn(ctx context.Context, r io.Reader) error {
+func (s *Machine) RestoreOwn(ctx context.Context, r io.Reader) error {
 	return s.restore(ctx, r, true)
 }
 
-func (s *State) restore(ctx context.Context, r io.Reader, own bool) error {
+func (s *Machine) restore(ctx context.Context, r io.Reader, own bool) error {
 	cr := &crcReader{r: bufio.NewReaderSize(r, 1<<16), h: crc32.New(crc32.MakeTable(crc32.Castagnoli))}
 	d := snapDecoder{r: cr}
 	magic := d.bytes(len(snapshotMagic))

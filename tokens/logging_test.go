@@ -20,7 +20,7 @@ func TestComponentTaggedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	state, err := replica.NewState(replica.DefaultWriterConfig(), c, openMemory(t), slog.New(slog.DiscardHandler))
+	state, err := replica.NewMachine(replica.DefaultWriterConfig(), c, openMemory(t), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

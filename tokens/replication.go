@@ -7,7 +7,7 @@ import (
 )
 
 // Log replicates commands to every node and applies them through the
-// replicated state (replica.State). The cluster package implements it with
+// replicated state (replica.Machine). The cluster package implements it with
 // Raft; replica.LocalLog is the single-process stand-in used by unit tests.
 // Implementations are safe for concurrent use.
 type Log interface {

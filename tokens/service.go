@@ -132,7 +132,7 @@ type Service struct {
 	opaque  token.Codec
 	cache   *cache.Cache
 	store   persist.Store
-	state   *replica.State
+	state   *replica.Machine
 	log     *slog.Logger
 	now     func() time.Time
 	load    cache.Loader
@@ -158,7 +158,7 @@ type Service struct {
 // New returns a Service over state (which holds the cache and the store) and
 // the log repl. fwd may be nil for a node that always leads. log is the
 // node's logger, untagged: the service tags its own component.
-func New(cfg Config, state *replica.State, repl Log, fwd Forwarder, log *slog.Logger) (*Service, error) {
+func New(cfg Config, state *replica.Machine, repl Log, fwd Forwarder, log *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid token service configuration: %w", err)
 	}
@@ -248,8 +248,8 @@ func (s *Service) Close(ctx context.Context) error {
 // Rules returns the expiry and retention rules.
 func (s *Service) Rules() token.Rules { return s.rules }
 
-// State returns the service's state machine.
-func (s *Service) State() *replica.State { return s.state }
+// Machine returns the replicated state machine the service writes through.
+func (s *Service) Machine() *replica.Machine { return s.state }
 
 // ReadyCheck reports whether the replication layer lets this node answer
 // (joined, caught up); the cluster installs one with SetReadyCheck.

@@ -24,7 +24,7 @@ func newClock() *fakeclock.Clock {
 
 type testNode struct {
 	svc   *Service
-	state *replica.State
+	state *replica.Machine
 	cache *cache.Cache
 	store persist.Store
 	clock *fakeclock.Clock
@@ -103,7 +103,7 @@ func newNode(t testing.TB, o nodeOpts) *testNode {
 	wcfg.Mode = o.mode
 	wcfg.FlushInterval = 5 * time.Millisecond
 	wcfg.RetryMax = 50 * time.Millisecond
-	state, err := replica.NewState(wcfg, c, o.store, testLogger(t))
+	state, err := replica.NewMachine(wcfg, c, o.store, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ type daemon struct {
 
 	store    persist.Store
 	cache    *cache.Cache
-	state    *replica.State
+	state    *replica.Machine
 	node     *cluster.Node
 	svc      *tokens.Service
 	http     *httpapi.Server
@@ -99,7 +99,7 @@ func (d *daemon) open(ctx context.Context) error {
 	if d.cache, err = cache.New(cacheConfig(cfg)); err != nil {
 		return err
 	}
-	if d.state, err = replica.NewState(writerConfig(cfg), d.cache, d.store, d.log); err != nil {
+	if d.state, err = replica.NewMachine(writerConfig(cfg), d.cache, d.store, d.log); err != nil {
 		return err
 	}
 	// Every node, alone or not, runs on the Raft log: a single node with the
