@@ -3,30 +3,9 @@ package replica
 import (
 	"context"
 	"sync"
-
-	"github.com/tokencache/tokencache/token"
 )
 
-// Applied is the outcome of a proposal.
-type Applied struct {
-	Index uint64 // log index of the entry (0 when not yet known, async)
-	// Done is true when the entry was applied on this node before Propose
-	// returned, so Result is meaningful.
-	Done   bool
-	Result Result
-}
-
-// Result is what Machine.Apply returns for one command; deterministic on every
-// node.
-type Result struct {
-	// Replayed is set when an OpPut carried an idempotency key that an earlier
-	// entry already used: nothing was written, and Existing is the token that
-	// earlier entry minted.
-	Replayed bool
-	Existing token.Key
-}
-
-// LocalLog is the log of a single process without replication without replication: proposals are
+// LocalLog is the log of a single process without replication: proposals are
 // applied at once, in order, at consecutive indexes. It is what the service
 // runs on in unit tests; it is safe for concurrent use.
 type LocalLog struct {

@@ -7,19 +7,10 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/token"
-)
-
-// IdempotencyWindow is how long an Idempotency-Key is remembered, and
-// maxIdempotencyKeys how many at most. Both are constants rather than
-// settings because every node must prune the table identically.
-const (
-	IdempotencyWindow  = 24 * time.Hour
-	maxIdempotencyKeys = 1 << 20
 )
 
 // Machine is the replicated state machine of one node: it applies log commands
@@ -71,6 +62,25 @@ func (s *Machine) ClusterID() string {
 		return *p
 	}
 	return ""
+}
+
+// Applied is the outcome of a proposal.
+type Applied struct {
+	Index uint64 // log index of the entry (0 when not yet known, async)
+	// Done is true when the entry was applied on this node before Propose
+	// returned, so Result is meaningful.
+	Done   bool
+	Result Result
+}
+
+// Result is what Machine.Apply returns for one command; deterministic on every
+// node.
+type Result struct {
+	// Replayed is set when an OpPut carried an idempotency key that an earlier
+	// entry already used: nothing was written, and Existing is the token that
+	// earlier entry minted.
+	Replayed bool
+	Existing token.Key
 }
 
 // Apply applies the command at index. It must be called in log order.
@@ -203,81 +213,6 @@ func (s *Machine) AppliedIndex() uint64 { return s.applied.Load() }
 // PersistedIndex returns the index up to which this node knows the store to
 // be complete.
 func (s *Machine) PersistedIndex() uint64 { return s.writer.persisted.Load() }
-
-// IdempotencyKey returns the token an earlier entry minted for key. Safe
-// for concurrent use.
-func (s *Machine) IdempotencyKey(key string) (token.Key, bool) {
-	s.idemMu.RLock()
-	defer s.idemMu.RUnlock()
-	return s.idem.get(key)
-}
-
-// idempotencyTable remembers which token each Idempotency-Key minted. It is
-// part of the replicated state: pruned only by times carried in commands, so
-// every node holds the same table.
-type idempotencyTable struct {
-	m     map[string]idemEntry
-	order []idemRef // insertion order, for pruning
-	head  int
-}
-
-type idemEntry struct {
-	key token.Key
-	at  token.Time
-}
-
-type idemRef struct {
-	id string
-	at token.Time
-}
-
-func newIdempotencyTable() idempotencyTable {
-	return idempotencyTable{m: make(map[string]idemEntry)}
-}
-
-func (t *idempotencyTable) get(id string) (token.Key, bool) {
-	e, ok := t.m[id]
-	return e.key, ok
-}
-
-func (t *idempotencyTable) put(id string, k token.Key, at token.Time) {
-	t.m[id] = idemEntry{key: k, at: at}
-	t.order = append(t.order, idemRef{id: id, at: at})
-	for len(t.m) > maxIdempotencyKeys {
-		t.dropOldest()
-	}
-}
-
-// prune drops entries older than the window, judged by the command's time.
-func (t *idempotencyTable) prune(now token.Time) {
-	for t.head < len(t.order) && t.order[t.head].at < now-token.Time(IdempotencyWindow) {
-		t.dropOldest()
-	}
-}
-
-func (t *idempotencyTable) dropOldest() {
-	ref := t.order[t.head]
-	t.order[t.head] = idemRef{}
-	t.head++
-	if e, ok := t.m[ref.id]; ok && e.at == ref.at {
-		delete(t.m, ref.id)
-	}
-	if t.head > 1024 && t.head*2 > len(t.order) {
-		t.order = append([]idemRef(nil), t.order[t.head:]...)
-		t.head = 0
-	}
-}
-
-// entries returns the live entries in insertion order (for snapshots).
-func (t *idempotencyTable) entries() []idemRef {
-	out := make([]idemRef, 0, len(t.m))
-	for _, ref := range t.order[t.head:] {
-		if e, ok := t.m[ref.id]; ok && e.at == ref.at {
-			out = append(out, ref)
-		}
-	}
-	return out
-}
 
 // refill empties the cache, puts the pinned changes back (in log order) and
 // marks it complete up to applied: what survives a rebuild of the store or a
