@@ -55,7 +55,7 @@ func (n *Node) Propose(ctx context.Context, cmd *replica.Command) (replica.Appli
 			return replica.Applied{}, fmt.Errorf("%w: deadline passed before proposing", tokens.ErrNoLeader)
 		}
 	}
-	if n.cfg.Policy == PolicyAsync && !mustSync(cmd) {
+	if n.cfg.Policy == PolicyAsync && !cmd.Sync() {
 		select {
 		case n.asyncSem <- struct{}{}:
 		case <-ctx.Done():
@@ -88,30 +88,6 @@ func (n *Node) Propose(ctx context.Context, cmd *replica.Command) (replica.Appli
 		return replica.Applied{Index: f.Index()}, fmt.Errorf("%w: committed at index %d but not applied: %w", tokens.ErrIndeterminate, f.Index(), r)
 	}
 	return replica.Applied{Index: f.Index(), Done: true}, nil
-}
-
-// mustSync reports whether cmd is proposed synchronously whatever the
-// policy: revocations (invariant 2 needs their index), puts of child tokens
-// (a revocation of the parent reads the leader's view for descendants right
-// after; an accepted but unapplied child would escape the cascade), named
-// tokens (the next write of the user checks name uniqueness against the
-// applied state), issues with an Idempotency-Key (the replay is detected by
-// applying) and no-ops.
-func mustSync(cmd *replica.Command) bool {
-	switch cmd.Op {
-	case replica.OpNoop:
-		return true
-	case replica.OpPut:
-		if cmd.IdempotencyKey != "" {
-			return true
-		}
-		for _, t := range cmd.Puts {
-			if t.RevokedAt != 0 || !t.Parent().IsZero() || t.Name() != "" {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // appliedAtLeast reports whether this node's state reflects every entry up to

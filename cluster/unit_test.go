@@ -365,27 +365,6 @@ func TestRevocationWaitBound(t *testing.T) {
 	}
 }
 
-func TestMustSync(t *testing.T) {
-	child := &token.Token{Key: token.NewKey()}
-	child.SetExtra(token.Extra{Parent: token.NewKey()})
-	for _, tt := range []struct {
-		name string
-		cmd  replica.Command
-		want bool
-	}{
-		{"plain issue", replica.Command{Op: replica.OpPut, Puts: []*token.Token{{Key: token.NewKey()}}}, false},
-		{"revocation", replica.Command{Op: replica.OpPut, Puts: []*token.Token{{Key: token.NewKey(), RevokedAt: 5}}}, true},
-		{"child issue", replica.Command{Op: replica.OpPut, Puts: []*token.Token{child}}, true},
-		{"touch", replica.Command{Op: replica.OpTouch}, false},
-		{"persisted", replica.Command{Op: replica.OpPersisted, Persisted: 3}, false},
-		{"noop", replica.Command{Op: replica.OpNoop}, true},
-	} {
-		if got := mustSync(&tt.cmd); got != tt.want {
-			t.Errorf("mustSync(%s) = %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
-
 // A failing mark belongs to one replication: when raft starts a new one
 // (the server was added back after a removal), the mark is forgotten, since
 // the new heartbeat loop reports a resume only after a failure of its own.

@@ -71,6 +71,31 @@ type Command struct {
 	ClusterID string           // OpClusterID
 }
 
+// Sync reports whether c must be proposed synchronously (committed and
+// applied before the proposer is answered) whatever the replication policy:
+// revocations (invariant 2 needs their index), puts of child tokens (a
+// revocation of the parent reads the leader's view for descendants right
+// after; an accepted but unapplied child would escape the cascade), named
+// tokens (the next write of the user checks name uniqueness against the
+// applied state), issues with an Idempotency-Key (the replay is detected by
+// applying) and no-ops (a leader's barrier).
+func (c *Command) Sync() bool {
+	switch c.Op {
+	case OpNoop:
+		return true
+	case OpPut:
+		if c.IdempotencyKey != "" {
+			return true
+		}
+		for _, t := range c.Puts {
+			if t.RevokedAt != 0 || !t.Parent().IsZero() || t.Name() != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Encoding limits: a decoder never trusts a length it reads.
 const (
 	commandVersion = 1

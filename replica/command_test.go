@@ -152,3 +152,29 @@ func FuzzCommandDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestCommandSync(t *testing.T) {
+	child := &token.Token{Key: token.NewKey()}
+	child.SetExtra(token.Extra{Parent: token.NewKey()})
+	named := &token.Token{Key: token.NewKey()}
+	named.SetExtra(token.Extra{Name: "ci"})
+	for _, tt := range []struct {
+		name string
+		cmd  Command
+		want bool
+	}{
+		{"plain issue", Command{Op: OpPut, Puts: []*token.Token{{Key: token.NewKey()}}}, false},
+		{"revocation", Command{Op: OpPut, Puts: []*token.Token{{Key: token.NewKey(), RevokedAt: 5}}}, true},
+		{"child issue", Command{Op: OpPut, Puts: []*token.Token{child}}, true},
+		{"named issue", Command{Op: OpPut, Puts: []*token.Token{named}}, true},
+		{"issue with an idempotency key", Command{Op: OpPut, Puts: []*token.Token{{Key: token.NewKey()}}, IdempotencyKey: "k"}, true},
+		{"touch", Command{Op: OpTouch}, false},
+		{"persisted", Command{Op: OpPersisted, Persisted: 3}, false},
+		{"delete", Command{Op: OpDelete}, false},
+		{"noop", Command{Op: OpNoop}, true},
+	} {
+		if got := tt.cmd.Sync(); got != tt.want {
+			t.Errorf("Command.Sync(%s) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
