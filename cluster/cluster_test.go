@@ -291,7 +291,7 @@ func TestInvariant1SyncWritesSurviveLossOfR(t *testing.T) {
 					t.Fatalf("Consistent on %s: %v", tn.id, err)
 				}
 				cancel()
-				waitFor(t, 5*time.Second, tn.id+" fence open", func() bool { return tn.node.Fence()() == nil })
+				waitFor(t, 5*time.Second, tn.id+" fence open", func() bool { return tn.node.Fence() == nil })
 				for _, iss := range acked {
 					wantValid(t, tn, iss.Token, token.StateValid)
 				}
@@ -484,7 +484,7 @@ func testFingerprintMismatchNeverVotes(t *testing.T, expect int) {
 	if !found {
 		t.Errorf("Status members %+v lack the mismatched node", st.Members)
 	}
-	if err := odd.node.Fence()(); !errors.Is(err, tokens.ErrStale) {
+	if err := odd.node.Fence(); !errors.Is(err, tokens.ErrStale) {
 		t.Errorf("mismatched node's fence = %v, want ErrStale", err)
 	}
 	if err := odd.node.Ready(context.Background(), false); err == nil || !strings.Contains(err.Error(), "fingerprint") {

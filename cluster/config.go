@@ -2,10 +2,12 @@
 // gossip discovers the nodes, one hashicorp/raft group orders every write, and
 // the leader reconciles the Raft configuration with gossip (2R+1 voters, every
 // other node a non-voter that still applies every entry). Node implements
-// tokens.Log (propose, linearizable reads, the revocation fence wait) and
-// tokens.Forwarder (writes received by a follower run on the leader), and
-// provides the staleness fence and the read-your-writes hook of the token
-// service. See DESIGN.md in this directory for the rules and why they hold.
+// the replication the token service consumes (tokens.Replication: propose,
+// linearizable reads, the revocation fence wait, forwarding of writes
+// received by a follower, the staleness fence and the read-your-writes
+// hook) and applies the log to a replica.Machine; it does not import the
+// service, which it is handed as a WriteHandler. See DESIGN.md in this
+// directory for the rules and why they hold.
 package cluster
 
 import (

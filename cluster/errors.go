@@ -7,12 +7,12 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/tokencache/tokencache/internal/errcode"
-	"github.com/tokencache/tokencache/tokens"
+	"github.com/tokencache/tokencache/replica"
 )
 
-// Errors of this package. Errors that callers of tokens.Log and
-// tokens.Forwarder see are the tokens sentinels (ErrNoLeader,
-// ErrIndeterminate, ErrStale, ErrShuttingDown), wrapped with a reason; raft's
+// Errors of this package. Errors that callers of Propose, Forward and the
+// fence see are replica's sentinels (ErrNoLeader, ErrIndeterminate,
+// ErrStale, ErrShuttingDown, ErrOverloaded), wrapped with a reason; raft's
 // and memberlist's errors never leave the package wrapped: their text is
 // formatted with %s of err.Error(), never %w or %v, so errorlint's %w check
 // (make check) sees which errors stop here on purpose. Sentinels that cross
@@ -78,20 +78,20 @@ func errorFromCode(code, msg string) error {
 	return &remoteError{code: code, msg: msg, sentinel: sentinel}
 }
 
-// translateApplyError maps an error of raft.Apply's future to the tokens
+// translateApplyError maps an error of raft.Apply's future to replica's
 // sentinels (raft's own errors are formatted, not wrapped: they stop at the
 // package boundary).
 func translateApplyError(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		// Refused before it was appended: nothing happened.
-		return fmt.Errorf("%w: %s", tokens.ErrNoLeader, err.Error())
+		return fmt.Errorf("%w: %s", replica.ErrNoLeader, err.Error())
 	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return fmt.Errorf("%w: raft apply queue full: %s", tokens.ErrOverloaded, err.Error())
+		return fmt.Errorf("%w: raft apply queue full: %s", replica.ErrOverloaded, err.Error())
 	case errors.Is(err, raft.ErrLeadershipLost):
-		return fmt.Errorf("%w: leadership lost while committing: %s", tokens.ErrIndeterminate, err.Error())
+		return fmt.Errorf("%w: leadership lost while committing: %s", replica.ErrIndeterminate, err.Error())
 	case errors.Is(err, raft.ErrRaftShutdown):
-		return fmt.Errorf("%w: raft shut down while committing: %s", tokens.ErrIndeterminate, err.Error())
+		return fmt.Errorf("%w: raft shut down while committing: %s", replica.ErrIndeterminate, err.Error())
 	}
-	return fmt.Errorf("%w: %s", tokens.ErrIndeterminate, err.Error())
+	return fmt.Errorf("%w: %s", replica.ErrIndeterminate, err.Error())
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -71,7 +72,7 @@ func (w *failingWriter) set(err error) {
 	w.err = err
 }
 
-func (w *failingWriter) LeaderWrite(context.Context, *tokens.WriteRequest) (*tokens.WriteResult, error) {
+func (w *failingWriter) HandleWrite(context.Context, []byte) ([]byte, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return nil, w.err
@@ -89,7 +90,7 @@ func TestEveryErrorAnswersTheSameThroughFollowerAndLeader(t *testing.T) {
 	lead := tc.waitLeader()
 	f := tc.followers()[0]
 	fw := &failingWriter{}
-	var lw leaderWriter = fw
+	var lw WriteHandler = fw
 	lead.node.svc.Store(&lw)
 
 	errs := append(errcode.Errors(), errors.New("an error without a code"))
@@ -98,7 +99,10 @@ func TestEveryErrorAnswersTheSameThroughFollowerAndLeader(t *testing.T) {
 	}
 	for _, sentinel := range errs {
 		fw.set(fmt.Errorf("cannot run the write: %w", sentinel))
-		w := &tokens.WriteRequest{Revoke: &tokens.RevokeSpec{}}
+		w, err := json.Marshal(&tokens.WriteRequest{Revoke: &tokens.RevokeSpec{}})
+		if err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, onLeader := lead.node.Forward(ctx, w)
 		_, onFollower := f.node.Forward(ctx, w)

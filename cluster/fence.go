@@ -7,7 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/tokencache/tokencache/tokens"
+	"github.com/tokencache/tokencache/replica"
 )
 
 // The staleness fence (DESIGN §3 invariant 2). A goroutine recomputes the
@@ -43,15 +43,15 @@ func (n *Node) setVerdict(err error) {
 	n.fence.Store(&fenceVerdict{at: n.sinceEpoch(), err: err})
 }
 
-// Fence returns the tokens.Fence of this node.
-func (n *Node) Fence() tokens.Fence {
-	return func() error {
-		v := n.fence.Load()
-		if age := n.ago(v.at); age > maxVerdictAge {
-			return fmt.Errorf("%w: staleness check not refreshed for %s", tokens.ErrStale, age.Round(time.Millisecond))
-		}
-		return v.err
+// Fence tells whether this node may answer valid: nil while the verdict
+// says so, replica.ErrStale otherwise. It is called on every successful
+// validation: one atomic load and a monotonic clock read.
+func (n *Node) Fence() error {
+	v := n.fence.Load()
+	if age := n.ago(v.at); age > maxVerdictAge {
+		return fmt.Errorf("%w: staleness check not refreshed for %s", replica.ErrStale, age.Round(time.Millisecond))
 	}
+	return v.err
 }
 
 func (n *Node) fenceLoop(ctx context.Context) {
@@ -105,14 +105,14 @@ func (n *Node) computeFence() error {
 	n.lastVerdict = now
 	if gap := time.Duration(now - last); last != 0 && gap > maxVerdictAge {
 		n.staleGen.Add(1)
-		return fmt.Errorf("%w: staleness check paused for %s", tokens.ErrStale, gap.Round(time.Millisecond))
+		return fmt.Errorf("%w: staleness check paused for %s", replica.ErrStale, gap.Round(time.Millisecond))
 	}
 	if err := n.contactFence(); err != nil {
 		n.staleGen.Add(1)
 		return err
 	}
 	if n.freshGen.Load() != n.staleGen.Load() {
-		return fmt.Errorf("%w: catching up with the leader after being out of contact (applied index %d)", tokens.ErrStale, n.state.AppliedIndex())
+		return fmt.Errorf("%w: catching up with the leader after being out of contact (applied index %d)", replica.ErrStale, n.state.AppliedIndex())
 	}
 	return nil
 }
@@ -120,7 +120,7 @@ func (n *Node) computeFence() error {
 // contactFence is the contact and lag part of computeFence.
 func (n *Node) contactFence() error {
 	stale := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{tokens.ErrStale}, args...)...)
+		return fmt.Errorf("%w: "+format, append([]any{replica.ErrStale}, args...)...)
 	}
 	if err := n.fsm.haltErr(); err != nil {
 		return stale("%v", err)
@@ -167,7 +167,7 @@ func (n *Node) contactFence() error {
 	return nil
 }
 
-// CatchUp is the tokens.CatchUp hook (read-your-writes): when this node's
+// CatchUp is the read-your-writes hook of the token service: when this node's
 // applied index is behind the commit index it knows of, or behind entries it
 // already holds in its log but has not seen committed yet, it waits up to
 // 250ms (bounded by ctx) for the log to catch up and reports whether it

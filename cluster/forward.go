@@ -6,23 +6,24 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/internal/errcode"
-	"github.com/tokencache/tokencache/tokens"
+	"github.com/tokencache/tokencache/replica"
 )
 
-// Forward implements tokens.Forwarder: it sends w (JSON, hashes only) to the
-// leader, whose Service.LeaderWrite runs it. While no leader is known, or
-// the node it reached answers that it is not (or not yet) the leader, it
-// retries with backoff until ctx ends: tokens.ErrNoLeader then, since
+// Forward sends a write (the token service's encoding, hashes only; the
+// cluster does not read it) to the leader, whose WriteHandler runs it, and
+// returns the handler's encoded result. While no leader is known, or the
+// node it reached answers that it is not (or not yet) the leader, it
+// retries with backoff until ctx ends: replica.ErrNoLeader then, since
 // nothing was sent that could have been applied. Once a request has gone
 // out and its answer is lost (connection cut, deadline), the outcome is
-// unknown: tokens.ErrIndeterminate at once (retry with the same
+// unknown: replica.ErrIndeterminate at once (retry with the same
 // Idempotency-Key). The leader's errors come back as stable codes that
-// unwrap to the same tokens sentinels.
+// unwrap to the same sentinels.
 //
 // On success the node records the leader's commit index, so that its
 // read-your-writes hook (CatchUp) waits for it on a miss, and waits (up to a
 // second, within ctx) until it has applied the write itself.
-func (n *Node) Forward(ctx context.Context, w *tokens.WriteRequest) (*tokens.WriteResult, error) {
+func (n *Node) Forward(ctx context.Context, w []byte) ([]byte, error) {
 	backoff := 5 * time.Millisecond
 	var last string
 	for {
@@ -31,7 +32,7 @@ func (n *Node) Forward(ctx context.Context, w *tokens.WriteRequest) (*tokens.Wri
 		}
 		if n.IsLeader() {
 			if svc := n.service(); svc != nil {
-				return svc.LeaderWrite(ctx, w)
+				return svc.HandleWrite(ctx, w)
 			}
 		}
 		if addr, leader := n.leaderRPCAddr(); addr != "" && leader != n.cfg.NodeID {
@@ -45,7 +46,7 @@ func (n *Node) Forward(ctx context.Context, w *tokens.WriteRequest) (*tokens.Wri
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: the write was not accepted before its deadline (%s): %w", tokens.ErrNoLeader, last, ctx.Err())
+			return nil, fmt.Errorf("%w: the write was not accepted before its deadline (%s): %w", replica.ErrNoLeader, last, ctx.Err())
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, max(n.cfg.ElectionTimeout/4, 10*time.Millisecond))
@@ -54,7 +55,7 @@ func (n *Node) Forward(ctx context.Context, w *tokens.WriteRequest) (*tokens.Wri
 
 // forwardOnce sends w to the leader at addr. retry is true when nothing was
 // applied there and another try may succeed.
-func (n *Node) forwardOnce(ctx context.Context, addr, leader string, w *tokens.WriteRequest) (res *tokens.WriteResult, retry bool, err error) {
+func (n *Node) forwardOnce(ctx context.Context, addr, leader string, w []byte) (res []byte, retry bool, err error) {
 	req := forwardRequest{Write: w, Timeout: defaultRPCDelay}
 	if dl, ok := ctx.Deadline(); ok {
 		req.Timeout = time.Until(dl)
@@ -65,7 +66,7 @@ func (n *Node) forwardOnce(ctx context.Context, addr, leader string, w *tokens.W
 	case err != nil && !sent:
 		return nil, true, err
 	case err != nil:
-		return nil, false, fmt.Errorf("%w: the write was sent to leader %s but its answer was lost: %s", tokens.ErrIndeterminate, leader, err.Error())
+		return nil, false, fmt.Errorf("%w: the write was sent to leader %s but its answer was lost: %s", replica.ErrIndeterminate, leader, err.Error())
 	}
 	switch resp.Code {
 	case codeOK:
@@ -74,9 +75,6 @@ func (n *Node) forwardOnce(ctx context.Context, addr, leader string, w *tokens.W
 		return nil, true, errorFromCode(resp.Code, resp.Msg)
 	default:
 		return nil, false, errorFromCode(resp.Code, resp.Msg)
-	}
-	if resp.Result == nil {
-		resp.Result = &tokens.WriteResult{}
 	}
 	// Read-your-writes on this node: wait (briefly; the entry reached this
 	// node with the same replication round in practice) until it applied the

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,24 @@ import (
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
+
+// The node is the replication the token service consumes, and the service
+// the handler of the writes the node receives; neither package imports the
+// other, so the test, which links both, checks the fit.
+var (
+	_ tokens.Replication = (*Node)(nil)
+	_ WriteHandler       = (*tokens.Service)(nil)
+)
+
+// writeJSON encodes w as the token service sends a write to forward.
+func writeJSON(tb testing.TB, w *tokens.WriteRequest) json.RawMessage {
+	tb.Helper()
+	b, err := json.Marshal(w)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
 
 // chaos reports whether the long fault loops run (make chaos).
 func chaos() bool { return os.Getenv("TOKENCACHE_CHAOS") == "1" }
@@ -441,11 +460,11 @@ func (tc *testCluster) startNode(tn *testNode) error {
 	scfg := tokens.DefaultConfig()
 	scfg.WriteTimeout = 5 * time.Second
 	scfg.ReapInterval = time.Hour
-	svc, err := tokens.New(scfg, state, node, node, log)
+	svc, err := tokens.New(scfg, state, node, log)
 	if err != nil {
 		return err
 	}
-	node.SetService(svc)
+	node.HandleWrites(svc)
 	if err := node.Start(context.Background()); err != nil {
 		return err
 	}

@@ -218,7 +218,7 @@ func TestFenceLagClauseAndCatchUp(t *testing.T) {
 	f := tc.followers()[0]
 	issue(t, l, "ivy")
 	waitFor(t, 5*time.Second, "follower fence open and everything in its log applied", func() bool {
-		return f.node.Fence()() == nil && f.node.appliedAtLeast(max(f.node.commitKnown(), f.node.raft.LastIndex()))
+		return f.node.Fence() == nil && f.node.appliedAtLeast(max(f.node.commitKnown(), f.node.raft.LastIndex()))
 	})
 	start := time.Now()
 	if f.node.CatchUp(context.Background()) {
@@ -235,7 +235,7 @@ func TestFenceLagClauseAndCatchUp(t *testing.T) {
 		t.Errorf("CatchUp behind an unreachable index took %s, want about %s", d, catchUpTimeout)
 	}
 	waitFor(t, 3*f.cfg.MaxStaleness, "the lag clause to close the fence", func() bool {
-		return errors.Is(f.node.Fence()(), tokens.ErrStale)
+		return errors.Is(f.node.Fence(), tokens.ErrStale)
 	})
-	t.Logf("fence: %v", f.node.Fence()())
+	t.Logf("fence: %v", f.node.Fence())
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/tokencache/tokencache/replica"
-	"github.com/tokencache/tokencache/tokens"
 )
 
 // Leadership. raft's NotifyCh (buffered, always drained) tells this node
@@ -127,7 +126,7 @@ func (n *Node) leaderBarrier(ctx context.Context) (uint64, int64, error) {
 	}
 }
 
-// IsLeader implements tokens.Log: this node is the Raft leader and its
+// IsLeader reports whether this node is the Raft leader and its
 // leadership barrier has applied in the current term.
 func (n *Node) IsLeader() bool {
 	if n.raft == nil || n.closing.Load() {
@@ -184,7 +183,7 @@ func (n *Node) announce(_ context.Context, index uint64) error {
 		}
 	}
 	if n.closing.Load() {
-		return fmt.Errorf("%w: cannot announce the persisted index", tokens.ErrShuttingDown)
+		return fmt.Errorf("%w: cannot announce the persisted index", replica.ErrShuttingDown)
 	}
 	if n.annRunning.CompareAndSwap(false, true) {
 		// Not tracked by n.wg: the writer may call this after Close (its

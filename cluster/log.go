@@ -10,12 +10,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/tokencache/tokencache/replica"
-	"github.com/tokencache/tokencache/tokens"
-)
-
-var (
-	_ tokens.Log       = (*Node)(nil)
-	_ tokens.Forwarder = (*Node)(nil)
 )
 
 // noopCommand is an encoded OpNoop (readiness barrier, replication nudge).
@@ -27,23 +21,23 @@ var noopCommand = func() []byte {
 	return b
 }()
 
-// Propose implements tokens.Log. Only a ready leader proposes; anything else
-// gets tokens.ErrNoLeader (nothing appended).
+// Propose appends cmd to the replicated log. Only a ready leader proposes; anything else
+// gets replica.ErrNoLeader (nothing appended).
 //
-// sync (and every revocation, whatever the policy): waits until the entry is
+// sync (and every command that must be, cmd.Sync(): revocations, no-ops…): waits until the entry is
 // committed and applied here, and returns Applied{Index, Done: true, Result}.
 // async: returns once the leader accepted the entry (queued it for its log),
 // with Done false; see DESIGN.md for the loss window.
 //
 // Raft's ErrNotLeader and ErrLeadershipTransferInProgress come before the
-// append: tokens.ErrNoLeader. ErrLeadershipLost, ErrRaftShutdown and a ctx
-// that ends while waiting leave the outcome unknown: tokens.ErrIndeterminate.
+// append: replica.ErrNoLeader. ErrLeadershipLost, ErrRaftShutdown and a ctx
+// that ends while waiting leave the outcome unknown: replica.ErrIndeterminate.
 func (n *Node) Propose(ctx context.Context, cmd *replica.Command) (replica.Applied, error) {
 	if !n.running() {
 		return replica.Applied{}, n.notRunning()
 	}
 	if !n.IsLeader() {
-		return replica.Applied{}, fmt.Errorf("%w: this node is not the ready leader", tokens.ErrNoLeader)
+		return replica.Applied{}, fmt.Errorf("%w: this node is not the ready leader", replica.ErrNoLeader)
 	}
 	data, err := cmd.MarshalBinary()
 	if err != nil {
@@ -52,14 +46,14 @@ func (n *Node) Propose(ctx context.Context, cmd *replica.Command) (replica.Appli
 	timeout := time.Duration(0)
 	if dl, ok := ctx.Deadline(); ok {
 		if timeout = time.Until(dl); timeout <= 0 {
-			return replica.Applied{}, fmt.Errorf("%w: deadline passed before proposing", tokens.ErrNoLeader)
+			return replica.Applied{}, fmt.Errorf("%w: deadline passed before proposing", replica.ErrNoLeader)
 		}
 	}
 	if n.cfg.Policy == PolicyAsync && !cmd.Sync() {
 		select {
 		case n.asyncSem <- struct{}{}:
 		case <-ctx.Done():
-			return replica.Applied{}, fmt.Errorf("%w: %d async writes wait for a quorum", tokens.ErrOverloaded, cap(n.asyncSem))
+			return replica.Applied{}, fmt.Errorf("%w: %d async writes wait for a quorum", replica.ErrOverloaded, cap(n.asyncSem))
 		}
 		f := n.raft.Apply(data, timeout)
 		n.metrics.asyncPending.Inc()
@@ -77,7 +71,7 @@ func (n *Node) Propose(ctx context.Context, cmd *replica.Command) (replica.Appli
 	f := n.raft.Apply(data, timeout)
 	if err := waitFuture(ctx, f); err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return replica.Applied{}, fmt.Errorf("%w: deadline passed while committing: %w", tokens.ErrIndeterminate, err)
+			return replica.Applied{}, fmt.Errorf("%w: deadline passed while committing: %w", replica.ErrIndeterminate, err)
 		}
 		return replica.Applied{}, translateApplyError(err)
 	}
@@ -85,7 +79,7 @@ func (n *Node) Propose(ctx context.Context, cmd *replica.Command) (replica.Appli
 	case replica.Result:
 		return replica.Applied{Index: f.Index(), Done: true, Result: r}, nil
 	case error:
-		return replica.Applied{Index: f.Index()}, fmt.Errorf("%w: committed at index %d but not applied: %w", tokens.ErrIndeterminate, f.Index(), r)
+		return replica.Applied{Index: f.Index()}, fmt.Errorf("%w: committed at index %d but not applied: %w", replica.ErrIndeterminate, f.Index(), r)
 	}
 	return replica.Applied{Index: f.Index(), Done: true}, nil
 }
@@ -191,11 +185,11 @@ func (n *Node) commitKnown() uint64 {
 	return max(n.raft.CommitIndex(), n.knownCommit.Load())
 }
 
-// Consistent implements tokens.Log, a linearizable read barrier. On the
+// Consistent is a linearizable read barrier. On the
 // leader: capture the commit index, confirm leadership with a quorum
 // (VerifyLeader), wait until applied reaches the captured index. On a
 // follower: ask the leader for that read index over RPC, then wait until
-// this node applied it. No leader within ctx: tokens.ErrNoLeader.
+// this node applied it. No leader within ctx: replica.ErrNoLeader.
 func (n *Node) Consistent(ctx context.Context) error {
 	backoff := 10 * time.Millisecond
 	for {
@@ -212,14 +206,14 @@ func (n *Node) Consistent(ctx context.Context) error {
 			if err == nil && resp.Code == codeOK {
 				n.noteCommit(resp.Index)
 				if err := n.waitApplied(ctx, resp.Index); err != nil {
-					return fmt.Errorf("%w: %w", tokens.ErrStale, err)
+					return fmt.Errorf("%w: %w", replica.ErrStale, err)
 				}
 				return nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w: no leader confirmed a read index: %w", tokens.ErrNoLeader, ctx.Err())
+			return fmt.Errorf("%w: no leader confirmed a read index: %w", replica.ErrNoLeader, ctx.Err())
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, n.cfg.ElectionTimeout/2)
@@ -231,11 +225,11 @@ func (n *Node) Consistent(ctx context.Context) error {
 func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
 	idx := n.raft.CommitIndex()
 	if !n.IsLeader() {
-		return 0, fmt.Errorf("%w: not the ready leader", tokens.ErrNoLeader)
+		return 0, fmt.Errorf("%w: not the ready leader", replica.ErrNoLeader)
 	}
 	start := n.sinceEpoch()
 	if err := waitFuture(ctx, n.raft.VerifyLeader()); err != nil {
-		return 0, fmt.Errorf("%w: cannot verify leadership: %s", tokens.ErrNoLeader, err.Error())
+		return 0, fmt.Errorf("%w: cannot verify leadership: %s", replica.ErrNoLeader, err.Error())
 	}
 	n.storeVerified(start)
 	return idx, nil
@@ -274,7 +268,8 @@ func (n *Node) RevocationWaitBound() time.Duration {
 // stops waiting for that server's confirmation.
 func (n *Node) silenceExcuse() time.Duration { return n.cfg.MaxStaleness + n.fenceMargin() }
 
-// WaitApplied implements tokens.Log (the revocation fence wait, invariant 2).
+// WaitApplied blocks until every healthy node applied index (the
+// revocation fence wait, invariant 2).
 // It returns once every server in the Raft configuration (voters and
 // non-voters; also servers removed in the last MaxStaleness+margin) has
 // either confirmed over RPC that it applied index, or been silent long enough

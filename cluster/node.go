@@ -15,17 +15,20 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/tokencache/tokencache/replica"
-	"github.com/tokencache/tokencache/tokens"
 )
 
-// leaderWriter runs a forwarded write on the leader (tokens.Service).
-type leaderWriter interface {
-	LeaderWrite(ctx context.Context, w *tokens.WriteRequest) (*tokens.WriteResult, error)
+// WriteHandler runs on the leader a write that another node forwarded (the
+// token service implements it). The write and its result are the
+// handler's own encoding; the cluster carries them without reading them.
+// HandleWrite must be safe for concurrent use.
+type WriteHandler interface {
+	HandleWrite(ctx context.Context, write []byte) ([]byte, error)
 }
 
 // Node is one member of a tokencache cluster: gossip membership, the Raft
-// group, the internal RPC and the staleness fence. It implements tokens.Log
-// and tokens.Forwarder. All methods are safe for concurrent use; Propose,
+// group, the internal RPC and the staleness fence. It implements the
+// replication the token service consumes (tokens.Replication: propose,
+// forward, fence, read barriers) without importing it. All methods are safe for concurrent use; Propose,
 // Forward, Consistent and WaitApplied block (bounded by their ctx).
 type Node struct {
 	cfg     Config
@@ -42,7 +45,7 @@ type Node struct {
 	// refusals: members whose join check failed recently (joinauth.go).
 	refusals joinRefusals
 
-	svc atomic.Pointer[leaderWriter]
+	svc atomic.Pointer[WriteHandler]
 
 	// Set by Start.
 	raft     *raft.Raft
@@ -154,22 +157,16 @@ func New(cfg Config, state *replica.Machine, log *slog.Logger) (*Node, error) {
 	n.peers = newPeerTracker()
 	n.staleGen.Store(1) // stale until the first catch-up
 	n.metrics = newMetrics(n)
-	n.setVerdict(fmt.Errorf("%w: node not started", tokens.ErrStale))
+	n.setVerdict(fmt.Errorf("%w: node not started", replica.ErrStale))
 	return n, nil
 }
 
-// SetService wires the token service: forwarded writes run through its
-// LeaderWrite, and the node installs its fence (Service.SetFence) and
-// read-your-writes hook (Service.SetCatchUp). Call it before Start.
-func (n *Node) SetService(svc *tokens.Service) {
-	var lw leaderWriter = svc
-	n.svc.Store(&lw)
-	svc.SetFence(n.Fence())
-	svc.SetCatchUp(n.CatchUp)
-	svc.SetReadyCheck(func(ctx context.Context) error { return n.Ready(ctx, false) })
-}
+// HandleWrites sets the handler of the writes that other nodes forward to
+// this one while it leads (the token service). Call it before Start; until
+// it is called, this node answers forwarded writes as not the leader.
+func (n *Node) HandleWrites(h WriteHandler) { n.svc.Store(&h) }
 
-func (n *Node) service() leaderWriter {
+func (n *Node) service() WriteHandler {
 	if p := n.svc.Load(); p != nil {
 		return *p
 	}
@@ -285,7 +282,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.joined.Store(true)
 	}
 
-	n.setVerdict(fmt.Errorf("%w: not yet in contact with a leader", tokens.ErrStale))
+	n.setVerdict(fmt.Errorf("%w: not yet in contact with a leader", replica.ErrStale))
 	n.goRun(func(ctx context.Context) { n.observe(ctx, obsCh) })
 	n.goRun(n.leadershipLoop)
 	n.goRun(n.disc.eventLoop)
@@ -362,7 +359,7 @@ func (n *Node) abortStart() {
 // Raft port fails for good: the node stops taking part in Raft, so it
 // neither votes nor acknowledges entries, and its fence answers stale.
 func (n *Node) onHalt(err error) {
-	n.setVerdict(fmt.Errorf("%w: %w", tokens.ErrStale, err))
+	n.setVerdict(fmt.Errorf("%w: %w", replica.ErrStale, err))
 	if n.raft != nil {
 		_ = n.raft.Shutdown().Error()
 	}
@@ -379,7 +376,7 @@ func (n *Node) Close(ctx context.Context) error {
 			return
 		}
 		n.closing.Store(true)
-		n.setVerdict(fmt.Errorf("%w: node is shutting down", tokens.ErrStale))
+		n.setVerdict(fmt.Errorf("%w: node is shutting down", replica.ErrStale))
 		// 1. Hand leadership over, so that writes resume within one
 		//    round trip instead of an election timeout.
 		if n.raft.State() == raft.Leader {
@@ -538,9 +535,9 @@ func (n *Node) running() bool {
 // notRunning is the error of a method called before Start or after Close.
 func (n *Node) notRunning() error {
 	if !n.started.Load() {
-		return fmt.Errorf("%w: cluster node not started", tokens.ErrNoLeader)
+		return fmt.Errorf("%w: cluster node not started", replica.ErrNoLeader)
 	}
-	return fmt.Errorf("%w: cluster node closing", tokens.ErrShuttingDown)
+	return fmt.Errorf("%w: cluster node closing", replica.ErrShuttingDown)
 }
 
 // leaderRPCAddr returns the host:port and node id of the current leader, or

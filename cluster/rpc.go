@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/tokencache/tokencache/internal/errcode"
-	"github.com/tokencache/tokencache/tokens"
 )
 
 // The internal RPC runs over the mux port (first byte muxRPC). A connection
@@ -41,14 +40,16 @@ type rpcHeader struct {
 	Msg  string `json:"msg,omitempty"`
 }
 
+// forwardRequest carries a write of the token service in its own encoding
+// (a JSON object), which the cluster does not read.
 type forwardRequest struct {
-	Timeout time.Duration        `json:"timeout"`
-	Write   *tokens.WriteRequest `json:"write"`
+	Timeout time.Duration   `json:"timeout"`
+	Write   json.RawMessage `json:"write"`
 }
 
 type forwardResponse struct {
 	rpcHeader
-	Result *tokens.WriteResult `json:"result,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
 	// Index is the leader's commit index after the write: the receiving
 	// node waits for it before answering (read-your-writes).
 	Index uint64 `json:"index"`
@@ -360,7 +361,7 @@ func (n *Node) handleForward(req *forwardRequest) forwardResponse {
 	}
 	ctx, cancel := n.handlerCtx(req.Timeout)
 	defer cancel()
-	res, err := svc.LeaderWrite(ctx, req.Write)
+	res, err := svc.HandleWrite(ctx, req.Write)
 	if err != nil {
 		return forwardResponse{rpcHeader: rpcHeader{Code: errorCode(err), Msg: err.Error()}}
 	}

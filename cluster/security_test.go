@@ -82,10 +82,10 @@ func rawForwardFrame(tb testing.TB, k token.Key) []byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	req := forwardRequest{Timeout: 5 * time.Second, Write: &tokens.WriteRequest{Issue: &tokens.IssueSpec{
+	req := forwardRequest{Timeout: 5 * time.Second, Write: writeJSON(tb, &tokens.WriteRequest{Issue: &tokens.IssueSpec{
 		Request: tokens.IssueRequest{Username: "mallory", Type: token.TypeUser, Scopes: scopes, NoExpire: true},
 		Key:     k, Hash: h,
-	}}}
+	}})}
 	body, err := json.Marshal(req)
 	if err != nil {
 		tb.Fatal(err)
@@ -237,8 +237,8 @@ func TestRogueNodeCannotJoin(t *testing.T) {
 			k := token.NewKey()
 			var h token.Hash
 			h[0] = 1
-			_, err := rogue.node.Forward(ctx, &tokens.WriteRequest{Issue: &tokens.IssueSpec{
-				Request: tokens.IssueRequest{Username: "mallory", Type: token.TypeUser}, Key: k, Hash: h}})
+			_, err := rogue.node.Forward(ctx, writeJSON(t, &tokens.WriteRequest{Issue: &tokens.IssueSpec{
+				Request: tokens.IssueRequest{Username: "mallory", Type: token.TypeUser}, Key: k, Hash: h}}))
 			if err == nil {
 				t.Fatal("Forward from the rogue = nil error, want a refusal")
 			}
@@ -309,16 +309,16 @@ func TestMaxRPCRequestFitsLargestWrite(t *testing.T) {
 	for i := range touches {
 		touches[i] = persist.Touch{Key: token.NewKey(), At: token.At(time.Now())}
 	}
-	body, _ := json.Marshal(forwardRequest{Timeout: time.Second, Write: &tokens.WriteRequest{Touch: touches}})
+	body, _ := json.Marshal(forwardRequest{Timeout: time.Second, Write: writeJSON(t, &tokens.WriteRequest{Touch: touches})})
 	t.Logf("touch batch of %d keys: %d bytes", len(touches), len(body))
 	if len(body) > maxRPCRequest/2 {
 		t.Fatalf("a touch batch is %d bytes, over half of maxRPCRequest (%d)", len(body), maxRPCRequest)
 	}
 	sealed := bytes.Repeat([]byte{0xff}, 64<<10+64) // 64 KiB of credentials, sealed
 	var h token.Hash
-	body, _ = json.Marshal(forwardRequest{Timeout: time.Second, Write: &tokens.WriteRequest{Issue: &tokens.IssueSpec{
+	body, _ = json.Marshal(forwardRequest{Timeout: time.Second, Write: writeJSON(t, &tokens.WriteRequest{Issue: &tokens.IssueSpec{
 		Request: tokens.IssueRequest{Username: string(bytes.Repeat([]byte{'u'}, 255)), Type: token.TypeUser},
-		Key:     token.NewKey(), Hash: h, CredentialsSealed: sealed}}})
+		Key:     token.NewKey(), Hash: h, CredentialsSealed: sealed}})})
 	t.Logf("issue with 64 KiB of credentials: %d bytes", len(body))
 	if len(body) > maxRPCRequest/2 {
 		t.Fatalf("an issue is %d bytes, over half of maxRPCRequest (%d)", len(body), maxRPCRequest)

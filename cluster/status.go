@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/tokencache/tokencache/tokens"
+	"github.com/tokencache/tokencache/replica"
 )
 
 // Status is GET /v1/cluster (DESIGN §5).
@@ -173,6 +173,10 @@ func (n *Node) refreshStats(ctx context.Context, servers []raft.Server) {
 	wg.Wait()
 }
 
+// ReadyCheck is Ready without requiring a known leader: the readiness the
+// token service asks of replication (joined, caught up).
+func (n *Node) ReadyCheck(ctx context.Context) error { return n.Ready(ctx, false) }
+
 // Ready reports whether this node may serve: it has joined the cluster and
 // caught up (applied ≥ the leader's commit index observed when it first
 // reached a leader). Losing the leader later does not make it unready,
@@ -182,7 +186,7 @@ func (n *Node) Ready(ctx context.Context, leaderRequired bool) error {
 	case !n.started.Load():
 		return fmt.Errorf("%w: not started", ErrNotReady)
 	case n.closing.Load():
-		return fmt.Errorf("%w: cluster node is closing", tokens.ErrShuttingDown)
+		return fmt.Errorf("%w: cluster node is closing", replica.ErrShuttingDown)
 	}
 	if err := n.fsm.haltErr(); err != nil {
 		return err
@@ -198,7 +202,7 @@ func (n *Node) Ready(ctx context.Context, leaderRequired bool) error {
 	}
 	if leaderRequired {
 		if addr, _ := n.leaderRPCAddr(); addr == "" {
-			return fmt.Errorf("%w: no leader known", tokens.ErrNoLeader)
+			return fmt.Errorf("%w: no leader known", replica.ErrNoLeader)
 		}
 	}
 	return nil

@@ -323,10 +323,10 @@ func TestNodeBeforeStartAndAfterClose(t *testing.T) {
 	if err := n.Consistent(ctx); !errors.Is(err, tokens.ErrNoLeader) {
 		t.Errorf("Consistent before Start = %v, want ErrNoLeader", err)
 	}
-	if _, err := n.Forward(ctx, &tokens.WriteRequest{}); !errors.Is(err, tokens.ErrNoLeader) {
+	if _, err := n.Forward(ctx, writeJSON(t, &tokens.WriteRequest{})); !errors.Is(err, tokens.ErrNoLeader) {
 		t.Errorf("Forward before Start = %v, want ErrNoLeader", err)
 	}
-	if err := n.Fence()(); !errors.Is(err, tokens.ErrStale) {
+	if err := n.Fence(); !errors.Is(err, tokens.ErrStale) {
 		t.Errorf("Fence before Start = %v, want ErrStale", err)
 	}
 	if err := n.Ready(ctx, false); !errors.Is(err, ErrNotReady) {

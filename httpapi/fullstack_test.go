@@ -40,7 +40,7 @@ func fullStackServer(tb testing.TB, child bool) (*Server, string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	svc, err := tokens.New(tokens.DefaultConfig(), state, replica.NewLocalLog(state, 0), nil, nil)
+	svc, err := tokens.New(tokens.DefaultConfig(), state, replica.NewLocalLog(state, 0), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func mustRealServer(t testing.TB, mod func(*tokens.Config)) (*testServer, *fakec
 	if mod != nil {
 		mod(&tcfg)
 	}
-	svc, err := tokens.New(tcfg, state, replica.NewLocalLog(state, 0), nil, testLogger(t))
+	svc, err := tokens.New(tcfg, state, replica.NewLocalLog(state, 0), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

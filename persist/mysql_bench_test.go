@@ -112,7 +112,7 @@ func BenchmarkMySQLServiceMiss(b *testing.B) {
 		b.Fatal(err)
 	}
 	idx, _ := s.PersistedIndex(context.Background())
-	svc, err := tokens.New(tokens.DefaultConfig(), st, replica.NewLocalLog(st, idx), nil, nil)
+	svc, err := tokens.New(tokens.DefaultConfig(), st, replica.NewLocalLog(st, idx), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

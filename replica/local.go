@@ -41,3 +41,17 @@ func (l *LocalLog) WaitApplied(context.Context, uint64) error { return nil }
 
 // Consistent returns at once: the only node has every write.
 func (l *LocalLog) Consistent(context.Context) error { return nil }
+
+// Forward refuses: a single process always leads, so it never forwards.
+func (l *LocalLog) Forward(context.Context, []byte) ([]byte, error) {
+	return nil, ErrNoLeader
+}
+
+// Fence reports nil: a single process is never out of contact.
+func (l *LocalLog) Fence() error { return nil }
+
+// CatchUp reports false: the only node is never behind.
+func (l *LocalLog) CatchUp(context.Context) bool { return false }
+
+// ReadyCheck reports nil: a single process has nothing to join.
+func (l *LocalLog) ReadyCheck(context.Context) error { return nil }

@@ -24,7 +24,7 @@ func TestComponentTaggedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(DefaultConfig(), state, nil, nil, log)
+	svc, err := New(DefaultConfig(), state, replica.NewLocalLog(state, 0), log)
 	if err != nil {
 		t.Fatal(err)
 	}

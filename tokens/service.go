@@ -109,17 +109,13 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Forwarder sends a write to the leader, whose LeaderWrite runs it. The
-// cluster implements it; it holds the write through a leader election until
-// ctx ends.
-type Forwarder interface {
-	Forward(ctx context.Context, w *WriteRequest) (*WriteResult, error)
-}
-
-// Fence tells whether this node may answer valid: nil while it is in contact
-// with the leader (or runs alone), ErrStale otherwise. It is called on every
-// successful validation and must be cheap (an atomic load).
-type Fence func() error
+// fenceFunc and catchUpFunc are Replication.Fence and Replication.CatchUp
+// as values: New keeps them so that the hot path reads them with one atomic
+// load.
+type (
+	fenceFunc   func() error
+	catchUpFunc func(ctx context.Context) bool
+)
 
 // Service answers validations from memory and runs token writes through the
 // log. It is safe for concurrent use.
@@ -137,14 +133,12 @@ type Service struct {
 	now     func() time.Time
 	load    cache.Loader
 
-	repl  Log
-	fwd   Forwarder
-	fence atomic.Pointer[Fence]
-	catch atomic.Pointer[CatchUp]
-	// readyCheck is the replication layer's readiness (nil: always ready).
-	readyCheck atomic.Pointer[ReadyCheck]
-	locks      userLocks
-	memo       *memo
+	repl Replication
+	// fence and catch are repl.Fence and repl.CatchUp, set by New.
+	fence atomic.Pointer[fenceFunc]
+	catch atomic.Pointer[catchUpFunc]
+	locks userLocks
+	memo  *memo
 
 	stopping atomic.Bool
 	started  atomic.Bool
@@ -155,12 +149,16 @@ type Service struct {
 	wg       sync.WaitGroup
 }
 
-// New returns a Service over state (which holds the cache and the store) and
-// the log repl. fwd may be nil for a node that always leads. log is the
-// node's logger, untagged: the service tags its own component.
-func New(cfg Config, state *replica.Machine, repl Log, fwd Forwarder, log *slog.Logger) (*Service, error) {
+// New returns a Service over state (which holds the cache and the store)
+// that writes through repl (cluster.Node, or replica.LocalLog for a single
+// process). log is the node's logger, untagged: the service tags its own
+// component.
+func New(cfg Config, state *replica.Machine, repl Replication, log *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid token service configuration: %w", err)
+	}
+	if state == nil || repl == nil {
+		return nil, errors.New("cannot create the token service: nil state or replication")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -187,7 +185,6 @@ func New(cfg Config, state *replica.Machine, repl Log, fwd Forwarder, log *slog.
 		log:     log.With("component", "tokens"),
 		now:     cfg.Now,
 		repl:    repl,
-		fwd:     fwd,
 		locks:   newUserLocks(),
 		memo:    newMemo(),
 		stop:    make(chan struct{}),
@@ -196,22 +193,11 @@ func New(cfg Config, state *replica.Machine, repl Log, fwd Forwarder, log *slog.
 		s.now = time.Now
 	}
 	s.load = s.loadFromStore
+	fence, catch := fenceFunc(repl.Fence), catchUpFunc(repl.CatchUp)
+	s.fence.Store(&fence)
+	s.catch.Store(&catch)
 	return s, nil
 }
-
-// SetFence installs the staleness fence (the cluster calls it before Start).
-func (s *Service) SetFence(f Fence) { s.fence.Store(&f) }
-
-// CatchUp is called before a node answers unknown for a key it has not got:
-// if this node's applied index is behind the commit index it knows of, it
-// waits (briefly, bounded by ctx) for the log to catch up and reports whether
-// it applied anything, so that a token issued through another node a moment
-// ago is not answered unknown here. It must return at once when the node is
-// not behind.
-type CatchUp func(ctx context.Context) bool
-
-// SetCatchUp installs the read-your-writes hook (the cluster calls it).
-func (s *Service) SetCatchUp(f CatchUp) { s.catch.Store(&f) }
 
 // Start starts the writer, the warm start, the reaper and the last-used
 // replication. It returns once the writer runs; warm start continues in the
@@ -251,13 +237,6 @@ func (s *Service) Rules() token.Rules { return s.rules }
 // Machine returns the replicated state machine the service writes through.
 func (s *Service) Machine() *replica.Machine { return s.state }
 
-// ReadyCheck reports whether the replication layer lets this node answer
-// (joined, caught up); the cluster installs one with SetReadyCheck.
-type ReadyCheck func(ctx context.Context) error
-
-// SetReadyCheck installs the replication layer's readiness check.
-func (s *Service) SetReadyCheck(f ReadyCheck) { s.readyCheck.Store(&f) }
-
 // Ready reports whether the node can answer validations: started, not
 // stopping, and (in a cluster) joined and caught up.
 func (s *Service) Ready(ctx context.Context) error {
@@ -267,10 +246,7 @@ func (s *Service) Ready(ctx context.Context) error {
 	case !s.started.Load():
 		return errors.New("starting")
 	}
-	if f := s.readyCheck.Load(); f != nil {
-		return (*f)(ctx)
-	}
-	return nil
+	return s.repl.ReadyCheck(ctx)
 }
 
 // Consistent implements the linearizable read barrier.

@@ -119,7 +119,7 @@ func newNode(t testing.TB, o nodeOpts) *testNode {
 	}
 	cfg.ReapInterval = time.Hour // tests purge explicitly
 	cfg.Formats = o.formats
-	svc, err := New(cfg, state, replica.NewLocalLog(state, idx), nil, testLogger(t))
+	svc, err := New(cfg, state, replica.NewLocalLog(state, idx), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

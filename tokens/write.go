@@ -72,8 +72,8 @@ type PurgeSpec struct {
 	IncludeExpired bool `json:"include_expired"`
 }
 
-// write runs w on the leader: here when this node leads, else through the
-// forwarder.
+// write runs w on the leader: here when this node leads, else forwarded
+// through the replication layer (forward.go).
 func (s *Service) write(ctx context.Context, w *WriteRequest) (*WriteResult, error) {
 	if s.stopping.Load() {
 		return nil, ErrShuttingDown
@@ -86,14 +86,11 @@ func (s *Service) write(ctx context.Context, w *WriteRequest) (*WriteResult, err
 	if s.repl.IsLeader() {
 		return s.LeaderWrite(ctx, w)
 	}
-	if s.fwd == nil {
-		return nil, ErrNoLeader
-	}
-	return s.fwd.Forward(ctx, w)
+	return s.forward(ctx, w)
 }
 
-// LeaderWrite runs w on this node, which must be the leader. The cluster's
-// forwarding endpoint calls it for writes received by other nodes.
+// LeaderWrite runs w on this node, which must be the leader (HandleWrite
+// runs it for writes received by other nodes).
 func (s *Service) LeaderWrite(ctx context.Context, w *WriteRequest) (*WriteResult, error) {
 	if s.stopping.Load() {
 		return nil, ErrShuttingDown

@@ -117,10 +117,13 @@ func (d *daemon) open(ctx context.Context) error {
 		// A revocation may wait this long for a silent node's fence to close.
 		tcfg.WriteTimeout = bound + 2*time.Second
 	}
-	if d.svc, err = tokens.New(tcfg, d.state, d.node, d.node, d.log); err != nil {
+	// The two halves meet here and only here: the service writes through
+	// the node (tokens.Replication), and the node runs the writes other
+	// nodes forward through the service (cluster.WriteHandler).
+	if d.svc, err = tokens.New(tcfg, d.state, d.node, d.log); err != nil {
 		return err
 	}
-	d.node.SetService(d.svc)
+	d.node.HandleWrites(d.svc)
 
 	d.registry = prometheus.NewRegistry()
 	d.registry.MustRegister(
