@@ -99,7 +99,7 @@ type Node struct {
 	fastForwarded  atomic.Uint64
 
 	asyncSem chan struct{}
-	nudgeCh  chan struct{} // capacity 1: nudgeLoop appends a no-op (log.go)
+	nudgeCh  chan struct{} // capacity 1: nudgeLoop appends a no-op (replication.go)
 
 	joined     atomic.Bool // gossip join succeeded (or nothing to join)
 	caughtUp   atomic.Bool // Ready: joined and applied ≥ the leader's commit at join

@@ -1,5 +1,10 @@
 package cluster
 
+// What the token service asks of replication (tokens.Replication): Propose,
+// the linearizable read barrier (Consistent), the waits for applied indexes
+// (WaitApplied, the revocation fence wait) and the commit-index bookkeeping
+// they share.
+
 import (
 	"context"
 	"errors"
