@@ -3,8 +3,10 @@ package replica
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,11 +50,21 @@ func openStore(t testing.TB, kind, dir string) persist.Store {
 // store is nil) whose writer runs until the test ends.
 func newState(t testing.TB, store persist.Store, mode string) *Machine {
 	t.Helper()
-	if store == nil {
-		store = openMemory(t)
-	}
 	if mode == "" {
 		mode = WriteThrough
+	}
+	wcfg := DefaultWriterConfig()
+	wcfg.Mode = mode
+	wcfg.FlushInterval = 5 * time.Millisecond
+	wcfg.RetryMax = 50 * time.Millisecond
+	return newStateConfig(t, store, wcfg)
+}
+
+// newStateConfig is newState with a writer configured by wcfg.
+func newStateConfig(t testing.TB, store persist.Store, wcfg WriterConfig) *Machine {
+	t.Helper()
+	if store == nil {
+		store = openMemory(t)
 	}
 	ccfg := cache.DefaultConfig()
 	ccfg.Shards = 1
@@ -60,10 +72,6 @@ func newState(t testing.TB, store persist.Store, mode string) *Machine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wcfg := DefaultWriterConfig()
-	wcfg.Mode = mode
-	wcfg.FlushInterval = 5 * time.Millisecond
-	wcfg.RetryMax = 50 * time.Millisecond
 	s, err := NewMachine(wcfg, c, store, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -92,4 +100,52 @@ func record(user string, now token.Time) *token.Token {
 // put returns an OpPut of ts at now.
 func put(now token.Time, ts ...*token.Token) *Command {
 	return &Command{Op: OpPut, Time: now, Puts: ts}
+}
+
+// restoreInto writes a snapshot of src and restores it into dst.
+func restoreInto(t testing.TB, src, dst *Machine) *Machine {
+	t.Helper()
+	var buf bytesBuffer
+	if err := src.Snapshot().WriteTo(context.Background(), &buf); err != nil {
+		t.Fatalf("Snapshot().WriteTo: %v", err)
+	}
+	if err := dst.Restore(context.Background(), buf.reader()); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	return dst
+}
+
+// faultyStore is a real store whose writes fail while fail is set, and
+// which counts resets; shared makes it claim to be shared by every node.
+type faultyStore struct {
+	persist.Store
+	fail   atomic.Bool
+	shared bool
+	resets atomic.Int32
+}
+
+func (s *faultyStore) Write(ctx context.Context, b *persist.Batch) error {
+	if s.fail.Load() {
+		return fmt.Errorf("%w: injected failure", persist.ErrUnavailable)
+	}
+	return s.Store.Write(ctx, b)
+}
+
+func (s *faultyStore) Reset(ctx context.Context) error {
+	s.resets.Add(1)
+	return s.Store.Reset(ctx)
+}
+
+func (s *faultyStore) Shared() bool { return s.shared }
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
