@@ -37,6 +37,9 @@ type WriterConfig struct {
 	Timeout time.Duration
 	// RetryMax is the longest pause between retries while the store fails.
 	RetryMax time.Duration
+	// Now is the clock that times store transactions (the write metrics);
+	// nil = time.Now. Nothing the writer decides depends on it.
+	Now func() time.Time
 }
 
 // DefaultWriterConfig returns write-through with 512-change batches.
@@ -79,6 +82,7 @@ func (c WriterConfig) Validate() error {
 // application every node unpins.
 type Writer struct {
 	cfg   WriterConfig
+	now   func() time.Time
 	cache *cache.Cache
 	store persist.Store
 	log   *slog.Logger
@@ -127,6 +131,9 @@ func newWriter(cfg WriterConfig, c *cache.Cache, store persist.Store, log *slog.
 		done:      make(chan struct{}),
 		runCtx:    ctx,
 		runCancel: cancel,
+	}
+	if w.now = cfg.Now; w.now == nil {
+		w.now = time.Now
 	}
 	w.healthy.Store(true)
 	// A local store is always written by this node; a shared one only once
@@ -312,9 +319,9 @@ func (w *Writer) flushOnce(ctx context.Context) (int, error) {
 		b.Index = upTo
 	}
 	wctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
-	began := time.Now()
+	began := w.now()
 	err := w.store.Write(wctx, b)
-	took := time.Since(began)
+	took := w.now().Sub(began)
 	cancel()
 	if err != nil {
 		w.restoreTouches(touches)

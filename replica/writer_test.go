@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,5 +221,25 @@ func TestSharedStoreWriter(t *testing.T) {
 	}
 	if st, _ := fs.Stats(context.Background(), 0); st.Tokens != 1 {
 		t.Errorf("shared store holds %d tokens, want 1 (alice's was the other leader's to write)", st.Tokens)
+	}
+}
+
+// The writer reads time only through its injected clock: here every
+// reading is one second after the previous, so each committed transaction
+// counts exactly one second.
+func TestWriterTimesWithInjectedClock(t *testing.T) {
+	var ticks atomic.Int64
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	wcfg := DefaultWriterConfig()
+	wcfg.FlushInterval = 5 * time.Millisecond
+	wcfg.Now = func() time.Time { return t0.Add(time.Duration(ticks.Add(1)) * time.Second) }
+	m := newStateConfig(t, nil, wcfg)
+	m.Apply(1, put(1, record("alice", 1)))
+	if err := m.Writer().WaitPersisted(waitCtx(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	st := m.Writer().Stats()
+	if st.Batches == 0 || st.Time != time.Duration(st.Batches)*time.Second {
+		t.Errorf("Stats() = %+v, want one second per batch from the injected clock", st)
 	}
 }
