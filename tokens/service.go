@@ -1,8 +1,12 @@
 // Package tokens is the token service of tokencache: validation (the hot
 // path), the leader-side write operations (issue, modify, revoke with
-// cascade, delegate, purge), the replicated state machine they feed (State),
-// the log commands (Command), and the writer that persists applied changes
-// to SQL. See docs/architecture.md for how the parts fit together.
+// cascade, delegate, purge), listings, and the loops of a node (reaper,
+// last-used replication, warm start). Writes become replica.Commands,
+// proposed through the one interface the service consumes, Replication
+// (replication.go), which the cluster implements and replica.LocalLog
+// stands in for; the replicated state they change, and the writer that
+// persists it, live in package replica. See docs/architecture.md for how
+// the parts fit together.
 package tokens
 
 import (
