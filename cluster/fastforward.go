@@ -24,7 +24,7 @@ import (
 //   - when the log's last index is below P, or this node's local store is
 //     foreign (it started a new log over rows an earlier log wrote, and
 //     neither a snapshot nor a change has been applied since), it takes a
-//     snapshot of its own state (State.SnapshotAt) claiming index
+//     snapshot of its own state (Machine.SnapshotAt) claiming index
 //     N = max(last index, P, largest row index) + 1, and installs it with
 //     raft.Restore (a user restore: raft gives it index max(last, meta.Index)+1
 //     = N, leaves a hole in the log below it so that every follower, and

@@ -14,14 +14,14 @@ import (
 )
 
 // fsm adapts replica.Machine to raft.BatchingFSM. It is a thin, deterministic
-// bridge: decode each command and hand it to State.Apply, in log order.
+// bridge: decode each command and hand it to Machine.Apply, in log order.
 //
 //   - LogCommand entries decode to a replica.Command. An entry that fails to
 //     decode is fatal: the FSM logs it loudly, stops applying anything
 //     (skipping it would make this node diverge) and asks the node to shut
 //     Raft down; the fence then fails closed on this node.
 //   - LogConfiguration entries are applied as an OpNoop at their index, so
-//     that State's applied index (and every snapshot's) covers them too.
+//     that the Machine's applied index (and every snapshot's) covers them too.
 //     Raft's own no-op (LogNoop, the first entry of a term) and barriers
 //     never reach the FSM; see Node.appliedAtLeast.
 //   - A foreign local store (DESIGN.md, "Fast-forward": this node started a
@@ -137,7 +137,7 @@ func (f *fsm) haltErr() error {
 	return nil
 }
 
-// Snapshot implements raft.FSM: State.Snapshot copies only the pinned set and
+// Snapshot implements raft.FSM: Machine.Snapshot copies only the pinned set and
 // the idempotency table; the rows (local store) stream in Persist.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.haltErr(); err != nil {
@@ -153,7 +153,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // and an installed one only as a follower (installSnapshot runs on a leader
 // only for a newer term, after stepping down), so "ownRestore set and raft
 // is the leader" singles the fast-forward out. Its rows are this node's
-// store's rows: State.RestoreOwn keeps the local store instead of
+// store's rows: Machine.RestoreOwn keeps the local store instead of
 // rewriting it.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
@@ -189,7 +189,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-// snapshotAt returns State.SnapshotAt(index), taken between two applies.
+// snapshotAt returns Machine.SnapshotAt(index), taken between two applies.
 func (f *fsm) snapshotAt(index uint64) *replica.Snapshot {
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()

@@ -90,7 +90,7 @@ func (n *Node) Propose(ctx context.Context, cmd *replica.Command) (replica.Appli
 }
 
 // appliedAtLeast reports whether this node's state reflects every entry up to
-// target. State's applied index covers commands and configuration entries;
+// target. The Machine's applied index covers commands and configuration entries;
 // raft's own no-op (first entry of a term) never reaches the FSM, so a gap
 // made only of such entries, already handed to the FSM, counts as applied.
 func (n *Node) appliedAtLeast(target uint64) bool {
