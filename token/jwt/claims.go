@@ -79,9 +79,12 @@ func recordOf(c *Claims, k token.Key) (*token.Token, error) {
 	if err := token.ValidText("sub", c.Subject, token.MaxUsernameLen, true); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrClaims, err)
 	}
-	sc, err := token.ParseScopes(c.Scope)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrClaims, err)
+	sc, ok := canonicalScopes(c.Scope)
+	if !ok {
+		var err error
+		if sc, err = token.ParseScopes(c.Scope); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrClaims, err)
+		}
 	}
 	t := &token.Token{
 		Key:      k,
@@ -100,6 +103,7 @@ func recordOf(c *Claims, k token.Key) (*token.Token, error) {
 		t.UID, t.HasUID = *c.UID, true
 	}
 	if c.Type != "" {
+		var err error
 		if t.Type, err = token.ParseType(c.Type); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrClaims, err)
 		}
@@ -122,4 +126,25 @@ func ExternalKey(iss, jti string) token.Key {
 	var k token.Key
 	copy(k[:], sum[:token.KeySize])
 	return k
+}
+
+// canonicalScopes returns s as a scope set when it already is one in
+// canonical form (valid scopes, sorted, unique, single spaces, at most
+// token.MaxScopes), as Encode writes it: without allocating.
+func canonicalScopes(s string) (token.Scopes, bool) {
+	if s == "" {
+		return "", true
+	}
+	n, prev := 0, ""
+	for rest := s; ; {
+		sc, after, more := strings.Cut(rest, " ")
+		if n++; n > token.MaxScopes || sc == "" || sc <= prev || token.ValidScope(sc) != nil {
+			return "", false
+		}
+		prev = sc
+		if !more {
+			return token.Scopes(s), true
+		}
+		rest = after
+	}
 }

@@ -191,15 +191,15 @@ func (c *Codec) Fingerprint() string { return c.fp }
 func (c *Codec) Match(raw []byte) bool { return match(raw) }
 
 func match(raw []byte) bool {
-	if len(raw) < 8 || len(raw) > MaxTokenLen || raw[0] != 'e' || raw[1] != 'y' || raw[2] != 'J' {
+	if !plausible(raw) {
 		return false
 	}
 	dots, seg := 0, 0
 	for _, b := range raw {
-		switch {
-		case b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_':
+		switch b64class[b] {
+		case b64char:
 			seg++
-		case b == '.':
+		case b64dot:
 			if dots == 2 || seg == 0 {
 				return false
 			}
@@ -212,16 +212,40 @@ func match(raw []byte) bool {
 	return dots == 2 && seg > 0
 }
 
+// plausible is match's constant-time part: the length bound and the
+// header's first bytes.
+func plausible(raw []byte) bool {
+	return len(raw) >= 8 && len(raw) <= MaxTokenLen && raw[0] == 'e' && raw[1] == 'y' && raw[2] == 'J'
+}
+
+// Byte classes of a compact JWS.
+const (
+	b64other = iota
+	b64char
+	b64dot
+)
+
+// b64class classifies every byte: base64url alphabet, '.', or other.
+var b64class = func() (t [256]uint8) {
+	for _, r := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		t[r] = b64char
+	}
+	t['.'] = b64dot
+	return t
+}()
+
 // Parse implements token.Codec. A text verified before is found in the
-// verified cache (keyed by the whole text) and only its exp and nbf are
-// checked again: no allocation. Otherwise it is verified in full (see
-// verify). Every failure wraps token.ErrMalformed; no error quotes the
-// text.
+// verified cache (keyed by the whole text, at most MaxTokenLen bytes) and
+// only its exp and nbf are checked again: no allocation. Otherwise it is
+// checked by Match and verified in full (see verify). Every failure wraps
+// token.ErrMalformed; no error quotes the text.
 func (c *Codec) Parse(raw []byte) (token.Presented, error) {
-	if !match(raw) {
+	if !plausible(raw) {
 		return token.Presented{}, ErrSyntax
 	}
 	now := c.now().UnixNano()
+	// A text in the cache passed match when it was verified: only a miss
+	// needs the scan.
 	if v := c.cache.get(raw); v != nil {
 		if now >= v.notAfter {
 			c.cache.remove(raw)
@@ -231,6 +255,9 @@ func (c *Codec) Parse(raw []byte) (token.Presented, error) {
 			return token.Presented{}, ErrNotYetValid
 		}
 		return v.p, nil
+	}
+	if !match(raw) {
+		return token.Presented{}, ErrSyntax
 	}
 	return c.verify(string(raw), now)
 }
