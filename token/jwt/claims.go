@@ -29,6 +29,8 @@ type Claims struct {
 	Type  string         `json:"token_type,omitempty"`
 	Name  string         `json:"name,omitempty"`
 	Extra map[string]any `json:"-"`
+
+	v verification // the codec's, during its verification
 }
 
 // Issuer is one issuer whose tokens the codec accepts: the local one (New
@@ -70,6 +72,13 @@ func (l *localIssuer) Record(c *Claims) (*token.Token, error) {
 	}
 	return recordOf(c, k)
 }
+
+// DefaultRecord is the record c states under the default mapping: sub is
+// the username, scope the scopes, realm, uid, token_type and name as Encode
+// writes them, exp and iat the expiry and creation times, aud the
+// audience. Its Key is zero: the codec sets it. An external Issuer may
+// use it and then override what its claim mapping says.
+func DefaultRecord(c *Claims) (*token.Token, error) { return recordOf(c, token.Key{}) }
 
 // recordOf builds the record c states under key k.
 func recordOf(c *Claims, k token.Key) (*token.Token, error) {

@@ -246,7 +246,8 @@ func (c *Codec) Parse(raw []byte) (token.Presented, error) {
 	now := c.now().UnixNano()
 	// A text in the cache passed match when it was verified: only a miss
 	// needs the scan.
-	if v := c.cache.get(raw); v != nil {
+	h := c.cache.hash(raw)
+	if v := c.cache.get(raw, h); v != nil {
 		if now >= v.notAfter {
 			c.cache.remove(raw)
 			return token.Presented{}, ErrExpired
@@ -259,10 +260,12 @@ func (c *Codec) Parse(raw []byte) (token.Presented, error) {
 	if !match(raw) {
 		return token.Presented{}, ErrSyntax
 	}
-	return c.verify(string(raw), now)
+	return c.verify(string(raw), h, now)
 }
 
-// verification is the state of one verify: what the keyfunc chose.
+// verification is what the keyfunc chose for one verify; it lives in the
+// Claims being decoded, so that the keyfunc is a plain function (no
+// closure to allocate per token).
 type verification struct {
 	st  *state
 	iss Issuer
@@ -276,7 +279,12 @@ type verification struct {
 // no extension). The token's alg must be the key's pinned one (RFC 8725
 // section 3.1), so an HS256 token cannot be checked with an RSA or Ed25519
 // public key as its secret.
-func (v *verification) keyfunc(t *gojwt.Token) (any, error) {
+func keyfunc(t *gojwt.Token) (any, error) {
+	cl, ok := t.Claims.(*Claims)
+	if !ok || cl.v.st == nil {
+		return nil, ErrClaims
+	}
+	v := &cl.v
 	if _, ok := t.Header["crit"]; ok {
 		return nil, ErrHeader
 	}
@@ -287,10 +295,6 @@ func (v *verification) keyfunc(t *gojwt.Token) (any, error) {
 			return nil, ErrHeader
 		}
 		kid = s
-	}
-	cl, ok := t.Claims.(*Claims)
-	if !ok {
-		return nil, ErrClaims
 	}
 	v.iss = v.st.issuers[cl.Issuer]
 	if v.iss == nil {
@@ -312,11 +316,11 @@ func (v *verification) keyfunc(t *gojwt.Token) (any, error) {
 // the future, with the leeway; then iss (the issuer the keyfunc chose), aud
 // (present, non-empty, every value allowed) and the claims the issuer maps
 // to a record. A token that passes enters the verified cache.
-func (c *Codec) verify(text string, now int64) (token.Presented, error) {
+func (c *Codec) verify(text string, h uint64, now int64) (token.Presented, error) {
 	st := c.st.Load()
-	v := &verification{st: st}
-	cl := &Claims{}
-	tok, err := st.parser.ParseWithClaims(text, cl, v.keyfunc)
+	cl := &Claims{v: verification{st: st}}
+	v := &cl.v
+	tok, err := st.parser.ParseWithClaims(text, cl, keyfunc)
 	if err != nil || tok == nil || !tok.Valid {
 		// Never accept on a partial error (CVE-2024-51744): any error
 		// refuses; it is mapped to the one sentinel a caller sees.
@@ -361,7 +365,7 @@ func (c *Codec) verify(text string, now int64) (token.Presented, error) {
 		ent.notBefore = cl.IssuedAt.UnixNano() - lw
 	}
 	if now < ent.notAfter && now >= ent.notBefore {
-		c.cache.put(text, ent, st, &c.st)
+		c.cache.put(h, text, ent, st, &c.st)
 	}
 	return p, nil
 }

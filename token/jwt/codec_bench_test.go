@@ -94,3 +94,47 @@ func BenchmarkEncode(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFirstVsBare runs a first validation (ParseFirst) and golang-jwt's
+// bare parse (BareGolangJWT) of the same token alternately, in batches of
+// 20, and reports each one's fastest batch and their ratio: on a machine
+// shared with other work, interleaving and taking the least disturbed
+// batch compares the two under the same load.
+func BenchmarkFirstVsBare(b *testing.B) {
+	for _, alg := range allAlgs {
+		b.Run(alg, func(b *testing.B) {
+			c, clk := newTestCodec(b, alg)
+			s := mustEncode(b, c, newRecord(clk.Now()))
+			raw := []byte(s)
+			k := mustKey(b, alg)
+			p := gojwt.NewParser(gojwt.WithValidMethods([]string{alg}), gojwt.WithExpirationRequired(), gojwt.WithIssuedAt(),
+				gojwt.WithLeeway(30*time.Second), gojwt.WithTimeFunc(clk.Now), gojwt.WithStrictDecoding(), gojwt.WithIssuer(testIssuer))
+			keyfunc := func(*gojwt.Token) (any, error) { return k.verify, nil }
+			const batch = 20
+			best := [2]time.Duration{1 << 62, 1 << 62}
+			var total [2]time.Duration
+			for b.Loop() {
+				for side := range 2 {
+					start := time.Now()
+					for range batch {
+						if side == 0 {
+							if _, err := c.Parse(raw); err != nil {
+								b.Fatal(err)
+							}
+							c.cache.remove(raw)
+						} else if _, err := p.ParseWithClaims(s, &Claims{}, keyfunc); err != nil {
+							b.Fatal(err)
+						}
+					}
+					d := time.Since(start)
+					total[side] += d
+					best[side] = min(best[side], d)
+				}
+			}
+			b.ReportMetric(float64(best[0])/batch, "first-ns/op")
+			b.ReportMetric(float64(best[1])/batch, "bare-ns/op")
+			b.ReportMetric(float64(best[0])/float64(best[1]), "best-ratio")
+			b.ReportMetric(float64(total[0])/float64(total[1]), "total-ratio")
+		})
+	}
+}
