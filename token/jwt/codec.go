@@ -332,6 +332,9 @@ func (c *Codec) verify(text string, h uint64, now int64) (token.Presented, error
 	if !audienceAllowed(v.iss.Audiences(), cl.Audience) {
 		return token.Presented{}, ErrAudience
 	}
+	if !inRange(cl.ExpiresAt) || !inRange(cl.NotBefore) || !inRange(cl.IssuedAt) {
+		return token.Presented{}, fmt.Errorf("%w: a time claim lies outside 1970 to 2261", ErrClaims)
+	}
 	local := v.iss == Issuer(st.local)
 	if !local {
 		if cl.ID == "" {
@@ -368,6 +371,12 @@ func (c *Codec) verify(text string, h uint64, now int64) (token.Presented, error
 		c.cache.put(h, text, ent, st, &c.st)
 	}
 	return p, nil
+}
+
+// inRange reports whether d (if set) can be a token.Time: Unix
+// nanoseconds in an int64, from 1970 on.
+func inRange(d *gojwt.NumericDate) bool {
+	return d == nil || (d.Unix() >= 0 && d.Year() < 2262)
 }
 
 // allClaims decodes every claim of a verified text (for an external

@@ -256,6 +256,9 @@ func TestTimeClaims(t *testing.T) {
 	t.Run("iat in future", func(t *testing.T) {
 		wantRefused(t, c, signKey(t, k, with("iat", now.Add(time.Minute).Unix(), "nbf", nil)), ErrNotYetValid)
 	})
+	t.Run("exp beyond an int64 of nanoseconds", func(t *testing.T) {
+		wantRefused(t, c, signKey(t, k, with("exp", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC).Unix())), ErrClaims)
+	})
 	t.Run("exp not a number", func(t *testing.T) {
 		wantRefused(t, c, signKey(t, k, with("exp", "tomorrow")), token.ErrMalformed)
 	})
