@@ -29,8 +29,6 @@ type Claims struct {
 	Type  string         `json:"token_type,omitempty"`
 	Name  string         `json:"name,omitempty"`
 	Extra map[string]any `json:"-"`
-
-	v verification // the codec's, during its verification
 }
 
 // Issuer is one issuer whose tokens the codec accepts: the local one (New

@@ -263,13 +263,21 @@ func (c *Codec) Parse(raw []byte) (token.Presented, error) {
 	return c.verify(string(raw), h, now)
 }
 
-// verification is what the keyfunc chose for one verify; it lives in the
-// Claims being decoded, so that the keyfunc is a plain function (no
-// closure to allocate per token).
+// verification is what the keyfunc chose for one verify. It travels with
+// the claims golang-jwt decodes (parsed), so that the keyfunc is a plain
+// function (no closure to allocate per token).
 type verification struct {
 	st  *state
 	iss Issuer
 	key *Key
+}
+
+// parsed is what golang-jwt decodes a payload into: the Claims (their
+// methods, UnmarshalJSON among them, promoted) and, beside them where no
+// decoding reaches, the verification state. One allocation.
+type parsed struct {
+	Claims
+	v verification
 }
 
 // keyfunc picks the key of a token for golang-jwt: the issuer by the
@@ -280,11 +288,11 @@ type verification struct {
 // section 3.1), so an HS256 token cannot be checked with an RSA or Ed25519
 // public key as its secret.
 func keyfunc(t *gojwt.Token) (any, error) {
-	cl, ok := t.Claims.(*Claims)
-	if !ok || cl.v.st == nil {
+	pc, ok := t.Claims.(*parsed)
+	if !ok || pc.v.st == nil {
 		return nil, ErrClaims
 	}
-	v := &cl.v
+	cl, v := &pc.Claims, &pc.v
 	if _, ok := t.Header["crit"]; ok {
 		return nil, ErrHeader
 	}
@@ -318,9 +326,9 @@ func keyfunc(t *gojwt.Token) (any, error) {
 // to a record. A token that passes enters the verified cache.
 func (c *Codec) verify(text string, h uint64, now int64) (token.Presented, error) {
 	st := c.st.Load()
-	cl := &Claims{v: verification{st: st}}
-	v := &cl.v
-	tok, err := st.parser.ParseWithClaims(text, cl, keyfunc)
+	pc := &parsed{v: verification{st: st}}
+	cl, v := &pc.Claims, &pc.v
+	tok, err := st.parser.ParseWithClaims(text, pc, keyfunc)
 	if err != nil || tok == nil || !tok.Valid {
 		// Never accept on a partial error (CVE-2024-51744): any error
 		// refuses; it is mapped to the one sentinel a caller sees.

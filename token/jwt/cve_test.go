@@ -98,7 +98,7 @@ func TestCVE_2024_51744_BadSignatureAndExpired(t *testing.T) {
 			// golang-jwt's own error chain: the signature failure, and
 			// no claims verdict at all.
 			st := c.st.Load()
-			tok, gerr := st.parser.ParseWithClaims(s, &Claims{v: verification{st: st}}, keyfunc)
+			tok, gerr := st.parser.ParseWithClaims(s, &parsed{v: verification{st: st}}, keyfunc)
 			if !errors.Is(gerr, gojwt.ErrTokenSignatureInvalid) {
 				t.Errorf("golang-jwt error = %v, want ErrTokenSignatureInvalid", gerr)
 			}
@@ -183,7 +183,7 @@ func TestAlgNone(t *testing.T) {
 	// golang-jwt's own unsecured token, through the parser directly.
 	s := signWith(t, gojwt.SigningMethodNone, gojwt.UnsafeAllowNoneSignatureType, map[string]any{"kid": "k-EdDSA"}, claimsAt(clk.Now()))
 	st := c.st.Load()
-	cl := &Claims{v: verification{st: st}}
+	cl := &parsed{v: verification{st: st}}
 	if _, err := st.parser.ParseWithClaims(s, cl, keyfunc); err == nil {
 		t.Errorf("parser accepted alg none")
 	}
