@@ -1,8 +1,7 @@
 package jwt
 
 import (
-	"bytes"
-	"context"
+		"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -258,29 +257,29 @@ func parseExternalJWKS(data []byte) (keys []*Key, skipped []string, err error) {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, nil, errors.New("not a JWK set: not a JSON object with a \"keys\" array")
+		return nil, nil, fmt.Errorf("%w: not a JWK set: not a JSON object with a \"keys\" array", ErrKeySet)
 	}
 	if doc.Keys == nil {
-		return nil, nil, errors.New("not a JWK set: no \"keys\" array")
+		return nil, nil, fmt.Errorf("%w: not a JWK set: no \"keys\" array", ErrKeySet)
 	}
 	if len(doc.Keys) > MaxJWKSKeys {
-		return nil, nil, fmt.Errorf("the JWK set has %d keys, more than the %d allowed", len(doc.Keys), MaxJWKSKeys)
+		return nil, nil, fmt.Errorf("%w: the JWK set has %d keys, more than the %d allowed", ErrKeySet, len(doc.Keys), MaxJWKSKeys)
 	}
 	seen := map[string]bool{}
 	for i, raw := range doc.Keys {
 		var h jwkHeader
 		if err := json.Unmarshal(raw, &h); err != nil {
-			return nil, nil, fmt.Errorf("key %d of the JWK set is not a JSON object", i)
+			return nil, nil, fmt.Errorf("%w: key %d of the JWK set is not a JSON object", ErrKeySet, i)
 		}
 		name := h.Kid
 		if name == "" {
 			name = fmt.Sprintf("#%d", i)
 		}
 		if h.Kty == "oct" || len(h.K) > 0 {
-			return nil, nil, fmt.Errorf("key %q is a symmetric (oct) key: a trusted issuer's JWKS must publish public keys only (an external HS256 shared secret is not supported)", name)
+			return nil, nil, fmt.Errorf("%w: key %q is a symmetric (oct) key: a trusted issuer's JWKS must publish public keys only (an external HS256 shared secret is not supported)", ErrKeySet, name)
 		}
 		if len(h.D) > 0 {
-			return nil, nil, fmt.Errorf("key %q is a private key: a trusted issuer's JWKS must publish public keys only", name)
+			return nil, nil, fmt.Errorf("%w: key %q is a private key: a trusted issuer's JWKS must publish public keys only", ErrKeySet, name)
 		}
 		if h.Use != "" && h.Use != "sig" {
 			skipped = append(skipped, fmt.Sprintf("%s: use %q is not sig", name, h.Use))
@@ -291,31 +290,24 @@ func parseExternalJWKS(data []byte) (keys []*Key, skipped []string, err error) {
 			continue
 		}
 		if seen[h.Kid] {
-			return nil, nil, fmt.Errorf("kid %q appears twice in the JWK set", h.Kid)
+			return nil, nil, fmt.Errorf("%w: kid %q appears twice in the JWK set", ErrKeySet, h.Kid)
 		}
 		seen[h.Kid] = true
-		one := make([]byte, 0, len(raw)+10)
-		one = append(append(append(one, `{"keys":[`...), bytes.TrimSpace(raw)...), "]}"...)
-		ks, err := ParseJWKSet(one)
+		k, err := ParseJWK(raw)
 		if err != nil {
 			skipped = append(skipped, fmt.Sprintf("%s: %v", name, err))
 			continue
 		}
-		if len(ks) != 1 {
-			skipped = append(skipped, fmt.Sprintf("%s: unsupported %s key (alg %q)", name, h.Kty, h.Alg))
-			continue
-		}
-		k := ks[0]
 		if k.CanSign() || k.Alg() == AlgHS256 || k.Public() == nil {
-			return nil, nil, fmt.Errorf("key %q is not a public key: a trusted issuer's JWKS must publish public keys only", name)
+			return nil, nil, fmt.Errorf("%w: key %q is not a public key: a trusted issuer's JWKS must publish public keys only", ErrKeySet, name)
 		}
 		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
 		if len(skipped) > 0 {
-			return nil, skipped, fmt.Errorf("the JWK set has no usable signature key (skipped %s)", strings.Join(skipped, "; "))
+			return nil, skipped, fmt.Errorf("%w: the JWK set has no usable signature key (skipped %s)", ErrKeySet, strings.Join(skipped, "; "))
 		}
-		return nil, nil, errors.New("the JWK set has no keys")
+		return nil, nil, fmt.Errorf("%w: the JWK set has no keys", ErrKeySet)
 	}
 	slices.SortFunc(keys, func(a, b *Key) int { return strings.Compare(a.ID(), b.ID()) })
 	return keys, skipped, nil

@@ -95,7 +95,7 @@ func (c TrustedConfig) withDefaults() TrustedConfig {
 }
 
 // Validate reports every problem of c (zero fields that have a default are
-// fine), each wrapping token.ErrInvalid.
+// fine), each wrapping ErrConfig.
 func (c TrustedConfig) Validate() error {
 	name := c.Issuer
 	if name == "" {
@@ -103,7 +103,7 @@ func (c TrustedConfig) Validate() error {
 	}
 	var errs []error
 	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: trusted issuer %q: "+format, append([]any{token.ErrInvalid, name}, args...)...))
+		errs = append(errs, fmt.Errorf("%w: trusted issuer %q: "+format, append([]any{ErrConfig, name}, args...)...))
 	}
 	if c.Issuer == "" {
 		bad("issuer is required (the iss claim of its tokens)")
@@ -251,14 +251,14 @@ func NewTrusted(cfg TrustedConfig, opts ...TrustedOption) (*Trusted, error) {
 	} else {
 		src, err := newURLSource(cfg.JWKSURL, o.transport)
 		if err != nil {
-			return nil, fmt.Errorf("%w: trusted issuer %q: %w", token.ErrInvalid, cfg.Issuer, err)
+			return nil, fmt.Errorf("%w: trusted issuer %q: %w", ErrConfig, cfg.Issuer, err)
 		}
 		t.src = src
 	}
 	t.stat = TrustedStatus{Issuer: cfg.Issuer, Source: t.src.String()}
 	if cfg.JWKSFile != "" {
-		if err := t.refresh(nil, false); err != nil {
-			return nil, fmt.Errorf("%w: trusted issuer %q: %w", token.ErrInvalid, cfg.Issuer, err)
+		if err := t.refresh(nil, refreshInitial); err != nil {
+			return nil, fmt.Errorf("%w: trusted issuer %q: %w", ErrConfig, cfg.Issuer, err)
 		}
 	}
 	return t, nil
@@ -287,9 +287,9 @@ func (t *Trusted) Key(kid string) (*Key, bool) {
 	if k, ok := t.set.Load().byKid[kid]; ok {
 		return k, true
 	}
-	if !t.refreshOnMiss() {
-		return nil, false
-	}
+	t.refreshOnMiss()
+	// Look again even when the refresh was refused: one that ended
+	// between the first look and the refusal may have brought kid.
 	k, ok := t.set.Load().byKid[kid]
 	return k, ok
 }
@@ -324,36 +324,36 @@ func ExternalKey(iss, jti string) token.Key {
 //   - Audience: the aud values, space separated; ClientID: the client_id
 //     claim (RFC 9068), else azp, when it is a valid client id.
 //
-// It fails, wrapping token.ErrMalformed, when a RequiredClaims claim is
+// It fails, wrapping ErrClaims, when a RequiredClaims claim is
 // missing or a mapped claim has the wrong form. Errors name claims; they
 // never quote the token or the username.
 func (t *Trusted) Record(c *Claims) (*token.Token, error) {
 	iss := t.cfg.Issuer
 	if c.Issuer != iss {
-		return nil, fmt.Errorf("%w: token is not from trusted issuer %q", token.ErrMalformed, iss)
+		return nil, fmt.Errorf("%w: token is not from trusted issuer %q", ErrClaims, iss)
 	}
 	for _, name := range t.cfg.RequiredClaims {
 		if _, ok := claimValue(c, name); !ok {
-			return nil, fmt.Errorf("%w: claim %q is required by trusted issuer %q", token.ErrMalformed, name, iss)
+			return nil, fmt.Errorf("%w: claim %q is required by trusted issuer %q", ErrClaims, name, iss)
 		}
 	}
 	if c.ID == "" {
-		return nil, fmt.Errorf("%w: a token from trusted issuer %q needs a jti claim (it could not be revoked otherwise)", token.ErrMalformed, iss)
+		return nil, fmt.Errorf("%w: a token from trusted issuer %q needs a jti claim (it could not be revoked otherwise)", ErrClaims, iss)
 	}
 	uv, ok := claimValue(c, t.cfg.UsernameClaim)
 	if !ok {
-		return nil, fmt.Errorf("%w: username claim %q is missing", token.ErrMalformed, t.cfg.UsernameClaim)
+		return nil, fmt.Errorf("%w: username claim %q is missing", ErrClaims, t.cfg.UsernameClaim)
 	}
 	username, ok := uv.(string)
 	if !ok || token.ValidUsername(username) != nil {
-		return nil, fmt.Errorf("%w: username claim %q is not a valid username", token.ErrMalformed, t.cfg.UsernameClaim)
+		return nil, fmt.Errorf("%w: username claim %q is not a valid username", ErrClaims, t.cfg.UsernameClaim)
 	}
 	scopes, err := scopesClaim(c, t.cfg.ScopesClaim)
 	if err != nil {
 		return nil, err
 	}
 	if c.ExpiresAt == nil {
-		return nil, fmt.Errorf("%w: a token from trusted issuer %q needs an exp claim", token.ErrMalformed, iss)
+		return nil, fmt.Errorf("%w: a token from trusted issuer %q needs an exp claim", ErrClaims, iss)
 	}
 	var created token.Time
 	switch {
@@ -366,7 +366,7 @@ func (t *Trusted) Record(c *Claims) (*token.Token, error) {
 	}
 	expires := token.At(c.ExpiresAt.Time)
 	if expires <= created {
-		return nil, fmt.Errorf("%w: exp is not after iat", token.ErrMalformed)
+		return nil, fmt.Errorf("%w: exp is not after iat", ErrClaims)
 	}
 	rec := &token.Token{
 		Key:      ExternalKey(iss, c.ID),
@@ -389,7 +389,7 @@ func (t *Trusted) Record(c *Claims) (*token.Token, error) {
 	}
 	rec.SetExtra(ext)
 	if err := rec.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: the claims of a token from trusted issuer %q do not make a valid record: %w", token.ErrMalformed, iss, err)
+		return nil, fmt.Errorf("%w: the claims of a token from trusted issuer %q do not make a valid record: %w", ErrClaims, iss, err)
 	}
 	return rec, nil
 }
@@ -441,16 +441,16 @@ func scopesClaim(c *Claims, name string) (token.Scopes, error) {
 		for _, e := range v {
 			s, ok := e.(string)
 			if !ok {
-				return "", fmt.Errorf("%w: scopes claim %q holds a value that is not a string", token.ErrMalformed, name)
+				return "", fmt.Errorf("%w: scopes claim %q holds a value that is not a string", ErrClaims, name)
 			}
 			list = append(list, s)
 		}
 	default:
-		return "", fmt.Errorf("%w: scopes claim %q is neither a string nor an array of strings", token.ErrMalformed, name)
+		return "", fmt.Errorf("%w: scopes claim %q is neither a string nor an array of strings", ErrClaims, name)
 	}
 	s, err := token.NewScopes(list)
 	if err != nil {
-		return "", fmt.Errorf("%w: scopes claim %q: %w", token.ErrMalformed, name, err)
+		return "", fmt.Errorf("%w: scopes claim %q: %w", ErrClaims, name, err)
 	}
 	return s, nil
 }

@@ -66,28 +66,35 @@ func (t *Trusted) Status() TrustedStatus {
 // is under way, in which case it waits for that one. On failure the last
 // good set stays in use and the error is returned (and logged).
 func (t *Trusted) Refresh(ctx context.Context) error {
-	return t.refresh(ctx, false)
+	return t.refresh(ctx, refreshNow)
 }
 
-// refreshOnMiss runs (or joins) a refresh for a kid that is not in the set,
-// and reports whether the set may have changed. It refuses, without
-// blocking, when the last load started less than MinTrustedRefresh ago and
-// none is under way, or when t is closed.
-func (t *Trusted) refreshOnMiss() bool {
+// refreshKind is why a load runs.
+type refreshKind uint8
+
+const (
+	refreshNow     refreshKind = iota // scheduled, or Refresh
+	refreshEarly                      // a kid not in the set; rate limited
+	refreshInitial                    // NewTrusted's read of a file: its caller reports errors
+)
+
+// refreshOnMiss runs (or joins) a refresh for a kid that is not in the set.
+// It returns at once, without a fetch, when the last load started less
+// than MinTrustedRefresh ago and none is under way, or when t is closed.
+func (t *Trusted) refreshOnMiss() {
 	ctx, cancel := context.WithTimeout(context.Background(), trustedMissWait)
 	defer cancel()
-	err := t.refresh(ctx, true)
-	return !errors.Is(err, errRateLimited) && !errors.Is(err, errTrustedClosed)
+	_ = t.refresh(ctx, refreshEarly) // logged by load
 }
 
 // errTrustedClosed is refresh's answer once Close was called.
 var errTrustedClosed = errors.New("trusted issuer closed")
 
-// refresh loads the source once, or waits for the load under way. early
-// marks a refresh for an unknown kid, which is refused (errRateLimited)
-// when the last load started less than MinTrustedRefresh ago. A nil ctx
-// means no deadline (a file).
-func (t *Trusted) refresh(ctx context.Context, early bool) error {
+// refresh loads the source once, or waits for the load under way. An early
+// refresh (for an unknown kid) is refused (errRateLimited) when the last
+// load started less than MinTrustedRefresh ago. A nil ctx means no deadline
+// (a file).
+func (t *Trusted) refresh(ctx context.Context, kind refreshKind) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -102,7 +109,7 @@ func (t *Trusted) refresh(ctx context.Context, early bool) error {
 		}
 	}
 	now := t.now()
-	if early {
+	if kind == refreshEarly {
 		if t.closed {
 			t.mu.Unlock()
 			return errTrustedClosed
@@ -119,7 +126,7 @@ func (t *Trusted) refresh(ctx context.Context, early bool) error {
 	t.stat.Loads++
 	t.mu.Unlock()
 
-	f.err = t.load(ctx, early)
+	f.err = t.load(ctx, kind)
 
 	t.mu.Lock()
 	t.flight = nil
@@ -129,8 +136,9 @@ func (t *Trusted) refresh(ctx context.Context, early bool) error {
 }
 
 // load loads the source and, when it changed, swaps the key set. Only one
-// load runs at a time (refresh's flight).
-func (t *Trusted) load(ctx context.Context, early bool) error {
+// load runs at a time (refresh's flight). A failure is logged here, except
+// NewTrusted's, whose caller reports it.
+func (t *Trusted) load(ctx context.Context, kind refreshKind) error {
 	r, err := t.src.load(ctx)
 	now := t.now()
 	if err != nil {
@@ -140,9 +148,12 @@ func (t *Trusted) load(ctx context.Context, early bool) error {
 		t.failures++
 		n := t.failures
 		t.mu.Unlock()
+		if kind == refreshInitial {
+			return err
+		}
 		// The error names the source and kids, never key material.
 		t.log.Warn("cannot refresh the trusted issuer's keys; keeping the last good set",
-			"err", err, "consecutive_failures", n, "kids", t.set.Load().kids, "early", early)
+			"err", err, "consecutive_failures", n, "kids", t.set.Load().kids, "early", kind == refreshEarly)
 		return err
 	}
 	var old, cur *trustedKeys
@@ -162,7 +173,7 @@ func (t *Trusted) load(ctx context.Context, early bool) error {
 	t.mu.Unlock()
 	if cur != nil && !slices.Equal(old.kids, cur.kids) {
 		t.log.Info("trusted issuer keys loaded", "kids", cur.kids, "previous_kids", old.kids,
-			"skipped", cur.skipped, "early", early)
+			"skipped", cur.skipped, "early", kind == refreshEarly)
 	}
 	return nil
 }
@@ -221,7 +232,7 @@ func (t *Trusted) run(ctx context.Context, done chan struct{}) {
 		// A file was read by NewTrusted; the loop's first look at it is
 		// a poll like the others.
 		if !first || !isFile {
-			_ = t.refresh(ctx, false) // logged by load
+			_ = t.refresh(ctx, refreshNow) // logged by load
 		}
 		d := t.nextDelay()
 		t.mu.Lock()
