@@ -1,7 +1,6 @@
 package jwt
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,9 +34,6 @@ const (
 	// trustedFilePoll is how often a JWKS file is checked for a change
 	// (a stat; it is read again only when its mtime or size changed).
 	trustedFilePoll = 5 * time.Second
-	// trustedMissWait bounds how long a verification whose kid is unknown
-	// waits for the refresh it triggered (or joined).
-	trustedMissWait = 5 * time.Second
 )
 
 // TrustedConfig is one external issuer whose JWTs tokencache accepts (one
@@ -189,9 +185,9 @@ func WithTransport(rt http.RoundTripper) TrustedOption {
 
 // Trusted is one external issuer: it implements Issuer for the codec with
 // keys from the issuer's JWKS, kept fresh in the background (Start) and
-// refreshed early, at most once per MinTrustedRefresh, when a token names a
-// kid it does not know. It is safe for concurrent use; Key, Name and
-// Audiences never block on a known kid.
+// fetched early, at most once per MinTrustedRefresh, when a token names a
+// kid it does not know. It is safe for concurrent use; Name, Audiences, Key
+// and Record never block.
 type Trusted struct {
 	cfg TrustedConfig
 	src jwksSource
@@ -207,12 +203,14 @@ type Trusted struct {
 	stat   TrustedStatus  // Kids is filled in by Status
 	// maxAge is the last Cache-Control max-age the source answered with
 	// (-1: none).
-	maxAge   time.Duration
-	failures int // consecutive failed refreshes
-	started  bool
-	closed   bool
-	cancel   func()
-	done     chan struct{}
+	maxAge     time.Duration
+	failures   int  // consecutive failed refreshes
+	earlyAsked bool // an early fetch is asked for and not yet started
+	started    bool
+	closed     bool
+	cancel     func()
+	done       chan struct{}
+	kick       chan struct{} // requestEarly to the loop; capacity 1
 }
 
 // trustedKeys is one JWK set, immutable.
@@ -227,7 +225,8 @@ var _ Issuer = (*Trusted)(nil)
 // NewTrusted checks cfg and returns the issuer. A JWKS file is read now,
 // and an error in it is returned; a JWKS URL is first fetched by Start (or
 // Refresh), so an issuer that is down when tokencache starts only delays
-// its own tokens. Until a set is loaded, Key finds nothing.
+// its own tokens. Until a set is loaded, Key finds nothing. Call Start to
+// keep the set fresh and Close to stop.
 func NewTrusted(cfg TrustedConfig, opts ...TrustedOption) (*Trusted, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -244,6 +243,7 @@ func NewTrusted(cfg TrustedConfig, opts ...TrustedOption) (*Trusted, error) {
 		log:    o.log.With("component", "jwt-trusted", "issuer", cfg.Issuer),
 		now:    o.now,
 		maxAge: -1,
+		kick:   make(chan struct{}, 1),
 	}
 	t.set.Store(&trustedKeys{byKid: map[string]*Key{}})
 	if cfg.JWKSFile != "" {
@@ -279,42 +279,25 @@ func (t *Trusted) Name() string { return t.cfg.Issuer }
 // must not change it.
 func (t *Trusted) Audiences() []string { return t.cfg.Audiences }
 
-// Key returns the issuer's verify key kid from the last good JWKS. A kid
-// not in the set triggers a refresh unless one ran less than
-// MinTrustedRefresh ago (then it answers false at once); the caller waits
-// for that refresh, or for one already under way, at most trustedMissWait.
+// Key returns the issuer's verify key kid from the last good JWKS, from
+// memory only: it never blocks and never fetches. A kid not in the set asks
+// the background refresh (Start) to fetch the JWKS early, unless a fetch
+// started less than MinTrustedRefresh ago: a key the issuer has just
+// rotated in is found a moment later, and a stream of forged kids costs
+// the issuer at most one fetch per MinTrustedRefresh.
 func (t *Trusted) Key(kid string) (*Key, bool) {
 	if k, ok := t.set.Load().byKid[kid]; ok {
 		return k, true
 	}
-	t.refreshOnMiss()
-	// Look again even when the refresh was refused: one that ended
-	// between the first look and the refusal may have brought kid.
-	k, ok := t.set.Load().byKid[kid]
-	return k, ok
-}
-
-// ExternalKey is the record key of the token with jti from an external
-// issuer iss: the first 16 bytes of SHA-256("tokencache-jti\x00" + iss +
-// "\x00" + jti). Two issuers' jtis never collide, and the key is the same
-// on every node, so a revocation tombstone stored under it applies
-// everywhere.
-func ExternalKey(iss, jti string) token.Key {
-	h := sha256.New()
-	h.Write([]byte("tokencache-jti\x00"))
-	h.Write([]byte(iss))
-	h.Write([]byte{0})
-	h.Write([]byte(jti))
-	var k token.Key
-	copy(k[:], h.Sum(nil))
-	return k
+	t.requestEarly()
+	return nil, false
 }
 
 // Record maps the verified claims of one of this issuer's tokens to the
 // record it states (Presented.Claims):
 //
-//   - Key: ExternalKey(iss, jti). A token without jti is refused: it could
-//     not be revoked.
+//   - Key: ExternalKey(iss, jti) (the codec sets the same). A token
+//     without jti is refused: it could not be revoked.
 //   - Username: the UsernameClaim (a string passing token.ValidUsername).
 //   - Scopes: the ScopesClaim, a space-separated string or an array of
 //     strings, parsed as token.NewScopes does; none when absent.

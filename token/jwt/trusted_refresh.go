@@ -46,10 +46,6 @@ type refreshFlight struct {
 	err  error // set before done is closed
 }
 
-// errRateLimited is refresh's answer to an early refresh asked for less than
-// MinTrustedRefresh after the last load.
-var errRateLimited = errors.New("refreshed less than the minimum interval ago")
-
 // Status returns a copy of the refresh status. It does not block on a
 // refresh under way.
 func (t *Trusted) Status() TrustedStatus {
@@ -74,31 +70,48 @@ type refreshKind uint8
 
 const (
 	refreshNow     refreshKind = iota // scheduled, or Refresh
-	refreshEarly                      // a kid not in the set; rate limited
+	refreshEarly                      // a kid not in the set (requestEarly)
 	refreshInitial                    // NewTrusted's read of a file: its caller reports errors
 )
 
-// refreshOnMiss runs (or joins) a refresh for a kid that is not in the set.
-// It returns at once, without a fetch, when the last load started less
-// than MinTrustedRefresh ago and none is under way, or when t is closed.
-func (t *Trusted) refreshOnMiss() {
-	ctx, cancel := context.WithTimeout(context.Background(), trustedMissWait)
-	defer cancel()
-	_ = t.refresh(ctx, refreshEarly) // logged by load
+// requestEarly asks the background loop for an early fetch, for a kid
+// not in the set. It never blocks. It does nothing when the loop is not
+// running, when a fetch is under way or already asked for, or when the
+// last one started less than MinTrustedRefresh ago (counted in
+// RateLimited); otherwise it reserves the fetch (LastAttempt) so that the
+// misses that follow are refused at once.
+func (t *Trusted) requestEarly() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.started || t.closed || t.flight != nil || t.earlyAsked {
+		return
+	}
+	now := t.now()
+	if !t.stat.LastAttempt.IsZero() && now.Sub(t.stat.LastAttempt) < MinTrustedRefresh {
+		t.stat.RateLimited++
+		return
+	}
+	t.stat.LastAttempt = now
+	t.earlyAsked = true
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
 }
 
-// errTrustedClosed is refresh's answer once Close was called.
+// errTrustedClosed is Start's answer once Close was called.
 var errTrustedClosed = errors.New("trusted issuer closed")
 
-// refresh loads the source once, or waits for the load under way. An early
-// refresh (for an unknown kid) is refused (errRateLimited) when the last
-// load started less than MinTrustedRefresh ago. A nil ctx means no deadline
-// (a file).
+// refresh loads the source once, or waits for the load under way. A nil
+// ctx means no deadline (a file).
 func (t *Trusted) refresh(ctx context.Context, kind refreshKind) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	t.mu.Lock()
+	if kind == refreshEarly {
+		t.earlyAsked = false // LastAttempt was set by requestEarly
+	}
 	if f := t.flight; f != nil {
 		t.mu.Unlock()
 		select {
@@ -108,21 +121,11 @@ func (t *Trusted) refresh(ctx context.Context, kind refreshKind) error {
 			return ctx.Err()
 		}
 	}
-	now := t.now()
-	if kind == refreshEarly {
-		if t.closed {
-			t.mu.Unlock()
-			return errTrustedClosed
-		}
-		if !t.stat.LastAttempt.IsZero() && now.Sub(t.stat.LastAttempt) < MinTrustedRefresh {
-			t.stat.RateLimited++
-			t.mu.Unlock()
-			return errRateLimited
-		}
+	if kind != refreshEarly {
+		t.stat.LastAttempt = t.now()
 	}
 	f := &refreshFlight{done: make(chan struct{})}
 	t.flight = f
-	t.stat.LastAttempt = now
 	t.stat.Loads++
 	t.mu.Unlock()
 
@@ -207,8 +210,9 @@ func (t *Trusted) nextDelay() time.Duration {
 
 // Start starts the background refresh: a JWKS URL is fetched at once and
 // then on nextDelay's schedule; a JWKS file is checked for a change every
-// few seconds. It returns at once; the loop runs until ctx ends or Close.
-// Starting twice, or after Close, is an error.
+// few seconds; both early when Key meets an unknown kid (rate limited). It
+// returns at once; the loop runs until ctx ends or Close. Starting twice,
+// or after Close, is an error.
 func (t *Trusted) Start(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -227,12 +231,14 @@ func (t *Trusted) Start(ctx context.Context) error {
 
 func (t *Trusted) run(ctx context.Context, done chan struct{}) {
 	defer close(done)
-	_, isFile := t.src.(*fileSource)
-	for first := true; ; first = false {
-		// A file was read by NewTrusted; the loop's first look at it is
-		// a poll like the others.
-		if !first || !isFile {
-			_ = t.refresh(ctx, refreshNow) // logged by load
+	kind := refreshNow
+	if _, isFile := t.src.(*fileSource); isFile {
+		// NewTrusted read the file: the first look at it is a poll.
+		kind = refreshInitial
+	}
+	for {
+		if kind != refreshInitial {
+			_ = t.refresh(ctx, kind) // logged by load
 		}
 		d := t.nextDelay()
 		t.mu.Lock()
@@ -246,13 +252,17 @@ func (t *Trusted) run(ctx context.Context, done chan struct{}) {
 			t.stat.NextRefresh = time.Time{}
 			t.mu.Unlock()
 			return
+		case <-t.kick:
+			timer.Stop()
+			kind = refreshEarly
 		case <-timer.C:
+			kind = refreshNow
 		}
 	}
 }
 
 // Close stops the background refresh and waits for it. Key keeps
-// answering from the last good set, without early refreshes. Idempotent.
+// answering from the last good set. Idempotent.
 func (t *Trusted) Close() error {
 	t.mu.Lock()
 	t.closed = true
