@@ -1,7 +1,7 @@
 package jwt
 
 import (
-		"context"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
