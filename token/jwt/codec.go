@@ -248,7 +248,12 @@ func (c *Codec) Parse(raw []byte) (token.Presented, error) {
 		if now < v.notBefore {
 			return token.Presented{}, ErrNotYetValid
 		}
-		return v.p, nil
+		if v.local || v.stillTrusted() {
+			return v.p, nil
+		}
+		// The external issuer no longer holds the key (its JWKS was
+		// refreshed): verify again, which fails if the key is gone.
+		c.cache.remove(raw)
 	}
 	if !match(raw) {
 		return token.Presented{}, ErrSyntax
@@ -389,7 +394,7 @@ func (c *Codec) verify(text string, h uint64, now int64) (token.Presented, error
 	}
 	p := token.Presented{Key: rec.Key, Claims: rec, External: !local}
 	lw := int64(c.cfg.Leeway)
-	ent := &verified{p: p, key: v.key, local: local, notAfter: cl.ExpiresAt.UnixNano() + lw, notBefore: -1 << 63}
+	ent := &verified{p: p, key: v.key, iss: v.iss, local: local, notAfter: cl.ExpiresAt.UnixNano() + lw, notBefore: -1 << 63}
 	if cl.NotBefore != nil {
 		ent.notBefore = cl.NotBefore.UnixNano() - lw
 	}
