@@ -349,8 +349,7 @@ func (c *Codec) verify(text string, h uint64, now int64) (token.Presented, error
 	st := c.st.Load()
 	var pc gojwt.Claims = &parsed{v: verification{st: st}}
 	tok, err := st.parser.ParseWithClaims(text, pc, keyfunc)
-	var typeErr *json.UnmarshalTypeError
-	if err != nil && errors.Is(err, gojwt.ErrTokenMalformed) && errors.As(err, &typeErr) {
+	if err != nil && errors.Is(err, gojwt.ErrTokenMalformed) && isTypeError(err) {
 		pc = &lenientParsed{v: verification{st: st}}
 		tok, err = st.parser.ParseWithClaims(text, pc, keyfunc)
 	}
@@ -378,23 +377,36 @@ func (c *Codec) verify(text string, h uint64, now int64) (token.Presented, error
 			return token.Presented{}, err
 		}
 	}
-	rec, err := v.iss.Record(cl)
-	if err != nil {
-		if errors.Is(err, token.ErrMalformed) {
+	var rec *token.Token
+	var ent *verified
+	if local {
+		// The record, its Extra and the cache entry in one allocation.
+		b := &localEntry{}
+		k, err := token.ParseKey(cl.ID)
+		if err != nil {
+			return token.Presented{}, fmt.Errorf("%w: jti is not a token key", ErrClaims)
+		}
+		if err := fillRecord(cl, k, &b.tok, &b.ext); err != nil {
 			return token.Presented{}, err
 		}
-		return token.Presented{}, fmt.Errorf("%w: %w", ErrClaims, err)
-	}
-	if rec == nil {
-		return token.Presented{}, ErrClaims
-	}
-	rec.Format = token.FormatJWT
-	if !local {
+		rec, ent = &b.tok, &b.ent
+	} else {
+		if rec, err = v.iss.Record(cl); err != nil {
+			if errors.Is(err, token.ErrMalformed) {
+				return token.Presented{}, err
+			}
+			return token.Presented{}, fmt.Errorf("%w: %w", ErrClaims, err)
+		}
+		if rec == nil {
+			return token.Presented{}, ErrClaims
+		}
+		rec.Format = token.FormatJWT
 		rec.Key = ExternalKey(cl.Issuer, cl.ID)
+		ent = &verified{}
 	}
 	p := token.Presented{Key: rec.Key, Claims: rec, External: !local}
 	lw := int64(c.cfg.Leeway)
-	ent := &verified{p: p, key: v.key, iss: v.iss, local: local, notAfter: cl.ExpiresAt.UnixNano() + lw, notBefore: -1 << 63}
+	*ent = verified{p: p, key: v.key, iss: v.iss, local: local, notAfter: cl.ExpiresAt.UnixNano() + lw, notBefore: -1 << 63}
 	if cl.NotBefore != nil {
 		ent.notBefore = cl.NotBefore.UnixNano() - lw
 	}
@@ -405,6 +417,20 @@ func (c *Codec) verify(text string, h uint64, now int64) (token.Presented, error
 		c.cache.put(h, text, ent, st, &c.st)
 	}
 	return p, nil
+}
+
+// localEntry is a local token's cache entry with its record.
+type localEntry struct {
+	ent verified
+	tok token.Token
+	ext token.Extra
+}
+
+// isTypeError reports whether err says a JSON value had another type
+// than the field it was decoded into.
+func isTypeError(err error) bool {
+	var te *json.UnmarshalTypeError
+	return errors.As(err, &te)
 }
 
 // inRange reports whether d (if set) can be a token.Time: Unix

@@ -39,7 +39,8 @@
 //
 // Parsing cost is bounded before golang-jwt sees a text (CVE-2025-30204):
 // Match accepts at most MaxTokenLen bytes of three non-empty base64url
-// segments and stops at a third dot; base64 must be canonical.
+// segments (two dots, counted vectorised, no allocation); base64 must be
+// canonical.
 //
 // A text verified once enters the verified-token cache, keyed by the whole
 // text: a variant with one character changed misses and is verified in
