@@ -312,12 +312,13 @@ func TestIssuerAndAudience(t *testing.T) {
 func TestUnknownKid(t *testing.T) {
 	c, clk := newTestCodec(t, AlgEdDSA)
 	k := mustKey(t, AlgEdDSA)
-	for _, kid := range []any{"nope", "../k-EdDSA", "k-EdDSA/../k-EdDSA", "/etc/passwd", "", 7} {
+	for _, kid := range []string{"nope", "../k-EdDSA", "k-EdDSA/../k-EdDSA", "./k-EdDSA", "/etc/passwd", "", "k-EdDSA\x00", "K-EDDSA"} {
 		s := signWith(t, k.method, k.sign, map[string]any{"kid": kid}, claimsAt(clk.Now()))
-		p, err := c.Parse([]byte(s))
-		if err == nil {
-			t.Errorf("Parse(kid %v) = %+v, want refused", kid, p)
-		}
+		wantRefused(t, c, s, ErrUnknownKey)
+	}
+	for _, kid := range []any{7, []string{"k-EdDSA"}, map[string]any{"kid": "k-EdDSA"}, nil} {
+		s := signWith(t, k.method, k.sign, map[string]any{"kid": kid}, claimsAt(clk.Now()))
+		wantRefused(t, c, s, ErrHeader)
 	}
 	s := signWith(t, k.method, k.sign, nil, claimsAt(clk.Now()))
 	wantRefused(t, c, s, ErrUnknownKey) // no kid
@@ -331,14 +332,14 @@ func TestForgedVariantOfCachedTokenMisses(t *testing.T) {
 			mustParse(t, c, s)
 			before := c.cache.len()
 			seg := segments(s)
-			// One character changed in every position of the payload and
-			// of the signature.
-			for part := 1; part <= 2; part++ {
+			// One character changed in every position of the header, the
+			// payload and the signature.
+			for part := 0; part <= 2; part++ {
 				for i := 0; i < len(seg[part]); i++ {
 					b := []byte(s)
-					pos := len(seg[0]) + 1 + i
-					if part == 2 {
-						pos += len(seg[1]) + 1
+					pos := i
+					for q := 0; q < part; q++ {
+						pos += len(seg[q]) + 1
 					}
 					if b[pos] == 'A' {
 						b[pos] = 'B'
