@@ -76,14 +76,14 @@ const (
 
 // requestEarly asks the background loop for an early fetch, for a kid
 // not in the set. It never blocks. It does nothing when the loop is not
-// running, when a fetch is under way or already asked for, or when the
-// last one started less than MinTrustedRefresh ago (counted in
-// RateLimited); otherwise it reserves the fetch (LastAttempt) so that the
-// misses that follow are refused at once.
+// running, when an early fetch is already asked for, or when the last
+// fetch started less than MinTrustedRefresh ago (counted in RateLimited);
+// otherwise it reserves the fetch (LastAttempt) so that the misses that
+// follow are refused at once.
 func (t *Trusted) requestEarly() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.started || t.closed || t.flight != nil || t.earlyAsked {
+	if !t.started || t.closed || t.earlyAsked {
 		return
 	}
 	now := t.now()

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -855,7 +857,7 @@ func TestTrustedConfigEqual(t *testing.T) {
 func TestTrustedHTTPS(t *testing.T) {
 	a := newIdPKey(t, AlgEdDSA, "a")
 	var hits atomic.Int64
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		if r.URL.Path == "/elsewhere" {
 			http.Redirect(w, r, "https://localhost:1/jwks", http.StatusFound)
@@ -863,6 +865,8 @@ func TestTrustedHTTPS(t *testing.T) {
 		}
 		_, _ = w.Write(marshalJWKS([]*Key{a}))
 	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
+	srv.StartTLS()
 	defer srv.Close()
 	tr, _ := mustTrusted(t, TrustedConfig{Issuer: testIss, JWKSURL: srv.URL + "/jwks", Audiences: []string{"*"}}, WithTransport(srv.Client().Transport))
 	if err := tr.Refresh(context.Background()); err != nil {
