@@ -102,12 +102,8 @@ func (t *Trusted) requestEarly() {
 // errTrustedClosed is Start's answer once Close was called.
 var errTrustedClosed = errors.New("trusted issuer closed")
 
-// refresh loads the source once, or waits for the load under way. A nil
-// ctx means no deadline (a file).
+// refresh loads the source once, or waits for the load under way.
 func (t *Trusted) refresh(ctx context.Context, kind refreshKind) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	t.mu.Lock()
 	if kind == refreshEarly {
 		t.earlyAsked = false // LastAttempt was set by requestEarly
