@@ -140,6 +140,9 @@ func (t *Trusted) refresh(ctx context.Context, kind refreshKind) error {
 func (t *Trusted) load(ctx context.Context, kind refreshKind) error {
 	r, err := t.src.load(ctx)
 	now := t.now()
+	if err != nil && ctx.Err() != nil {
+		return err // stopped (Close) or given up on: not the source's failure
+	}
 	if err != nil {
 		t.mu.Lock()
 		t.stat.LastError = err.Error()

@@ -885,3 +885,32 @@ func TestTrustedHTTPS(t *testing.T) {
 		t.Errorf("Refresh from a server with an unknown CA = %v, want a certificate error", err)
 	}
 }
+
+// TestTrustedCloseDuringFetch: Close while the IdP hangs returns at once
+// and is not logged as a failed refresh.
+func TestTrustedCloseDuringFetch(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	tr, logs := mustTrusted(t, TrustedConfig{Issuer: testIss, JWKSURL: srv.URL, Audiences: []string{"*"}})
+	if err := tr.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-arrived
+	start := time.Now()
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close during a hanging fetch took %v", d)
+	}
+	if out := logs.String(); strings.Contains(out, "cannot refresh") {
+		t.Errorf("Close was logged as a failed refresh: %s", out)
+	}
+	if st := tr.Status(); st.Failures != 0 {
+		t.Errorf("Status().Failures = %d after Close, want 0", st.Failures)
+	}
+}
