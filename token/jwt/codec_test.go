@@ -161,14 +161,18 @@ func TestMatch(t *testing.T) {
 		{"eyJh.eyJi", false},
 		{"Bearer " + good, false},
 		{"tc_AAAAAAAAAAAAAAAAAAAAAA.secret", false},
-		{"eyJh.eyJi.c2l=", false},
-		{"eyJh.eyJi.c2l+", false},
+		{"eyJh.eyJi.c2l=", true}, // Parse's strict base64 refuses it
+		{"eyJh.eyJi.c2l+", true},
+		{"eyJh.eyJi.c2l\x00", true},
 		{"eyJ" + strings.Repeat("a", MaxTokenLen), false},
 	}
 	for _, tt := range tests {
 		if got := c.Match([]byte(tt.raw)); got != tt.want {
 			t.Errorf("Match(%.40q) = %v, want %v", tt.raw, got, tt.want)
 		}
+	}
+	for _, raw := range []string{"eyJh.eyJi.c2l=", "eyJh.eyJi.c2l+", "eyJh.eyJi.c2l\x00", "eyJ\n.eyJi.c2ln", good[:len(good)-1] + "="} {
+		wantRefused(t, c, raw, ErrSyntax)
 	}
 	goodRaw := []byte(good)
 	if n := testing.AllocsPerRun(100, func() { c.Match(goodRaw) }); n != 0 {
