@@ -29,23 +29,35 @@ type Setup struct {
 	Codec *jwt.Codec
 	// IdP signs tokens as External.
 	IdP *jwt.Codec
+
+	keys, idpKeys *jwt.KeySet
+	now           func() time.Time
 }
 
 // New builds a Setup on clock now (nil: time.Now), with one EdDSA key on
 // each side.
 func New(tb testing.TB, now func() time.Time) *Setup {
 	tb.Helper()
-	keys := keySet(tb, "local-1")
-	idpKeys := keySet(tb, "idp-1")
-	idp, err := jwt.New(jwt.Config{Issuer: External, Audiences: []string{jwt.AnyAudience}, Now: now}, idpKeys)
+	s := &Setup{keys: keySet(tb, "local-1"), idpKeys: keySet(tb, "idp-1"), now: now}
+	idp, err := jwt.New(jwt.Config{Issuer: External, Audiences: []string{jwt.AnyAudience}, Now: now}, s.idpKeys)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c, err := jwt.New(jwt.Config{Issuer: Local, Audiences: Audiences, Now: now}, keys, &trusted{keys: idpKeys})
+	s.IdP = idp
+	s.Codec = s.NewCodec(tb)
+	return s
+}
+
+// NewCodec returns another codec of the same server (same keys, issuer,
+// audiences and trusted provider, a verified cache of its own): what each
+// node of a cluster runs.
+func (s *Setup) NewCodec(tb testing.TB) *jwt.Codec {
+	tb.Helper()
+	c, err := jwt.New(jwt.Config{Issuer: Local, Audiences: Audiences, Now: s.now}, s.keys, &trusted{keys: s.idpKeys})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &Setup{Codec: c, IdP: idp}
+	return c
 }
 
 func keySet(tb testing.TB, kid string) *jwt.KeySet {
