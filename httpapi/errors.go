@@ -64,6 +64,7 @@ var apiErrors = map[errcode.Code]apiError{
 	errcode.Overloaded:          {status: fasthttp.StatusServiceUnavailable},
 	errcode.NoLeader:            {status: fasthttp.StatusServiceUnavailable},
 	errcode.ShuttingDown:        {status: fasthttp.StatusServiceUnavailable},
+	errcode.StoreDisabled:       {status: fasthttp.StatusNotImplemented},
 
 	// POST /v1/cluster/leave (cluster.ErrLastServer, cluster.ErrLeaveFailed):
 	// the reason of a failed leave is the error's own text.

@@ -132,6 +132,9 @@ type Service struct {
 	opaque  token.Codec
 	cache   *cache.Cache
 	store   persist.Store
+	// noStore is set when the store is disabled (persist.store none):
+	// no token record is written; JWTs are judged by their claims.
+	noStore bool
 	state   *replica.Machine
 	log     *slog.Logger
 	now     func() time.Time
@@ -185,6 +188,7 @@ func New(cfg Config, state *replica.Machine, repl Replication, log *slog.Logger)
 		opaque:  opaque,
 		cache:   state.Cache(),
 		store:   state.Store(),
+		noStore: persist.Disabled(state.Store()),
 		state:   state,
 		log:     log.With("component", "tokens"),
 		now:     cfg.Now,
@@ -202,6 +206,12 @@ func New(cfg Config, state *replica.Machine, repl Replication, log *slog.Logger)
 	s.catch.Store(&catch)
 	return s, nil
 }
+
+// StoreDisabled reports whether the token store is disabled (persist.store
+// none): then only JWTs are issued (without a record), validated (by their
+// claims) and revoked (by a tombstone), and every operation on stored
+// records answers ErrStoreDisabled.
+func (s *Service) StoreDisabled() bool { return s.noStore }
 
 // Start starts the writer, the warm start, the reaper and the last-used
 // replication. It returns once the writer runs; warm start continues in the
