@@ -75,6 +75,9 @@ type IssueRequest struct {
 	Service   string
 	ClientID  string
 	Format    token.Format
+	// Audience is the space-separated audience of a JWT (its aud claim),
+	// checked against tokens.jwt.audiences; "" = the issuer's default.
+	Audience string
 	// Credentials are stored on the token sealed with tokens.safe_password
 	// (never shown in listings).
 	Credentials map[string]string
