@@ -1,0 +1,398 @@
+package jwt
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gojwt "github.com/golang-jwt/jwt/v5"
+	"github.com/tokencache/tokencache/token"
+)
+
+// Codec is the JWT format: it implements token.Codec (Format() ==
+// token.FormatJWT) for the local issuer and any trusted external issuers.
+// It is safe for concurrent use; SetKeys and SetTrusted swap its state
+// atomically.
+type Codec struct {
+	cfg   Config
+	now   func() time.Time
+	st    atomic.Pointer[state]
+	cache *cache
+	fp    string
+	mu    sync.Mutex // serialises SetKeys and SetTrusted
+}
+
+var _ token.Codec = (*Codec)(nil)
+
+// state is what one Parse sees: the keys, the issuers by name, the parser.
+type state struct {
+	keys    *KeySet
+	local   *localIssuer
+	issuers map[string]Issuer // by iss; the local one included
+	parser  *gojwt.Parser
+	header  string // the encoded JOSE header of the active key, with the dot
+}
+
+// New returns the codec of cfg signing with keys (its active key) and
+// accepting tokens of the local issuer and of trusted.
+func New(cfg Config, keys *KeySet, trusted ...Issuer) (*Codec, error) {
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if keys == nil {
+		return nil, fmt.Errorf("%w: no keys", ErrConfig)
+	}
+	cfg.Audiences = slices.Clone(cfg.Audiences)
+	auds := slices.Clone(cfg.Audiences)
+	slices.Sort(auds)
+	c := &Codec{
+		cfg:   cfg,
+		now:   cfg.Now,
+		cache: newCache(cfg.CacheSize),
+		fp:    "jwt|iss=" + cfg.Issuer + "|aud=" + strings.Join(auds, " "),
+	}
+	st, err := c.newState(keys, trusted)
+	if err != nil {
+		return nil, err
+	}
+	c.st.Store(st)
+	return c, nil
+}
+
+// newState builds the state of keys and trusted.
+func (c *Codec) newState(keys *KeySet, trusted []Issuer) (*state, error) {
+	local := &localIssuer{name: c.cfg.Issuer, auds: c.cfg.Audiences, keys: keys}
+	st := &state{keys: keys, local: local, issuers: map[string]Issuer{local.name: local}}
+	for _, t := range trusted {
+		if t == nil {
+			continue
+		}
+		if _, dup := st.issuers[t.Name()]; dup {
+			return nil, fmt.Errorf("%w: issuer %q is trusted twice (or is the local issuer)", ErrConfig, t.Name())
+		}
+		st.issuers[t.Name()] = t
+	}
+	opts := []gojwt.ParserOption{
+		// Every algorithm this package verifies, and nothing else (no
+		// "none"); the keyfunc then pins the one of the key the kid names.
+		gojwt.WithValidMethods([]string{AlgEdDSA, AlgES256, AlgRS256, AlgHS256}),
+		gojwt.WithExpirationRequired(),
+		gojwt.WithIssuedAt(),
+		gojwt.WithLeeway(c.cfg.Leeway),
+		gojwt.WithTimeFunc(c.now),
+		// One text per token: non-canonical base64 (stray padding bits)
+		// is refused, so a changed character always changes the bytes.
+		gojwt.WithStrictDecoding(),
+	}
+	if len(st.issuers) == 1 {
+		opts = append(opts, gojwt.WithIssuer(local.name))
+	}
+	st.parser = gojwt.NewParser(opts...)
+	a := keys.Active()
+	h, _ := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{a.alg, a.kid, "JWT"})
+	st.header = base64.RawURLEncoding.EncodeToString(h) + "."
+	return st, nil
+}
+
+// SetKeys replaces the local issuer's keys (a reload). The verified cache
+// forgets every token verified by a key that is no longer in ks (or whose
+// kid now names other material).
+func (c *Codec) SetKeys(ks *KeySet) {
+	if ks == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.st.Load()
+	trusted := make([]Issuer, 0, len(old.issuers))
+	for name, iss := range old.issuers {
+		if name != old.local.name {
+			trusted = append(trusted, iss)
+		}
+	}
+	st, _ := c.newState(ks, trusted) // the same issuers as before: no duplicate
+	c.st.Store(st)
+	c.cache.purge(func(v *verified) bool {
+		if !v.local {
+			return false
+		}
+		k, ok := ks.Key(v.key.kid)
+		return !ok || !k.sameMaterial(v.key)
+	})
+}
+
+// KeySet returns the local issuer's keys.
+func (c *Codec) KeySet() *KeySet { return c.st.Load().keys }
+
+// SetTrusted replaces the trusted external issuers; the verified cache
+// forgets every token of an external issuer. It refuses an issuer named
+// twice or named like the local issuer, and then changes nothing.
+func (c *Codec) SetTrusted(trusted ...Issuer) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, err := c.newState(c.st.Load().keys, trusted)
+	if err != nil {
+		return err
+	}
+	c.st.Store(st)
+	c.cache.purge(func(v *verified) bool { return !v.local })
+	return nil
+}
+
+// CheckAudience checks the space-separated audience of a token about to be
+// issued against the allow-list ("" is the default audience).
+func (c *Codec) CheckAudience(aud string) error {
+	list := splitAudience(aud)
+	if len(list) == 0 {
+		return nil
+	}
+	for _, a := range list {
+		if err := validAudience(a); err != nil {
+			return err
+		}
+	}
+	if !audienceAllowed(c.cfg.Audiences, list) {
+		return fmt.Errorf("%w: audience %q is not allowed (tokens.jwt.audiences)", token.ErrInvalid, aud)
+	}
+	return nil
+}
+
+// Issuer returns the local issuer's name (the iss of the tokens it signs).
+func (c *Codec) Issuer() string { return c.cfg.Issuer }
+
+// Format implements token.Codec.
+func (c *Codec) Format() token.Format { return token.FormatJWT }
+
+// Fingerprint implements token.Codec: the issuer and the audiences. The
+// kid set is not part of it: keys are compared through KeySet.Digest, so
+// that a rolling rotation does not make nodes refuse each other.
+func (c *Codec) Fingerprint() string { return c.fp }
+
+// Match implements token.Codec: raw is a compact JWS of three non-empty
+// base64url segments, at most MaxTokenLen bytes, whose header starts
+// "eyJ" (base64 of `{"`). It reads each byte once, allocates nothing, and
+// refuses a text with a third dot at once (CVE-2025-30204).
+func (c *Codec) Match(raw []byte) bool { return match(raw) }
+
+func match(raw []byte) bool {
+	if len(raw) < 8 || len(raw) > MaxTokenLen || raw[0] != 'e' || raw[1] != 'y' || raw[2] != 'J' {
+		return false
+	}
+	dots, seg := 0, 0
+	for _, b := range raw {
+		switch {
+		case b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_':
+			seg++
+		case b == '.':
+			if dots == 2 || seg == 0 {
+				return false
+			}
+			dots++
+			seg = 0
+		default:
+			return false
+		}
+	}
+	return dots == 2 && seg > 0
+}
+
+// Parse implements token.Codec. A text verified before is found in the
+// verified cache (keyed by the whole text) and only its exp and nbf are
+// checked again: no allocation. Otherwise it is verified in full (see
+// verify). Every failure wraps token.ErrMalformed; no error quotes the
+// text.
+func (c *Codec) Parse(raw []byte) (token.Presented, error) {
+	if !match(raw) {
+		return token.Presented{}, ErrSyntax
+	}
+	now := c.now().UnixNano()
+	if v := c.cache.get(raw); v != nil {
+		if now >= v.notAfter {
+			c.cache.remove(raw)
+			return token.Presented{}, ErrExpired
+		}
+		if now < v.notBefore {
+			return token.Presented{}, ErrNotYetValid
+		}
+		return v.p, nil
+	}
+	return c.verify(string(raw), now)
+}
+
+// verification is the state of one verify: what the keyfunc chose.
+type verification struct {
+	st  *state
+	iss Issuer
+	key *Key
+}
+
+// keyfunc picks the key of a token for golang-jwt: the issuer by the
+// (not yet verified) iss, then the key by kid, from memory only. No other
+// header member is ever used: not jku, jwk, x5u or x5c (RFC 8725 section
+// 3.10); a crit header is refused (RFC 7515 section 4.1.11: we understand
+// no extension). The token's alg must be the key's pinned one (RFC 8725
+// section 3.1), so an HS256 token cannot be checked with an RSA or Ed25519
+// public key as its secret.
+func (v *verification) keyfunc(t *gojwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		return nil, ErrHeader
+	}
+	kid := ""
+	if h, ok := t.Header["kid"]; ok {
+		s, ok := h.(string)
+		if !ok {
+			return nil, ErrHeader
+		}
+		kid = s
+	}
+	cl, ok := t.Claims.(*Claims)
+	if !ok {
+		return nil, ErrClaims
+	}
+	v.iss = v.st.issuers[cl.Issuer]
+	if v.iss == nil {
+		return nil, ErrIssuer
+	}
+	k, ok := v.iss.Key(kid)
+	if !ok || k == nil {
+		return nil, ErrUnknownKey
+	}
+	if t.Method == nil || t.Method.Alg() != k.alg || t.Header["alg"] != k.alg {
+		return nil, ErrHeader
+	}
+	v.key = k
+	return k.verify, nil
+}
+
+// verify checks text in full with golang-jwt: the signature under the
+// key the kid names (algorithm pinned), exp required, nbf and iat not in
+// the future, with the leeway; then iss (the issuer the keyfunc chose), aud
+// (present, non-empty, every value allowed) and the claims the issuer maps
+// to a record. A token that passes enters the verified cache.
+func (c *Codec) verify(text string, now int64) (token.Presented, error) {
+	st := c.st.Load()
+	v := &verification{st: st}
+	cl := &Claims{}
+	tok, err := st.parser.ParseWithClaims(text, cl, v.keyfunc)
+	if err != nil || tok == nil || !tok.Valid {
+		// Never accept on a partial error (CVE-2024-51744): any error
+		// refuses; it is mapped to the one sentinel a caller sees.
+		return token.Presented{}, mapError(err)
+	}
+	if v.iss == nil || v.key == nil || cl.Issuer != v.iss.Name() {
+		return token.Presented{}, ErrIssuer
+	}
+	if !audienceAllowed(v.iss.Audiences(), cl.Audience) {
+		return token.Presented{}, ErrAudience
+	}
+	local := v.iss == Issuer(st.local)
+	if !local {
+		if cl.ID == "" {
+			return token.Presented{}, fmt.Errorf("%w: no jti (a token of a trusted issuer must be revocable)", ErrClaims)
+		}
+		if cl.Extra, err = allClaims(text); err != nil {
+			return token.Presented{}, err
+		}
+	}
+	rec, err := v.iss.Record(cl)
+	if err != nil {
+		if errors.Is(err, token.ErrMalformed) {
+			return token.Presented{}, err
+		}
+		return token.Presented{}, fmt.Errorf("%w: %w", ErrClaims, err)
+	}
+	if rec == nil {
+		return token.Presented{}, ErrClaims
+	}
+	rec.Format = token.FormatJWT
+	if !local {
+		rec.Key = ExternalKey(cl.Issuer, cl.ID)
+	}
+	p := token.Presented{Key: rec.Key, Claims: rec, External: !local}
+	lw := int64(c.cfg.Leeway)
+	ent := &verified{p: p, key: v.key, local: local, notAfter: cl.ExpiresAt.UnixNano() + lw, notBefore: -1 << 63}
+	if cl.NotBefore != nil {
+		ent.notBefore = cl.NotBefore.UnixNano() - lw
+	}
+	if cl.IssuedAt != nil && cl.IssuedAt.UnixNano()-lw > ent.notBefore {
+		ent.notBefore = cl.IssuedAt.UnixNano() - lw
+	}
+	if now < ent.notAfter && now >= ent.notBefore {
+		c.cache.put(text, ent, st, &c.st)
+	}
+	return p, nil
+}
+
+// allClaims decodes every claim of a verified text (for an external
+// issuer's claim mapping).
+func allClaims(text string) (map[string]any, error) {
+	_, rest, _ := strings.Cut(text, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	b, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return nil, ErrSyntax
+	}
+	m := map[string]any{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, ErrSyntax
+	}
+	return m, nil
+}
+
+// mapError translates golang-jwt's error to this package's sentinel. The
+// signature is judged first: a token whose signature fails is a forgery,
+// whatever else is wrong with it (CVE-2024-51744).
+func mapError(err error) error {
+	for _, ours := range []error{ErrHeader, ErrIssuer, ErrUnknownKey, ErrClaims} {
+		if errors.Is(err, ours) {
+			return ours
+		}
+	}
+	switch {
+	case err == nil:
+		return ErrSignature // not valid, yet no error: never accept
+	case errors.Is(err, gojwt.ErrTokenSignatureInvalid):
+		return ErrSignature
+	case errors.Is(err, gojwt.ErrTokenMalformed):
+		return ErrSyntax
+	case errors.Is(err, gojwt.ErrTokenUnverifiable):
+		return ErrHeader
+	case errors.Is(err, gojwt.ErrTokenExpired):
+		return ErrExpired
+	case errors.Is(err, gojwt.ErrTokenNotValidYet), errors.Is(err, gojwt.ErrTokenUsedBeforeIssued):
+		return ErrNotYetValid
+	case errors.Is(err, gojwt.ErrTokenInvalidIssuer):
+		return ErrIssuer
+	case errors.Is(err, gojwt.ErrTokenInvalidAudience):
+		return ErrAudience
+	}
+	return ErrClaims
+}
+
+// Verify implements token.Codec: t is a JWT record and p names it (the
+// signature was verified by Parse).
+func (c *Codec) Verify(p token.Presented, t *token.Token) bool {
+	return t != nil && t.Format == token.FormatJWT && t.Key == p.Key && !p.Key.IsZero()
+}
+
+// Sum implements token.Codec: a JWT has no secret.
+func (c *Codec) Sum(token.Presented) token.Hash { return token.Hash{} }
+
+// Mint implements token.Codec: a JWT has no secret.
+func (c *Codec) Mint(token.Key) (string, token.Hash) { return "", token.Hash{} }
