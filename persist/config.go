@@ -13,6 +13,9 @@ const (
 	StoreMemory = "memory"
 	StoreSQLite = "sqlite"
 	StoreMySQL  = "mysql"
+	// StoreNone disables the token store: only JWTs are usable, and only
+	// their revocations are kept (see None).
+	StoreNone = "none"
 )
 
 // Write modes (persist.write_mode).
@@ -28,7 +31,8 @@ const (
 // Config never prints its password: String, GoString, Format (every fmt
 // verb) and LogValue (log/slog) all redact it.
 type Config struct {
-	// Store is "memory", "sqlite" (default) or "mysql" (persist.store).
+	// Store is "memory", "sqlite" (default), "mysql" or "none"
+	// (persist.store).
 	Store string
 	// URL is the JDBC-style location of the database (persist.url):
 	// "jdbc:sqlite:<path>" (relative paths are relative to the data dir;
@@ -143,9 +147,9 @@ func (c Config) Validate() error {
 	add := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 
 	switch c.Store {
-	case StoreMemory, StoreSQLite, StoreMySQL:
+	case StoreMemory, StoreSQLite, StoreMySQL, StoreNone:
 	default:
-		add("persist.store %q is not one of memory, sqlite, mysql", c.Store)
+		add("persist.store %q is not one of memory, sqlite, mysql, none", c.Store)
 	}
 	switch c.Store {
 	case StoreSQLite:
@@ -178,8 +182,8 @@ func (c Config) Validate() error {
 		}
 	}
 	if len(c.Shards) > 0 {
-		if c.Store == StoreMemory {
-			add("persist.shards is not used by the memory store")
+		if c.Store == StoreMemory || c.Store == StoreNone {
+			add("persist.shards is not used by the %s store", c.Store)
 		}
 		if len(c.Shards) > maxShards {
 			add("persist.shards lists %d databases, at most %d are supported", len(c.Shards), maxShards)
@@ -191,7 +195,7 @@ func (c Config) Validate() error {
 				continue
 			}
 			seen[raw] = i
-			if c.Store == StoreMemory {
+			if c.Store == StoreMemory || c.Store == StoreNone {
 				continue
 			}
 			u, err := ParseURL(raw, ".")

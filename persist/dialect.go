@@ -72,6 +72,11 @@ type dialect interface {
 	// (the database file is damaged), ErrNoTables, or nil (anything else:
 	// a bug or a schema problem, reported as is).
 	classify(err error) error
+	// alreadyApplied reports whether err, from a statement of a migration,
+	// says that the statement's effect is already there (a column added by
+	// an earlier, interrupted run on a database whose DDL is not
+	// transactional), so that the re-run goes on.
+	alreadyApplied(err error) bool
 }
 
 var (
@@ -155,6 +160,10 @@ const (
 	sqliteProtocol  = 15
 	sqliteNotADB    = 26
 )
+
+// alreadyApplied is false: SQLite applies a migration in one transaction,
+// so a statement never meets the effect of an interrupted run.
+func (sqliteDialect) alreadyApplied(error) bool { return false }
 
 func (sqliteDialect) classify(err error) error {
 	var se *sqlite.Error
@@ -252,7 +261,18 @@ var mysqlUnavailable = map[uint16]bool{
 	3024: true, // ER_QUERY_TIMEOUT (MySQL max_execution_time)
 }
 
-const mysqlNoSuchTable = 1146 // ER_NO_SUCH_TABLE
+const (
+	mysqlNoSuchTable  = 1146 // ER_NO_SUCH_TABLE
+	mysqlDupFieldName = 1060 // ER_DUP_FIELDNAME: ADD COLUMN of a column that exists
+)
+
+// alreadyApplied reads "duplicate column" as the work of an earlier run of
+// the same migration (MySQL commits each DDL statement on its own and has
+// no ADD COLUMN IF NOT EXISTS).
+func (mysqlDialect) alreadyApplied(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == mysqlDupFieldName
+}
 
 func (mysqlDialect) classify(err error) error {
 	if errors.Is(err, mysql.ErrInvalidConn) {

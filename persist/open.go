@@ -24,6 +24,8 @@ import (
 //
 //   - memory: a Memory store. Nothing in it survives a restart of the whole
 //     cluster (each node rebuilds it from the Raft log and snapshots).
+//   - none: a None store: a Memory store that keeps only the revocation
+//     tombstones of JWTs, for a cluster that uses JWTs alone.
 //   - sqlite: an SQLStore over a file (default <dataDir>/tokens.db), local
 //     to this node (Shared is false).
 //   - mysql: an SQLStore over a MySQL or MariaDB database
@@ -73,6 +75,9 @@ func Open(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (St
 	case StoreMemory:
 		log.Info("using the memory store: nothing in it survives a restart of the whole cluster")
 		return NewMemory(), nil
+	case StoreNone:
+		log.Info("the token store is disabled: only JWTs are usable, and only their revocations are kept (in memory)")
+		return NewNone(), nil
 	case StoreSQLite, StoreMySQL:
 		if len(cfg.Shards) > 0 {
 			s, err := openSharded(ctx, cfg, dataDir, log)

@@ -15,6 +15,7 @@ var columns = []string{
 	"token_key", "idx", "hash", "format", "type", "username", "realm", "uid",
 	"scopes", "name", "service", "client_id", "parent_key", "credentials",
 	"sealed", "created", "expires", "last_used", "revoked_at", "end_of_use",
+	"audience", // schema version 2
 }
 
 // selectColumns is columns as a select list.
@@ -46,7 +47,7 @@ func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 // blob). t must have passed checkBatch.
 func appendArgs(args []any, t *token.Token) []any {
 	var hash, uid, parent, creds, sealed any
-	var name, service, clientID any
+	var name, service, clientID, audience any
 	if !t.Hash.IsZero() {
 		hash = t.Hash[:]
 	}
@@ -72,12 +73,16 @@ func appendArgs(args []any, t *token.Token) []any {
 		if len(e.Sealed) > 0 {
 			sealed = e.Sealed
 		}
+		if e.Audience != "" {
+			audience = e.Audience
+		}
 	}
 	return append(args,
 		t.Key[:], int64(t.Index), hash, t.Format.String(), t.Type.String(),
 		t.Username, t.Realm, uid, string(t.Scopes), name, service, clientID,
 		parent, creds, sealed, int64(t.Created), nullTime(t.Expires),
 		nullTime(t.LastUsed), nullTime(t.RevokedAt), nullTime(token.EndOfUse(t)),
+		audience,
 	)
 }
 
@@ -98,6 +103,7 @@ type rowBuf struct {
 	revokedAt, endOfUse            sql.NullInt64
 	username, realm, scopes        string
 	name, service, clientID        sql.NullString
+	audience                       sql.NullString
 	creds, sealed                  []byte
 	dest                           []any
 }
@@ -108,6 +114,7 @@ func newRowBuf() *rowBuf {
 		&r.key, &r.idx, &r.hash, &r.format, &r.typ, &r.username, &r.realm, &r.uid,
 		&r.scopes, &r.name, &r.service, &r.clientID, &r.parent, &r.creds,
 		&r.sealed, &r.created, &r.expires, &r.lastUsed, &r.revokedAt, &r.endOfUse,
+		&r.audience,
 	}
 	return r
 }
@@ -173,7 +180,9 @@ func (r *rowBuf) decode() (*token.Token, error) {
 	}
 	var e token.Extra
 	e.Name, e.Service, e.ClientID = r.name.String, r.service.String, r.clientID.String
-	if (r.name.Valid && e.Name == "") || (r.service.Valid && e.Service == "") || (r.clientID.Valid && e.ClientID == "") {
+	e.Audience = r.audience.String
+	if (r.name.Valid && e.Name == "") || (r.service.Valid && e.Service == "") || (r.clientID.Valid && e.ClientID == "") ||
+		(r.audience.Valid && e.Audience == "") {
 		return nil, bad("empty text where NULL is expected")
 	}
 	switch len(r.parent) {

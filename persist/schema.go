@@ -200,7 +200,7 @@ func applyMigration(ctx context.Context, conn *sql.Conn, d dialect, m migration)
 		return false, nil
 	}
 	for i, stmt := range m.stmts {
-		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil && !d.alreadyApplied(err) {
 			return false, fmt.Errorf("cannot apply migration %s (statement %d): %w", m.name, i+1, classified(d, err))
 		}
 	}

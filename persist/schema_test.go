@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/tokencache/tokencache/token"
 )
 
 func testCtx(t testing.TB) context.Context {
@@ -210,5 +213,52 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 	var n int
 	if err := db.QueryRow("SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != SchemaVersion() {
 		t.Fatalf("schema_migrations has %d rows (%v), want %d", n, err, SchemaVersion())
+	}
+}
+
+// TestUpgradeFromVersion1: a SQLite file written by a binary of schema
+// version 1 (before the audience column) opens under this one, is migrated,
+// keeps its rows as they were (no audience), and stores a JWT's audience.
+func TestUpgradeFromVersion1(t *testing.T) {
+	ctx := testCtx(t)
+	db, path := openRaw(t)
+	ms, err := loadMigrations(sqliteDialect{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrate(ctx, db, sqliteDialect{}, ms[:1], true, discardLog()); err != nil {
+		t.Fatal(err)
+	}
+	// A row as version 1 wrote it: the 20 columns of 0001_tokens.sql.
+	k := token.Key{1, 2, 3}
+	if _, err := db.Exec(`INSERT INTO tokens (token_key, idx, hash, format, type, username, realm, scopes, created, expires, end_of_use)
+		VALUES (?, 5, ?, 'opaque', 'user', 'alice', 'default', 'read', 1000, 2000, 2000)`, k[:], bytes.Repeat([]byte{7}, 32)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("UPDATE meta SET value = 5 WHERE name = 'persisted_index'"); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+
+	s, err := openSQLite(ctx, DefaultConfig(), path, discardLog(), sqliteOptions{})
+	if err != nil {
+		t.Fatalf("open a version-1 file = %v", err)
+	}
+	defer s.Close()
+	old, err := s.Get(ctx, k)
+	if err != nil || old.Username != "alice" || old.Ext != nil || old.Expires != 2000 {
+		t.Fatalf("Get(row of version 1) = %+v, %v; want alice's row without extras", old, err)
+	}
+	jwt := &token.Token{Key: token.Key{4}, Index: 6, Created: 1000, Expires: 3000, Username: "bob", Realm: "default",
+		Format: token.FormatJWT, Type: token.TypeUser}
+	jwt.SetExtra(token.Extra{Audience: "api billing"})
+	if err := s.Write(ctx, &Batch{Puts: []*token.Token{jwt}, Index: 6}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, jwt.Key); err != nil || got.Audience() != "api billing" {
+		t.Fatalf("Get(jwt) = %+v, %v; want audience %q", got, err, "api billing")
+	}
+	if v := SchemaVersion(); v != 2 {
+		t.Errorf("SchemaVersion() = %d, want 2", v)
 	}
 }

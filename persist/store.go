@@ -1,5 +1,14 @@
 // Package persist keeps the durable set of tokens in SQL (or in memory).
 //
+// persist.store picks the Store: "sqlite" (a file local to each node),
+// "mysql" (one database shared by every node), "memory" (Memory: every
+// record in this process's memory, rebuilt from the Raft log and snapshots
+// when a node restarts) and "none" (None: the store is disabled, for a
+// cluster that uses JWTs alone; it is "memory" restricted to the revocation
+// tombstones of JWTs, so it holds no token record at all, and the token
+// service answers tokens.ErrStoreDisabled to every operation that needs
+// one).
+//
 // A Store is written by exactly one writer, in log order, with batches
 // (see Batch) that carry the log index of every change: a row is only
 // overwritten by a newer index, so replaying a batch is harmless, and the

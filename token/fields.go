@@ -13,6 +13,8 @@ const (
 	MaxNameLen     = 256
 	MaxServiceLen  = 256
 	MaxClientIDLen = 256
+	// MaxAudienceLen bounds a JWT's space-separated audience.
+	MaxAudienceLen = 1024
 	// DefaultRealm is the realm of a token that names none.
 	DefaultRealm = "default"
 )
@@ -116,6 +118,9 @@ func (t *Token) Validate() error {
 		return err
 	}
 	if err := ValidText("client_id", t.ClientID(), MaxClientIDLen, false); err != nil {
+		return err
+	}
+	if err := ValidText("audience", t.Audience(), MaxAudienceLen, false); err != nil {
 		return err
 	}
 	if t.Type == TypeInternal && t.Service() == "" {

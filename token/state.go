@@ -78,7 +78,15 @@ func (r Rules) Grace() time.Duration { return r.Retention - r.Expiry }
 
 // EndOfUse returns min(expires, revoked_at): the time the token stopped (or
 // will stop) being usable, or zero when it never expires and is not revoked.
+//
+// A revoked JWT (IsTombstone) is the exception: its text proves itself
+// until its exp whatever happens to its record, so the record that says it
+// is revoked must be kept at least that long. Its end of use is its expiry
+// (retention then counts from there, as for a token that expired).
 func EndOfUse(t *Token) Time {
+	if t.IsTombstone() && t.Expires > t.RevokedAt {
+		return t.Expires
+	}
 	switch {
 	case t.Expires == 0:
 		return t.RevokedAt

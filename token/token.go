@@ -75,6 +75,20 @@ func (t *Token) ClientID() string {
 	return t.Ext.ClientID
 }
 
+// Audience returns the space-separated audience of a JWT, or "".
+func (t *Token) Audience() string {
+	if t.Ext == nil {
+		return ""
+	}
+	return t.Ext.Audience
+}
+
+// IsTombstone reports whether t is a revocation tombstone: the record of a
+// revoked self-contained token (a JWT) kept so that its text, which proves
+// itself until its exp, answers revoked. A revoked JWT record that was
+// issued here is one too; an opaque record never is.
+func (t *Token) IsTombstone() bool { return t.Format == FormatJWT && t.RevokedAt != 0 }
+
 // Parent returns the parent key; the zero key means no parent.
 func (t *Token) Parent() Key {
 	if t.Ext == nil {

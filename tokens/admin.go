@@ -19,6 +19,11 @@ func (s *Service) Info(ctx context.Context, k token.Key) (*token.Token, token.St
 		return nil, 0, err
 	}
 	if t == nil {
+		if s.noStore {
+			// Not "not found": nothing is stored, so the key may well
+			// be a valid JWT's.
+			return nil, 0, fmt.Errorf("%w: no record of %s is kept", ErrStoreDisabled, k)
+		}
 		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, k)
 	}
 	_, used, _ := s.cache.Get(k)
@@ -38,6 +43,9 @@ func (s *Service) Info(ctx context.Context, k token.Key) (*token.Token, token.St
 
 // List returns tokens matching q, newest first.
 func (s *Service) List(ctx context.Context, q ListQuery) ([]*token.Token, error) {
+	if s.noStore {
+		return nil, fmt.Errorf("%w: tokens are not stored, so they cannot be listed", ErrStoreDisabled)
+	}
 	limit := q.Limit
 	switch {
 	case limit < 0:
@@ -58,6 +66,9 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]*token.Token, error)
 
 // Children returns every descendant of k, breadth-first.
 func (s *Service) Children(ctx context.Context, k token.Key) ([]*token.Token, error) {
+	if s.noStore {
+		return nil, fmt.Errorf("%w: no token has children", ErrStoreDisabled)
+	}
 	if _, _, err := s.Info(ctx, k); err != nil {
 		return nil, err
 	}
@@ -73,6 +84,9 @@ func (s *Service) Children(ctx context.Context, k token.Key) ([]*token.Token, er
 
 // Orphaned returns tokens whose parent no longer exists.
 func (s *Service) Orphaned(ctx context.Context) ([]*token.Token, error) {
+	if s.noStore {
+		return nil, fmt.Errorf("%w: no token has a parent", ErrStoreDisabled)
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
 	defer cancel()
 	ts, err := s.store.Orphaned(ctx, s.cfg.MaxListLimit)

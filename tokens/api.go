@@ -47,6 +47,11 @@ var (
 	ErrIndeterminate = errcode.New(errcode.Indeterminate, "write outcome unknown")
 	// ErrShuttingDown: the node is stopping (503 shutting_down).
 	ErrShuttingDown = errcode.New(errcode.ShuttingDown, "node is shutting down")
+	// ErrStoreDisabled: the token store is disabled (persist.store none),
+	// and the operation needs stored token records: an opaque token, a
+	// listing, children, a modify, a delegation, the record of a key this
+	// node does not hold (501 store_disabled). Only JWTs are usable then.
+	ErrStoreDisabled = errcode.New(errcode.StoreDisabled, "the token store is disabled (persist.store: none): only JWTs are issued, validated and revoked")
 )
 
 // Validation is the answer to one validation. It is returned by value and
@@ -75,8 +80,8 @@ type IssueRequest struct {
 	Service   string
 	ClientID  string
 	Format    token.Format
-	// Audience is the space-separated audience of a JWT (its aud claim),
-	// checked against tokens.jwt.audiences; "" = the issuer's default.
+	// Audience is the space-separated audience of a JWT (its aud claim);
+	// the codec's allow-list judges it (AudienceChecker). Only for JWTs.
 	Audience string
 	// Credentials are stored on the token sealed with tokens.safe_password
 	// (never shown in listings).

@@ -175,10 +175,14 @@ func (c *Command) UnmarshalBinary(data []byte) error {
 	return r.err
 }
 
-// Record flags.
+// Record flags. A flag added later marks a field appended after the fields
+// of the earlier flags, so that records written before it decode unchanged.
 const (
 	flagUID = 1 << iota
 	flagExt
+	// flagAudience: Ext.Audience follows the other Ext fields (a JWT's
+	// aud). Set only with flagExt.
+	flagAudience
 )
 
 // AppendToken appends the encoding of one record (log and snapshot format).
@@ -197,6 +201,9 @@ func AppendToken(b []byte, t *token.Token) []byte {
 	}
 	if t.Ext != nil {
 		flags |= flagExt
+		if t.Ext.Audience != "" {
+			flags |= flagAudience
+		}
 	}
 	b = append(b, flags, byte(t.Format), byte(t.Type))
 	b = appendString(b, t.Username)
@@ -209,6 +216,9 @@ func AppendToken(b []byte, t *token.Token) []byte {
 		b = append(b, t.Ext.Parent[:]...)
 		b = appendString(b, string(t.Ext.Credentials))
 		b = appendString(b, string(t.Ext.Sealed))
+		if t.Ext.Audience != "" {
+			b = appendString(b, t.Ext.Audience)
+		}
 	}
 	return b
 }
@@ -335,9 +345,17 @@ func (r *reader) token() *token.Token {
 		e.Parent = r.key()
 		e.Credentials = r.blob(maxFieldLen)
 		e.Sealed = r.blob(maxFieldLen)
+		if flags&flagAudience != 0 {
+			e.Audience = r.string(maxFieldLen)
+			if r.err == nil && e.Audience == "" {
+				r.fail("audience")
+			}
+		}
 		t.Ext = e
+	} else if flags&flagAudience != 0 {
+		r.fail("record flags")
 	}
-	if flags&^(flagUID|flagExt) != 0 {
+	if flags&^(flagUID|flagExt|flagAudience) != 0 {
 		r.fail("record flags")
 	}
 	return t

@@ -31,13 +31,25 @@ func goldenCommands() map[string]*Command {
 	}
 	full.SetExtra(token.Extra{Name: "ci", Service: "svc", ClientID: "cli", Parent: k2, Credentials: []byte{1, 2}, Sealed: []byte{3}})
 	plain := &token.Token{Key: k2, Hash: token.Hash{1}, Created: goldenTime, Username: "bob", Realm: "default", Type: token.TypeSession}
+	// A JWT record: no hash, an audience; and a revocation tombstone of
+	// a JWT that has no record of its own.
+	jwt := &token.Token{
+		Key: token.Key{4, 5, 6}, Index: 43, Created: goldenTime, Expires: goldenTime.Add(time.Hour),
+		Username: "carol", Realm: "default", Scopes: "read", Format: token.FormatJWT, Type: token.TypeUser,
+	}
+	jwt.SetExtra(token.Extra{Name: "gw", Audience: "api.example.org billing"})
+	tomb := &token.Token{
+		Key: token.Key{7, 7, 7}, Created: goldenTime, Expires: goldenTime.Add(time.Hour), RevokedAt: goldenTime.Add(time.Minute),
+		Username: "dave", Realm: "default", Format: token.FormatJWT, Type: token.TypeUser,
+	}
 	return map[string]*Command{
-		"put":        {Op: OpPut, Time: goldenTime, Puts: []*token.Token{full, plain}, IdempotencyKey: "req-1"},
-		"delete":     {Op: OpDelete, Time: goldenTime, Deletes: []persist.Delete{{Key: k1, MaxIndex: 7}, {Key: k2, MaxIndex: 1 << 40}}},
-		"touch":      {Op: OpTouch, Time: goldenTime, Touches: []persist.Touch{{Key: k1, At: goldenTime.Add(time.Second)}}},
-		"persisted":  {Op: OpPersisted, Time: goldenTime, Persisted: 123456},
-		"noop":       {Op: OpNoop, Time: goldenTime},
-		"cluster_id": {Op: OpClusterID, Time: goldenTime, ClusterID: "3f2a9c0e5b7d4e61a8c2d9f0b1e3a5c7"},
+		"put":          {Op: OpPut, Time: goldenTime, Puts: []*token.Token{full, plain}, IdempotencyKey: "req-1"},
+		"put_audience": {Op: OpPut, Time: goldenTime, Puts: []*token.Token{jwt, tomb}},
+		"delete":       {Op: OpDelete, Time: goldenTime, Deletes: []persist.Delete{{Key: k1, MaxIndex: 7}, {Key: k2, MaxIndex: 1 << 40}}},
+		"touch":        {Op: OpTouch, Time: goldenTime, Touches: []persist.Touch{{Key: k1, At: goldenTime.Add(time.Second)}}},
+		"persisted":    {Op: OpPersisted, Time: goldenTime, Persisted: 123456},
+		"noop":         {Op: OpNoop, Time: goldenTime},
+		"cluster_id":   {Op: OpClusterID, Time: goldenTime, ClusterID: "3f2a9c0e5b7d4e61a8c2d9f0b1e3a5c7"},
 	}
 }
 
@@ -94,15 +106,16 @@ func normalise(c *Command) *Command {
 func TestCommandRejectsBadInput(t *testing.T) {
 	good, _ := goldenCommands()["put"].MarshalBinary()
 	cases := map[string][]byte{
-		"empty":          nil,
-		"bad version":    append([]byte{99}, good[1:]...),
-		"unknown op":     {commandVersion, 77, 0},
-		"truncated":      good[:len(good)/2],
-		"trailing":       append(append([]byte{}, good...), 0),
-		"huge count":     {commandVersion, byte(OpDelete), 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
-		"huge string":    append([]byte{commandVersion, byte(OpPut), 0, 0}, 0xff, 0xff, 0xff, 0x7f),
-		"bad flags":      withFlags(t, 0x80),
-		"one byte short": good[:len(good)-1],
+		"empty":                     nil,
+		"bad version":               append([]byte{99}, good[1:]...),
+		"unknown op":                {commandVersion, 77, 0},
+		"truncated":                 good[:len(good)/2],
+		"trailing":                  append(append([]byte{}, good...), 0),
+		"huge count":                {commandVersion, byte(OpDelete), 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"huge string":               append([]byte{commandVersion, byte(OpPut), 0, 0}, 0xff, 0xff, 0xff, 0x7f),
+		"bad flags":                 withFlags(t, 0x80),
+		"audience flag without ext": withFlags(t, flagAudience),
+		"one byte short":            good[:len(good)-1],
 	}
 	for name, b := range cases {
 		var c Command

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tokencache/tokencache/token"
@@ -17,6 +18,9 @@ const maxIdempotencyKeyLen = 255
 // Issue mints a token. It runs on the node that received the request: the
 // secret is generated and kept here, and only its hash goes to the leader.
 func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
+	if s.noStore {
+		return s.issueUnstored(req)
+	}
 	if err := s.checkIssue(&req); err != nil {
 		return Issued{}, err
 	}
@@ -58,6 +62,53 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
 		return Issued{}, fmt.Errorf("cannot encode token %s: %w", key, err)
 	}
 	return Issued{Token: text, Record: res.Token, Reused: res.Reused}, nil
+}
+
+// issueUnstored issues a token while the store is disabled: only a
+// self-contained format (a JWT) can be, and it is signed on this node
+// without any write, since there is nothing to store it in (its record has
+// no log index). What needs a record is refused: an opaque token, a parent,
+// a name (its uniqueness is checked against the stored tokens), an
+// Idempotency-Key (the replicated table of keys lives with the records).
+func (s *Service) issueUnstored(req IssueRequest) (Issued, error) {
+	if s.stopping.Load() {
+		return Issued{}, ErrShuttingDown
+	}
+	if err := s.checkIssue(&req); err != nil {
+		return Issued{}, err
+	}
+	switch {
+	case req.Format.HasSecret():
+		return Issued{}, fmt.Errorf("%w: a %s token needs a stored record; issue a jwt", ErrStoreDisabled, req.Format)
+	case !req.Parent.IsZero():
+		return Issued{}, fmt.Errorf("%w: a child token needs its parent's record", ErrStoreDisabled)
+	case req.Name != "":
+		return Issued{}, fmt.Errorf("%w: a token name is unique among stored tokens", ErrStoreDisabled)
+	case req.IdempotencyKey != "":
+		return Issued{}, fmt.Errorf("%w: an Idempotency-Key is remembered with stored tokens", ErrStoreDisabled)
+	}
+	codec, _ := s.formats.Codec(req.Format) // checkIssue made sure
+	key := token.NewKey()
+	secret, hash := codec.Mint(key)
+	rec := s.newRecord(&req, key, hash, token.At(s.now()))
+	if err := rec.Validate(); err != nil {
+		return Issued{}, err
+	}
+	text, err := codec.Encode(rec, secret)
+	if err != nil {
+		return Issued{}, fmt.Errorf("cannot encode token %s: %w", key, err)
+	}
+	return Issued{Token: text, Record: rec}, nil
+}
+
+// AudienceChecker is implemented by a codec whose tokens name an audience
+// (the JWT codec): CheckAudience judges the space-separated audience an
+// issue asks for against the configured allow-list (tokens.jwt.audiences),
+// and answers an error wrapping token.ErrInvalid for a value it does not
+// allow. The service asks it in checkIssue, on the receiving node and again
+// on the leader; a codec without it accepts any audience.
+type AudienceChecker interface {
+	CheckAudience(audience string) error
 }
 
 // checkLifetime applies tokens.max_lifetime to a lifetime asked for (zero:
@@ -105,10 +156,22 @@ func (s *Service) checkIssue(req *IssueRequest) error {
 	if len(req.Credentials) > 0 {
 		return fmt.Errorf("%w: storing credentials on a token is not supported by this version", token.ErrInvalid)
 	}
-	if _, ok := s.formats.Codec(req.Format); !ok {
+	codec, ok := s.formats.Codec(req.Format)
+	if !ok {
 		// Opaque is always accepted: a missing format is jwt, which is
 		// accepted once signing keys are configured.
 		return fmt.Errorf("%w: format %s needs a signing key, which is not configured", token.ErrInvalid, req.Format)
+	}
+	if req.Audience != "" {
+		if req.Format != token.FormatJWT {
+			return fmt.Errorf("%w: audience is only for jwt tokens", token.ErrInvalid)
+		}
+		req.Audience = strings.Join(strings.Fields(req.Audience), " ")
+		if ac, ok := codec.(AudienceChecker); ok {
+			if err := ac.CheckAudience(req.Audience); err != nil {
+				return err
+			}
+		}
 	}
 	if len(req.IdempotencyKey) > maxIdempotencyKeyLen {
 		return fmt.Errorf("%w: Idempotency-Key is longer than %d bytes", token.ErrInvalid, maxIdempotencyKeyLen)
@@ -142,7 +205,7 @@ func (s *Service) newRecord(req *IssueRequest, k token.Key, h token.Hash, now to
 	default:
 		t.Expires = now.Add(s.rules.Expiry)
 	}
-	t.SetExtra(token.Extra{Name: req.Name, Service: req.Service, ClientID: req.ClientID, Parent: req.Parent})
+	t.SetExtra(token.Extra{Name: req.Name, Service: req.Service, ClientID: req.ClientID, Parent: req.Parent, Audience: req.Audience})
 	return t
 }
 
@@ -279,6 +342,9 @@ func fingerprint(req IssueRequest) string {
 // when it fits (token.Rules.Reusable), else a new one. Like Issue, it runs on
 // the receiving node, which keeps every secret.
 func (s *Service) Delegate(ctx context.Context, req DelegateRequest) (Issued, error) {
+	if s.noStore {
+		return Issued{}, fmt.Errorf("%w: a delegated token needs its parent's record", ErrStoreDisabled)
+	}
 	d := req.Delegation
 	if d.Type != token.TypeInternal && d.Type != token.TypeNotebook {
 		return Issued{}, fmt.Errorf("%w: delegation type must be internal or notebook", token.ErrInvalid)

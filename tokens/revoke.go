@@ -49,6 +49,9 @@ func (s *Service) RevokeToken(ctx context.Context, raw []byte) error {
 			return err
 		}
 	}
+	if s.selfContained(p) {
+		return s.revokeSelfContained(ctx, p)
+	}
 	if t, _, ok := s.cache.Get(k); ok && !codec.Verify(p, t) {
 		return nil
 	}
@@ -60,11 +63,110 @@ func (s *Service) RevokeToken(ctx context.Context, raw []byte) error {
 	return err
 }
 
-// leaderRevoke revokes spec.Key and its descendants in one log entry.
-func (s *Service) leaderRevoke(ctx context.Context, spec *RevokeSpec) ([]*token.Token, error) {
+// revokeSelfContained revokes a token judged by its own claims (a JWT from
+// an external issuer, or any JWT while the store is disabled; Parse
+// verified it): the leader writes its tombstone, the record its claims
+// state with RevokedAt, through the ordinary put of a revocation, so that
+// replication, snapshots, retention and purge treat it like any record and
+// the answer comes only once every healthy node applied it (invariant 2).
+// A token past its exp is dead anyway: nothing is written. Idempotent: a
+// second revocation finds the tombstone and only waits for it to be
+// applied everywhere.
+func (s *Service) revokeSelfContained(ctx context.Context, p token.Presented) error {
+	c := p.Claims
+	now := token.At(s.now())
+	if c.Expires != 0 && now >= c.Expires {
+		return nil
+	}
+	tomb := &token.Token{
+		Key: p.Key, Format: token.FormatJWT, Type: c.Type,
+		Created: c.Created, Expires: c.Expires,
+		Username: c.Username, Realm: c.Realm, UID: c.UID, HasUID: c.HasUID,
+	}
+	if tomb.Type == token.TypeUnknown {
+		tomb.Type = token.TypeUser
+	}
+	if tomb.Realm == "" {
+		tomb.Realm = token.DefaultRealm
+	}
+	if tomb.Created == 0 || (tomb.Expires != 0 && tomb.Created >= tomb.Expires) {
+		tomb.Created = min(now, tomb.Expires-1)
+	}
+	_, err := s.write(ctx, &WriteRequest{Revoke: &RevokeSpec{Key: p.Key, Tombstone: tomb}})
+	if errIs(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// selfContained reports whether p is judged by the claims it carries
+// rather than by a record: a JWT of an external issuer (it never has a
+// record here), or any JWT while the store is disabled (nothing has one).
+// A record under its key can then only be its revocation tombstone.
+func (s *Service) selfContained(p token.Presented) bool {
+	return p.Claims != nil && (p.External || s.noStore)
+}
+
+// leaderTombstone writes the revocation tombstone of spec (RevokeToken of a
+// self-contained token) unless a record of its key exists, which is then
+// revoked as any record is (a second revocation finds the tombstone).
+func (s *Service) leaderTombstone(ctx context.Context, spec *RevokeSpec) ([]*token.Token, error) {
+	tomb := spec.Tombstone.Clone()
+	if tomb.Key != spec.Key || tomb.Format != token.FormatJWT || !tomb.Hash.IsZero() || tomb.Ext != nil {
+		return nil, fmt.Errorf("%w: a tombstone is the bare record of a JWT", token.ErrInvalid)
+	}
 	root, err := s.get(ctx, spec.Key)
 	if err != nil {
 		return nil, err
+	}
+	if root == nil {
+		var done bool
+		done, root, err = s.writeTombstone(ctx, tomb)
+		switch {
+		case err != nil:
+			return nil, err
+		case done && tomb.RevokedAt == 0: // past its exp: nothing written
+			return nil, nil
+		case done:
+			return []*token.Token{tomb}, nil
+		}
+	}
+	return s.leaderRevoke(ctx, &RevokeSpec{Key: spec.Key})
+}
+
+// writeTombstone proposes tomb under its user's lock, unless a record of its
+// key appeared meanwhile (returned, and done is false).
+func (s *Service) writeTombstone(ctx context.Context, tomb *token.Token) (done bool, root *token.Token, err error) {
+	unlock := s.locks.lock(tomb.Username)
+	defer unlock()
+	if root, err = s.get(ctx, tomb.Key); err != nil || root != nil {
+		return false, root, err
+	}
+	now := token.At(s.now())
+	if tomb.Expires != 0 && now >= tomb.Expires {
+		return true, nil, nil // expired meanwhile: nothing to revoke
+	}
+	tomb.RevokedAt = max(now, tomb.Created)
+	if err := tomb.Validate(); err != nil {
+		return true, nil, fmt.Errorf("cannot revoke %s: %w", tomb.Key, err)
+	}
+	_, err = s.propose(ctx, &Command{Op: OpPut, Time: now, Puts: []*token.Token{tomb}}, true)
+	return true, nil, err
+}
+
+// leaderRevoke revokes spec.Key and its descendants in one log entry.
+func (s *Service) leaderRevoke(ctx context.Context, spec *RevokeSpec) ([]*token.Token, error) {
+	if spec.Tombstone != nil {
+		return s.leaderTombstone(ctx, spec)
+	}
+	root, err := s.get(ctx, spec.Key)
+	if err != nil {
+		return nil, err
+	}
+	if root == nil && s.noStore && spec.Hash == nil {
+		// By key alone: a JWT without a record cannot be revoked, for
+		// its tombstone must name its exp (revoke it by its text).
+		return nil, fmt.Errorf("%w: no record of %s is kept; revoke a JWT by its text", ErrStoreDisabled, spec.Key)
 	}
 	now := token.At(s.now())
 	if root == nil || s.rules.State(root, now, 0) == token.StateUnknown ||
@@ -143,6 +245,9 @@ func (s *Service) leaderRevoke(ctx context.Context, spec *RevokeSpec) ([]*token.
 
 // Modify changes a token's name, scopes or expiry.
 func (s *Service) Modify(ctx context.Context, req ModifyRequest) (*token.Token, error) {
+	if s.noStore {
+		return nil, fmt.Errorf("%w: a JWT states its own name, scopes and expiry", ErrStoreDisabled)
+	}
 	if req.NoExpire && req.Expires != nil {
 		return nil, fmt.Errorf("%w: no_expire cannot be combined with expires", token.ErrInvalid)
 	}

@@ -131,6 +131,9 @@ type Service struct {
 	opaque  token.Codec
 	cache   *cache.Cache
 	store   persist.Store
+	// noStore is set when the store is disabled (persist.store none):
+	// no token record is written; JWTs are judged by their claims.
+	noStore bool
 	state   *State
 	log     *slog.Logger
 	now     func() time.Time
@@ -182,6 +185,7 @@ func New(cfg Config, state *State, repl Log, fwd Forwarder, log *slog.Logger) (*
 		opaque:  opaque,
 		cache:   state.cache,
 		store:   state.store,
+		noStore: persist.Disabled(state.store),
 		state:   state,
 		log:     log.With("component", "tokens"),
 		now:     cfg.Now,
@@ -197,6 +201,12 @@ func New(cfg Config, state *State, repl Log, fwd Forwarder, log *slog.Logger) (*
 	s.load = s.loadFromStore
 	return s, nil
 }
+
+// StoreDisabled reports whether the token store is disabled (persist.store
+// none): then only JWTs are issued (without a record), validated (by their
+// claims) and revoked (by a tombstone), and every operation on stored
+// records answers ErrStoreDisabled.
+func (s *Service) StoreDisabled() bool { return s.noStore }
 
 // SetFence installs the staleness fence (the cluster calls it before Start).
 func (s *Service) SetFence(f Fence) { s.fence.Store(&f) }

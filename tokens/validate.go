@@ -29,8 +29,23 @@ func (s *Service) Validate(ctx context.Context, raw []byte) Validation {
 		}
 	}
 	k := p.Key
-	t, used, ok := s.cache.Get(k)
-	if !ok {
+	var t *token.Token
+	var used token.Time
+	var ok bool
+	if s.selfContained(p) {
+		// Judged by its claims unless a record (its revocation
+		// tombstone) exists. Lookup, not Get: a key without a record
+		// is answered from memory by the key filter or the negative
+		// cache, which a tombstone's put clears on every node as it
+		// is applied; no catch-up wait either, since a revocation is
+		// acknowledged only once every healthy node applied it.
+		if t, used, err = s.cache.Lookup(ctx, k, s.load); err != nil {
+			return Validation{Err: ErrStoreUnavailable}
+		}
+		if t == nil {
+			return s.judgeClaims(p.Claims)
+		}
+	} else if t, used, ok = s.cache.Get(k); !ok {
 		t, used, err = s.cache.Lookup(ctx, k, s.load)
 		if err != nil {
 			return Validation{Err: ErrStoreUnavailable}
@@ -64,6 +79,20 @@ func (s *Service) Validate(ctx context.Context, raw []byte) Validation {
 		s.cache.MarkUsed(k, now)
 	}
 	return Validation{State: st, Token: t}
+}
+
+// judgeClaims judges the record a self-contained token states (it has no
+// record here, and no parent) by the same rules as a record: expiry and
+// retention. Idle timeout does not apply: a token without a record has no
+// replicated last use to measure it by. The answer points at c, which is
+// shared and read-only like a cached record.
+func (s *Service) judgeClaims(c *token.Token) Validation {
+	now := token.At(s.now())
+	st := s.rules.State(c, now, now)
+	if st == token.StateUnknown {
+		return Validation{State: st}
+	}
+	return Validation{State: st, Token: c}
 }
 
 // lineage judges t against its ancestors, up to maxAncestry levels: a token

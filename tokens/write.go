@@ -51,6 +51,11 @@ type RevokeSpec struct {
 	// Hash, when set, must match the token's hash (RFC 7009 revocation by
 	// token text: the leader re-checks possession).
 	Hash *token.Hash `json:"hash,omitempty"`
+	// Tombstone, when set, revokes a self-contained token (a JWT) that has
+	// no record here (an external issuer's, or any while the store is
+	// disabled): the record its claims state, which the leader writes with
+	// RevokedAt when no record of Key exists (see RevokeToken).
+	Tombstone *token.Token `json:"tombstone,omitempty"`
 }
 
 // DelegateSpec asks for a delegated child of Parent. The receiving node

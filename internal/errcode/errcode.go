@@ -45,9 +45,7 @@ const (
 	Overloaded          Code = "overloaded"
 	NoLeader            Code = "no_leader"
 	ShuttingDown        Code = "shutting_down"
-	// StoreDisabled: the operation needs the token store, which
-	// persist.store: none turns off (only JWTs work then).
-	StoreDisabled Code = "store_disabled"
+	StoreDisabled       Code = "store_disabled"
 	// Indeterminate wins over every other code in the same error: an
 	// unknown outcome wraps its cause (a store outage, a lost leader), and
 	// the caller must learn that the write may have happened.

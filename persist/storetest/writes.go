@@ -49,6 +49,15 @@ func testRoundTrip(t *testing.T, s persist.Store) {
 			t.HasUID = true
 			t.Scopes = ""
 		}),
+		// JWT with an audience (schema version 2), and a revocation
+		// tombstone of a JWT without a record (kept until its exp).
+		mk(4, "bob", at(2*time.Minute), func(t *token.Token) {
+			t.Format, t.Hash = token.FormatJWT, token.Hash{}
+			t.SetExtra(token.Extra{Audience: "api.example.org " + strings.Repeat("a", token.MaxAudienceLen-16)})
+		}),
+		mk(5, "carol", at(3*time.Minute), expires(at(48*time.Hour)), revoked(at(4*time.Minute)), func(t *token.Token) {
+			t.Format, t.Hash = token.FormatJWT, token.Hash{}
+		}),
 		// 64 long scopes, the longest username, a notebook child
 		mk(math64(), longUser, at(time.Hour), typ(token.TypeNotebook), child(parent.Key), func(t *token.Token) { t.Scopes = many }),
 		mk(4, "carol", at(2*time.Hour), typ(token.TypeOAuth), extra(token.Extra{ClientID: "app"})),
