@@ -39,7 +39,7 @@ func writeKeysFile(t *testing.T, algs ...string) string {
 
 func TestConfigCheckJWT(t *testing.T) {
 	keys := writeKeysFile(t, jwt.AlgEdDSA, jwt.AlgES256)
-	jwks := writeFile(t, "idp.jwks", `{"keys":[]}`)
+	jwks := writeFile(t, "idp.jwks", string(publicJWKS(t)))
 	valid := writeFile(t, "jwt.yaml", `
 node:
   id: n1
@@ -142,6 +142,20 @@ tokens:
 	}
 }
 
+// publicJWKS returns a JWK set of one new public key, as an IdP publishes.
+func publicJWKS(t *testing.T) []byte {
+	t.Helper()
+	k, err := jwt.GenerateKey(jwt.AlgES256, "idp-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := jwt.NewKeySet("", k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks.JWKS()
+}
+
 // TestConfigShowTrusted: config show prints the trusted issuers in the
 // file's own form.
 func TestConfigShowTrusted(t *testing.T) {
@@ -150,6 +164,7 @@ node:
   id: n1
 tokens:
   jwt:
+    keys_file: `+writeKeysFile(t, jwt.AlgEdDSA)+`
     trusted:
       - issuer: https://idp.example.org
         jwks_url: https://idp.example.org/jwks

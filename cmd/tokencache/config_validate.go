@@ -165,7 +165,12 @@ func (c *Config) checkPackages(ck *checker) {
 	}
 	h := httpConfig(c, admin)
 	h.AdminToken = admin
+	// The JWT format as serve builds it: the keys file loaded, every
+	// trusted issuer checked and its JWKS file read.
+	jf, jwtErr := newJWTFormat(c, nil)
+	jf.close()
 	for _, err := range []error{
+		jwtErr,
 		persistConfig(c).Validate(),
 		cacheConfig(c).Validate(),
 		writerConfig(c).Validate(),
