@@ -168,6 +168,8 @@ type issueRequest struct {
 	NoExpire  bool     `json:"no_expire,omitempty"`
 	Parent    string   `json:"parent,omitempty"`
 	Service   string   `json:"service,omitempty"`
+	Format    string   `json:"format,omitempty"`
+	Audience  []string `json:"audience,omitempty"`
 }
 
 // object is a JSON object of an answer, kept generic so that fields added
