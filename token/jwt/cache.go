@@ -50,24 +50,26 @@ func newCache(size int) *cache {
 	return c
 }
 
-func (c *cache) shard(raw []byte) *cacheShard {
-	return &c.shards[maphash.Bytes(c.seed, raw)&(cacheShards-1)]
-}
+// hash returns the hash of raw that picks its shard.
+func (c *cache) hash(raw []byte) uint64 { return maphash.Bytes(c.seed, raw) }
 
-// get returns the entry of raw.
-func (c *cache) get(raw []byte) *verified {
-	s := c.shard(raw)
+func (c *cache) shard(raw []byte) *cacheShard { return &c.shards[c.hash(raw)&(cacheShards-1)] }
+
+// get returns the entry of raw, whose hash is h.
+func (c *cache) get(raw []byte, h uint64) *verified {
+	s := &c.shards[h&(cacheShards-1)]
 	s.mu.RLock()
 	v := s.m[string(raw)]
 	s.mu.RUnlock()
 	return v
 }
 
-// put adds the entry of text, verified under state st, unless the codec's
-// state cur has changed since (a SetKeys or SetTrusted that ran during the
-// verification may have removed the key: its purge must not be undone).
-func (c *cache) put(text string, v *verified, st *state, cur *atomic.Pointer[state]) {
-	s := &c.shards[maphash.String(c.seed, text)&(cacheShards-1)] // = shard([]byte(text))
+// put adds the entry of text, whose hash is h, verified under state st,
+// unless the codec's state cur has changed since (a SetKeys or SetTrusted
+// that ran during the verification may have removed the key: its purge
+// must not be undone).
+func (c *cache) put(h uint64, text string, v *verified, st *state, cur *atomic.Pointer[state]) {
+	s := &c.shards[h&(cacheShards-1)]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur.Load() != st {

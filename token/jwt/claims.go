@@ -71,6 +71,13 @@ func (l *localIssuer) Record(c *Claims) (*token.Token, error) {
 	return recordOf(c, k)
 }
 
+// DefaultRecord is the record c states under the default mapping: sub is
+// the username, scope the scopes, realm, uid, token_type and name as Encode
+// writes them, exp and iat the expiry and creation times, aud the
+// audience. Its Key is zero: the codec sets it. An external Issuer may
+// use it and then override what its claim mapping says.
+func DefaultRecord(c *Claims) (*token.Token, error) { return recordOf(c, token.Key{}) }
+
 // recordOf builds the record c states under key k.
 func recordOf(c *Claims, k token.Key) (*token.Token, error) {
 	if c.Subject == "" {
@@ -79,9 +86,12 @@ func recordOf(c *Claims, k token.Key) (*token.Token, error) {
 	if err := token.ValidText("sub", c.Subject, token.MaxUsernameLen, true); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrClaims, err)
 	}
-	sc, err := token.ParseScopes(c.Scope)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrClaims, err)
+	sc, ok := canonicalScopes(c.Scope)
+	if !ok {
+		var err error
+		if sc, err = token.ParseScopes(c.Scope); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrClaims, err)
+		}
 	}
 	t := &token.Token{
 		Key:      k,
@@ -100,6 +110,7 @@ func recordOf(c *Claims, k token.Key) (*token.Token, error) {
 		t.UID, t.HasUID = *c.UID, true
 	}
 	if c.Type != "" {
+		var err error
 		if t.Type, err = token.ParseType(c.Type); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrClaims, err)
 		}
@@ -122,4 +133,25 @@ func ExternalKey(iss, jti string) token.Key {
 	var k token.Key
 	copy(k[:], sum[:token.KeySize])
 	return k
+}
+
+// canonicalScopes returns s as a scope set when it already is one in
+// canonical form (valid scopes, sorted, unique, single spaces, at most
+// token.MaxScopes), as Encode writes it: without allocating.
+func canonicalScopes(s string) (token.Scopes, bool) {
+	if s == "" {
+		return "", true
+	}
+	n, prev := 0, ""
+	for rest := s; ; {
+		sc, after, more := strings.Cut(rest, " ")
+		if n++; n > token.MaxScopes || sc == "" || sc <= prev || token.ValidScope(sc) != nil {
+			return "", false
+		}
+		prev = sc
+		if !more {
+			return token.Scopes(s), true
+		}
+		rest = after
+	}
 }

@@ -191,15 +191,15 @@ func (c *Codec) Fingerprint() string { return c.fp }
 func (c *Codec) Match(raw []byte) bool { return match(raw) }
 
 func match(raw []byte) bool {
-	if len(raw) < 8 || len(raw) > MaxTokenLen || raw[0] != 'e' || raw[1] != 'y' || raw[2] != 'J' {
+	if !plausible(raw) {
 		return false
 	}
 	dots, seg := 0, 0
 	for _, b := range raw {
-		switch {
-		case b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_':
+		switch b64class[b] {
+		case b64char:
 			seg++
-		case b == '.':
+		case b64dot:
 			if dots == 2 || seg == 0 {
 				return false
 			}
@@ -212,17 +212,42 @@ func match(raw []byte) bool {
 	return dots == 2 && seg > 0
 }
 
+// plausible is match's constant-time part: the length bound and the
+// header's first bytes.
+func plausible(raw []byte) bool {
+	return len(raw) >= 8 && len(raw) <= MaxTokenLen && raw[0] == 'e' && raw[1] == 'y' && raw[2] == 'J'
+}
+
+// Byte classes of a compact JWS.
+const (
+	b64other = iota
+	b64char
+	b64dot
+)
+
+// b64class classifies every byte: base64url alphabet, '.', or other.
+var b64class = func() (t [256]uint8) {
+	for _, r := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		t[r] = b64char
+	}
+	t['.'] = b64dot
+	return t
+}()
+
 // Parse implements token.Codec. A text verified before is found in the
-// verified cache (keyed by the whole text) and only its exp and nbf are
-// checked again: no allocation. Otherwise it is verified in full (see
-// verify). Every failure wraps token.ErrMalformed; no error quotes the
-// text.
+// verified cache (keyed by the whole text, at most MaxTokenLen bytes) and
+// only its exp and nbf are checked again: no allocation. Otherwise it is
+// checked by Match and verified in full (see verify). Every failure wraps
+// token.ErrMalformed; no error quotes the text.
 func (c *Codec) Parse(raw []byte) (token.Presented, error) {
-	if !match(raw) {
+	if !plausible(raw) {
 		return token.Presented{}, ErrSyntax
 	}
 	now := c.now().UnixNano()
-	if v := c.cache.get(raw); v != nil {
+	// A text in the cache passed match when it was verified: only a miss
+	// needs the scan.
+	h := c.cache.hash(raw)
+	if v := c.cache.get(raw, h); v != nil {
 		if now >= v.notAfter {
 			c.cache.remove(raw)
 			return token.Presented{}, ErrExpired
@@ -232,14 +257,27 @@ func (c *Codec) Parse(raw []byte) (token.Presented, error) {
 		}
 		return v.p, nil
 	}
-	return c.verify(string(raw), now)
+	if !match(raw) {
+		return token.Presented{}, ErrSyntax
+	}
+	return c.verify(string(raw), h, now)
 }
 
-// verification is the state of one verify: what the keyfunc chose.
+// verification is what the keyfunc chose for one verify. It travels with
+// the claims golang-jwt decodes (parsed), so that the keyfunc is a plain
+// function (no closure to allocate per token).
 type verification struct {
 	st  *state
 	iss Issuer
 	key *Key
+}
+
+// parsed is what golang-jwt decodes a payload into: the Claims (their
+// methods, UnmarshalJSON among them, promoted) and, beside them where no
+// decoding reaches, the verification state. One allocation.
+type parsed struct {
+	Claims
+	v verification
 }
 
 // keyfunc picks the key of a token for golang-jwt: the issuer by the
@@ -249,7 +287,12 @@ type verification struct {
 // no extension). The token's alg must be the key's pinned one (RFC 8725
 // section 3.1), so an HS256 token cannot be checked with an RSA or Ed25519
 // public key as its secret.
-func (v *verification) keyfunc(t *gojwt.Token) (any, error) {
+func keyfunc(t *gojwt.Token) (any, error) {
+	pc, ok := t.Claims.(*parsed)
+	if !ok || pc.v.st == nil {
+		return nil, ErrClaims
+	}
+	cl, v := &pc.Claims, &pc.v
 	if _, ok := t.Header["crit"]; ok {
 		return nil, ErrHeader
 	}
@@ -260,10 +303,6 @@ func (v *verification) keyfunc(t *gojwt.Token) (any, error) {
 			return nil, ErrHeader
 		}
 		kid = s
-	}
-	cl, ok := t.Claims.(*Claims)
-	if !ok {
-		return nil, ErrClaims
 	}
 	v.iss = v.st.issuers[cl.Issuer]
 	if v.iss == nil {
@@ -285,11 +324,11 @@ func (v *verification) keyfunc(t *gojwt.Token) (any, error) {
 // the future, with the leeway; then iss (the issuer the keyfunc chose), aud
 // (present, non-empty, every value allowed) and the claims the issuer maps
 // to a record. A token that passes enters the verified cache.
-func (c *Codec) verify(text string, now int64) (token.Presented, error) {
+func (c *Codec) verify(text string, h uint64, now int64) (token.Presented, error) {
 	st := c.st.Load()
-	v := &verification{st: st}
-	cl := &Claims{}
-	tok, err := st.parser.ParseWithClaims(text, cl, v.keyfunc)
+	pc := &parsed{v: verification{st: st}}
+	cl, v := &pc.Claims, &pc.v
+	tok, err := st.parser.ParseWithClaims(text, pc, keyfunc)
 	if err != nil || tok == nil || !tok.Valid {
 		// Never accept on a partial error (CVE-2024-51744): any error
 		// refuses; it is mapped to the one sentinel a caller sees.
@@ -300,6 +339,9 @@ func (c *Codec) verify(text string, now int64) (token.Presented, error) {
 	}
 	if !audienceAllowed(v.iss.Audiences(), cl.Audience) {
 		return token.Presented{}, ErrAudience
+	}
+	if !inRange(cl.ExpiresAt) || !inRange(cl.NotBefore) || !inRange(cl.IssuedAt) {
+		return token.Presented{}, fmt.Errorf("%w: a time claim lies outside 1970 to 2261", ErrClaims)
 	}
 	local := v.iss == Issuer(st.local)
 	if !local {
@@ -334,9 +376,15 @@ func (c *Codec) verify(text string, now int64) (token.Presented, error) {
 		ent.notBefore = cl.IssuedAt.UnixNano() - lw
 	}
 	if now < ent.notAfter && now >= ent.notBefore {
-		c.cache.put(text, ent, st, &c.st)
+		c.cache.put(h, text, ent, st, &c.st)
 	}
 	return p, nil
+}
+
+// inRange reports whether d (if set) can be a token.Time: Unix
+// nanoseconds in an int64, from 1970 on.
+func inRange(d *gojwt.NumericDate) bool {
+	return d == nil || (d.Unix() >= 0 && d.Year() < 2262)
 }
 
 // allClaims decodes every claim of a verified text (for an external

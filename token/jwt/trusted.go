@@ -161,6 +161,7 @@ type trustedOptions struct {
 	log       *slog.Logger
 	now       func() time.Time
 	transport http.RoundTripper
+	changed   func()
 }
 
 // WithLogger sets the logger (default: slog.Default()); records are tagged
@@ -183,16 +184,26 @@ func WithTransport(rt http.RoundTripper) TrustedOption {
 	return func(o *trustedOptions) { o.transport = rt }
 }
 
+// WithKeysChanged sets f to run after a load that dropped a kid or changed
+// the material under one: what a codec's verified cache has to forget
+// (wire it to Codec.SetTrusted, which forgets every external token). It
+// runs on the goroutine that loaded, holding no lock; keys added alone do
+// not call it.
+func WithKeysChanged(f func()) TrustedOption {
+	return func(o *trustedOptions) { o.changed = f }
+}
+
 // Trusted is one external issuer: it implements Issuer for the codec with
 // keys from the issuer's JWKS, kept fresh in the background (Start) and
 // fetched early, at most once per MinTrustedRefresh, when a token names a
 // kid it does not know. It is safe for concurrent use; Name, Audiences, Key
 // and Record never block.
 type Trusted struct {
-	cfg TrustedConfig
-	src jwksSource
-	log *slog.Logger
-	now func() time.Time
+	cfg     TrustedConfig
+	src     jwksSource
+	log     *slog.Logger
+	now     func() time.Time
+	changed func() // WithKeysChanged; nil when none
 
 	set atomic.Pointer[trustedKeys] // last good key set; never nil
 
@@ -239,11 +250,12 @@ func NewTrusted(cfg TrustedConfig, opts ...TrustedOption) (*Trusted, error) {
 		opt(&o)
 	}
 	t := &Trusted{
-		cfg:    cfg,
-		log:    o.log.With("component", "jwt-trusted", "issuer", cfg.Issuer),
-		now:    o.now,
-		maxAge: -1,
-		kick:   make(chan struct{}, 1),
+		cfg:     cfg,
+		log:     o.log.With("component", "jwt-trusted", "issuer", cfg.Issuer),
+		now:     o.now,
+		changed: o.changed,
+		maxAge:  -1,
+		kick:    make(chan struct{}, 1),
 	}
 	t.set.Store(&trustedKeys{byKid: map[string]*Key{}})
 	if cfg.JWKSFile != "" {

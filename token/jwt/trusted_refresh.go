@@ -178,7 +178,21 @@ func (t *Trusted) load(ctx context.Context, kind refreshKind) error {
 		t.log.Info("trusted issuer keys loaded", "kids", cur.kids, "previous_kids", old.kids,
 			"skipped", cur.skipped, "early", kind == refreshEarly)
 	}
+	if cur != nil && t.changed != nil && dropsKey(old, cur) {
+		t.changed()
+	}
 	return nil
+}
+
+// dropsKey reports whether cur lacks a kid of old, or holds other material
+// under it.
+func dropsKey(old, cur *trustedKeys) bool {
+	for kid, k := range old.byKid {
+		if !k.sameMaterial(cur.byKid[kid]) {
+			return true
+		}
+	}
+	return false
 }
 
 // nextDelay is how long the background loop waits before the next load: a
