@@ -138,6 +138,17 @@ func (c TrustedConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Equal reports whether c and o configure the same issuer the same way
+// (defaults filled in): a reload can keep a running Trusted, and its keys,
+// when its entry did not change.
+func (c TrustedConfig) Equal(o TrustedConfig) bool {
+	c, o = c.withDefaults(), o.withDefaults()
+	return c.Issuer == o.Issuer && c.JWKSFile == o.JWKSFile && c.JWKSURL == o.JWKSURL &&
+		c.Refresh == o.Refresh && slices.Equal(c.Audiences, o.Audiences) &&
+		slices.Equal(c.RequiredClaims, o.RequiredClaims) &&
+		c.UsernameClaim == o.UsernameClaim && c.ScopesClaim == o.ScopesClaim
+}
+
 // validJWKSURL checks that raw is an absolute https URL, or http on a
 // loopback host.
 func validJWKSURL(raw string) error {

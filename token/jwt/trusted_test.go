@@ -836,3 +836,48 @@ func signTestJWT(tb testing.TB, k *Key, claims gojwt.MapClaims) string {
 // SHA-256("tokencache-jti\x00https://idp.test\x00abc"), base64url, computed
 // outside Go.
 const externalKeyGolden = "TgZD5xp71fM2X5gPOZVdjQ"
+
+func TestTrustedConfigEqual(t *testing.T) {
+	a := TrustedConfig{Issuer: "i", JWKSURL: "https://i/jwks", Audiences: []string{"x"}}
+	b := a
+	b.Refresh, b.UsernameClaim, b.ScopesClaim = DefaultTrustedRefresh, "sub", "scope"
+	if !a.Equal(b) {
+		t.Error("a config and the same with its defaults written out differ")
+	}
+	b.Audiences = []string{"x", "y"}
+	if a.Equal(b) {
+		t.Error("configs with other audiences are Equal")
+	}
+}
+
+// TestTrustedHTTPS: a JWKS URL over TLS, through a transport that trusts
+// the test CA (WithTransport), keeps the client's bounds.
+func TestTrustedHTTPS(t *testing.T) {
+	a := newIdPKey(t, AlgEdDSA, "a")
+	var hits atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.URL.Path == "/elsewhere" {
+			http.Redirect(w, r, "https://localhost:1/jwks", http.StatusFound)
+			return
+		}
+		_, _ = w.Write(marshalJWKS([]*Key{a}))
+	}))
+	defer srv.Close()
+	tr, _ := mustTrusted(t, TrustedConfig{Issuer: testIss, JWKSURL: srv.URL + "/jwks", Audiences: []string{"*"}}, WithTransport(srv.Client().Transport))
+	if err := tr.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tr.Key("a"); !ok {
+		t.Error("Key(a) not loaded over https")
+	}
+	tr2, _ := mustTrusted(t, TrustedConfig{Issuer: testIss, JWKSURL: srv.URL + "/elsewhere", Audiences: []string{"*"}}, WithTransport(srv.Client().Transport))
+	if err := tr2.Refresh(context.Background()); err == nil || !strings.Contains(err.Error(), "another host") {
+		t.Errorf("Refresh through an https redirect to another host = %v, want a refusal", err)
+	}
+	// Without the test CA the certificate is refused.
+	tr3, _ := mustTrusted(t, TrustedConfig{Issuer: testIss, JWKSURL: srv.URL + "/jwks", Audiences: []string{"*"}})
+	if err := tr3.Refresh(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("Refresh from a server with an unknown CA = %v, want a certificate error", err)
+	}
+}
