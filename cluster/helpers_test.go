@@ -200,6 +200,9 @@ type clusterOpts struct {
 	// store, when set, gives each node its token store instead of
 	// persist.Open(persist) in its data dir (a shared store for all nodes).
 	store func(tn *testNode) (persist.Store, error)
+	// formats, when set, gives each node its token formats (nil: opaque
+	// alone).
+	formats func(tn *testNode) *token.Formats
 }
 
 func intp(v int) *int { return &v }
@@ -440,6 +443,9 @@ func (tc *testCluster) startNode(tn *testNode) error {
 	scfg := tokens.DefaultConfig()
 	scfg.WriteTimeout = 5 * time.Second
 	scfg.ReapInterval = time.Hour
+	if tc.opts.formats != nil {
+		scfg.Formats = tc.opts.formats(tn)
+	}
 	svc, err := tokens.New(scfg, state, node, node, log)
 	if err != nil {
 		return err

@@ -264,6 +264,7 @@ func TestErrorStatus(t *testing.T) {
 		{tokens.ErrIndeterminate, 503, "indeterminate", "write outcome unknown: retry with the same Idempotency-Key"},
 		{fmt.Errorf("apply: %w (%w)", tokens.ErrIndeterminate, context.DeadlineExceeded), 503, "indeterminate", ""},
 		{tokens.ErrShuttingDown, 503, "shutting_down", ""},
+		{fmt.Errorf("%w: no record of x is kept", tokens.ErrStoreDisabled), 501, "store_disabled", tokens.ErrStoreDisabled.Error()},
 		{context.DeadlineExceeded, 503, "timeout", ""},
 		{fmt.Errorf("wait: %w", context.Canceled), 503, "shutting_down", ""},
 		{fmt.Errorf("%w: scope %q is bad", token.ErrInvalid, "x y"), 400, "invalid_request", `invalid: scope "x y" is bad`},

@@ -162,6 +162,9 @@ func (s *Service) checkIssue(req *IssueRequest) error {
 		// accepted once signing keys are configured.
 		return fmt.Errorf("%w: format %s needs a signing key, which is not configured", token.ErrInvalid, req.Format)
 	}
+	if req.Format == token.FormatJWT && req.NoExpire {
+		return fmt.Errorf("%w: a jwt needs an expiry (no_expire is for opaque tokens)", token.ErrInvalid)
+	}
 	if req.Audience != "" {
 		if req.Format != token.FormatJWT {
 			return fmt.Errorf("%w: audience is only for jwt tokens", token.ErrInvalid)
