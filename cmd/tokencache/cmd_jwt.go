@@ -297,7 +297,7 @@ func setActive(blocks []*pem.Block, kid string) {
 
 // writeKeyBlocks checks that blocks make a key set (as serve parses it) and
 // replaces path with them: a 0600 file written beside it, synced, then
-// renamed over it.
+// renamed over it. A missing directory is created (0700).
 func writeKeyBlocks(path string, blocks []*pem.Block) (*jwt.KeySet, error) {
 	var buf bytes.Buffer
 	for _, b := range blocks {
@@ -309,6 +309,9 @@ func writeKeyBlocks(path string, blocks []*pem.Block) (*jwt.KeySet, error) {
 	ks, err := jwt.ParseKeySet(buf.Bytes())
 	if err != nil {
 		return nil, fmt.Errorf("the keys file would not load, so it is left unchanged: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("cannot write keys file: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
