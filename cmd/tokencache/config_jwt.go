@@ -32,6 +32,9 @@ func (c *Config) checkJWT(ck *checker) {
 	}
 	if j.KeysFile != "" {
 		c.checkKeysFile(ck)
+	} else if len(j.Trusted) > 0 {
+		// The codec is built around the local issuer's keys.
+		ck.errorf("tokens.jwt.trusted", "needs tokens.jwt.keys_file in this version (the local issuer's keys; tokencache jwt keygen writes one)")
 	}
 	checkAudiences(ck, "tokens.jwt.audiences", j.Audiences)
 	if j.Leeway < 0 || j.Leeway > maxJWTLeeway {

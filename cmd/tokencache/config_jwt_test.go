@@ -92,6 +92,7 @@ tokens:
 	os.WriteFile(garbage, []byte("-----BEGIN PRIVATE KEY-----\nkid: x\n\nU0VDUkVULU1BVEVSSUFM\n-----END PRIVATE KEY-----\n"), 0o600)
 	openFile := writeFile(t, "open.yaml", "node:\n  id: n1\ntokens:\n  jwt:\n    keys_file: "+open+"\n")
 	garbageFile := writeFile(t, "garbage.yaml", "node:\n  id: n1\ntokens:\n  jwt:\n    keys_file: "+garbage+"\n")
+	trustedOnly := writeFile(t, "trusted-only.yaml", "node:\n  id: n1\ntokens:\n  jwt:\n    trusted:\n      - issuer: https://idp.example.org\n        jwks_file: "+jwks+"\n        audiences: [api]\n")
 	missingFile := writeFile(t, "missing.yaml", "node:\n  id: n1\ntokens:\n  jwt:\n    keys_file: /nonexistent/keys.pem\n")
 
 	for _, tt := range []struct {
@@ -118,6 +119,7 @@ tokens:
 		{"store none with jwt", noneJWT, nil, exitOK, []string{"warning: tokens.format: is opaque, which persist.store none cannot issue"}, nil},
 		{"keys file others can read", openFile, nil, exitError, []string{"tokens.jwt.keys_file: ", "chmod 600"}, nil},
 		{"keys file of garbage", garbageFile, nil, exitError, []string{"tokens.jwt.keys_file: "}, []string{"U0VDUkVULU1BVEVSSUFM", "SECRET-MATERIAL"}},
+		{"trusted without keys file", trustedOnly, nil, exitError, []string{"tokens.jwt.trusted: needs tokens.jwt.keys_file"}, nil},
 		{"missing keys file", missingFile, nil, exitError, []string{"tokens.jwt.keys_file: cannot read /nonexistent/keys.pem"}, nil},
 		{"trusted from the environment", valid, []string{`TOKENCACHE_TOKENS_JWT_TRUSTED=[{"issuer":"https://e.example","jwks_url":"https://e.example/k","refresh":"1m","audiences":["a"]}]`}, exitOK, nil, nil},
 		{"trusted environment not JSON", valid, []string{`TOKENCACHE_TOKENS_JWT_TRUSTED=https://e.example`}, exitError, []string{"TOKENCACHE_TOKENS_JWT_TRUSTED: must be a JSON list"}, nil},
