@@ -20,8 +20,17 @@ type verified struct {
 	// the token is valid, the leeway applied: max(nbf, iat) - leeway and
 	// exp + leeway.
 	notBefore, notAfter int64
-	key                 *Key // the key that verified the signature
-	local               bool // signed by the local issuer
+	key                 *Key   // the key that verified the signature
+	iss                 Issuer // its issuer
+	local               bool   // signed by the local issuer
+}
+
+// stillTrusted reports whether the issuer of an external token still
+// holds the key that verified it (a trusted issuer's keys change with its
+// JWKS, without a SetTrusted).
+func (v *verified) stillTrusted() bool {
+	k, ok := v.iss.Key(v.key.kid)
+	return ok && k != nil && (k == v.key || k.sameMaterial(v.key))
 }
 
 // cache is the verified-token cache: token texts whose signature and

@@ -78,3 +78,28 @@ func TestFormatsRouteJWT(t *testing.T) {
 		t.Errorf("Formats.Parse(opaque) went to the JWT codec")
 	}
 }
+
+// A hit of an external issuer's token (which asks the issuer whether it
+// still holds the key) allocates nothing either.
+func TestParseCachedExternalAllocatesNothing(t *testing.T) {
+	ext := mustGen(t, AlgEdDSA)
+	pub, err := newKey(ext.ID(), "", ext.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss := &testIssuerExt{name: "https://idp.test", keys: map[string]*Key{pub.ID(): pub}, auds: []string{AnyAudience}}
+	c, clk := newTestCodec(t, AlgEdDSA, iss)
+	cl := claimsAt(clk.Now())
+	cl["iss"] = iss.name
+	raw := []byte(signKey(t, ext, cl))
+	if p := mustParse(t, c, string(raw)); !p.External {
+		t.Fatalf("Parse = %+v, want an external token", p)
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, err := c.Parse(raw); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Parse(cached external) allocates %v times per call, want 0", n)
+	}
+}

@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -186,31 +187,28 @@ func (c *Codec) Fingerprint() string { return c.fp }
 
 // Match implements token.Codec: raw is a compact JWS of three non-empty
 // base64url segments, at most MaxTokenLen bytes, whose header starts
-// "eyJ" (base64 of `{"`). It reads each byte once, allocates nothing, and
-// refuses a text with a third dot at once (CVE-2025-30204).
+// "eyJ" (base64 of `{"`). It allocates nothing and its cost is bounded by
+// MaxTokenLen whatever the text (CVE-2025-30204: a text of many dots is
+// refused by a vectorised count, before any parsing).
 func (c *Codec) Match(raw []byte) bool { return match(raw) }
 
 func match(raw []byte) bool {
-	if !plausible(raw) {
+	if !plausible(raw) || bytes.Count(raw, dot) != 2 {
 		return false
 	}
-	dots, seg := 0, 0
-	for _, b := range raw {
-		switch b64class[b] {
-		case b64char:
-			seg++
-		case b64dot:
-			if dots == 2 || seg == 0 {
-				return false
-			}
-			dots++
-			seg = 0
-		default:
-			return false
-		}
+	i := bytes.IndexByte(raw, '.')
+	j := i + 1 + bytes.IndexByte(raw[i+1:], '.')
+	if j == i+1 || j == len(raw)-1 {
+		return false // an empty segment
 	}
-	return dots == 2 && seg > 0
+	var bad uint8
+	for _, b := range raw {
+		bad |= notJWS[b]
+	}
+	return bad == 0
 }
+
+var dot = []byte{'.'}
 
 // plausible is match's constant-time part: the length bound and the
 // header's first bytes.
@@ -218,19 +216,14 @@ func plausible(raw []byte) bool {
 	return len(raw) >= 8 && len(raw) <= MaxTokenLen && raw[0] == 'e' && raw[1] == 'y' && raw[2] == 'J'
 }
 
-// Byte classes of a compact JWS.
-const (
-	b64other = iota
-	b64char
-	b64dot
-)
-
-// b64class classifies every byte: base64url alphabet, '.', or other.
-var b64class = func() (t [256]uint8) {
-	for _, r := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
-		t[r] = b64char
+// notJWS is 1 for every byte that is neither base64url nor '.'.
+var notJWS = func() (t [256]uint8) {
+	for i := range t {
+		t[i] = 1
 	}
-	t['.'] = b64dot
+	for _, r := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_." {
+		t[r] = 0
+	}
 	return t
 }()
 
@@ -255,7 +248,12 @@ func (c *Codec) Parse(raw []byte) (token.Presented, error) {
 		if now < v.notBefore {
 			return token.Presented{}, ErrNotYetValid
 		}
-		return v.p, nil
+		if v.local || v.stillTrusted() {
+			return v.p, nil
+		}
+		// The external issuer no longer holds the key (its JWKS was
+		// refreshed): verify again, which fails if the key is gone.
+		c.cache.remove(raw)
 	}
 	if !match(raw) {
 		return token.Presented{}, ErrSyntax
@@ -272,12 +270,36 @@ type verification struct {
 	key *Key
 }
 
-// parsed is what golang-jwt decodes a payload into: the Claims (their
-// methods, UnmarshalJSON among them, promoted) and, beside them where no
-// decoding reaches, the verification state. One allocation.
+// plainClaims is Claims without its methods: golang-jwt decodes it with
+// encoding/json's own struct decoding, once, as it would decode any claims
+// type (a custom UnmarshalJSON would scan the payload twice).
+type plainClaims Claims
+
+// parsed is what golang-jwt decodes a payload into first: the claims and,
+// beside them where no decoding reaches, the verification state. One
+// allocation.
 type parsed struct {
+	plainClaims
+	v verification
+}
+
+// lenientParsed is the second try for a payload whose claims named like
+// ours have other JSON types (an IdP's scope array, a string uid):
+// Claims.UnmarshalJSON, if any, decides.
+type lenientParsed struct {
 	Claims
 	v verification
+}
+
+// claimsOf returns the claims and verification state golang-jwt decoded.
+func claimsOf(c gojwt.Claims) (*Claims, *verification) {
+	switch pc := c.(type) {
+	case *parsed:
+		return (*Claims)(&pc.plainClaims), &pc.v
+	case *lenientParsed:
+		return &pc.Claims, &pc.v
+	}
+	return nil, nil
 }
 
 // keyfunc picks the key of a token for golang-jwt: the issuer by the
@@ -288,11 +310,10 @@ type parsed struct {
 // section 3.1), so an HS256 token cannot be checked with an RSA or Ed25519
 // public key as its secret.
 func keyfunc(t *gojwt.Token) (any, error) {
-	pc, ok := t.Claims.(*parsed)
-	if !ok || pc.v.st == nil {
+	cl, v := claimsOf(t.Claims)
+	if cl == nil || v.st == nil {
 		return nil, ErrClaims
 	}
-	cl, v := &pc.Claims, &pc.v
 	if _, ok := t.Header["crit"]; ok {
 		return nil, ErrHeader
 	}
@@ -326,9 +347,14 @@ func keyfunc(t *gojwt.Token) (any, error) {
 // to a record. A token that passes enters the verified cache.
 func (c *Codec) verify(text string, h uint64, now int64) (token.Presented, error) {
 	st := c.st.Load()
-	pc := &parsed{v: verification{st: st}}
-	cl, v := &pc.Claims, &pc.v
+	var pc gojwt.Claims = &parsed{v: verification{st: st}}
 	tok, err := st.parser.ParseWithClaims(text, pc, keyfunc)
+	var typeErr *json.UnmarshalTypeError
+	if err != nil && errors.Is(err, gojwt.ErrTokenMalformed) && errors.As(err, &typeErr) {
+		pc = &lenientParsed{v: verification{st: st}}
+		tok, err = st.parser.ParseWithClaims(text, pc, keyfunc)
+	}
+	cl, v := claimsOf(pc)
 	if err != nil || tok == nil || !tok.Valid {
 		// Never accept on a partial error (CVE-2024-51744): any error
 		// refuses; it is mapped to the one sentinel a caller sees.
@@ -368,7 +394,7 @@ func (c *Codec) verify(text string, h uint64, now int64) (token.Presented, error
 	}
 	p := token.Presented{Key: rec.Key, Claims: rec, External: !local}
 	lw := int64(c.cfg.Leeway)
-	ent := &verified{p: p, key: v.key, local: local, notAfter: cl.ExpiresAt.UnixNano() + lw, notBefore: -1 << 63}
+	ent := &verified{p: p, key: v.key, iss: v.iss, local: local, notAfter: cl.ExpiresAt.UnixNano() + lw, notBefore: -1 << 63}
 	if cl.NotBefore != nil {
 		ent.notBefore = cl.NotBefore.UnixNano() - lw
 	}

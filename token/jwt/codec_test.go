@@ -170,7 +170,8 @@ func TestMatch(t *testing.T) {
 			t.Errorf("Match(%.40q) = %v, want %v", tt.raw, got, tt.want)
 		}
 	}
-	if n := testing.AllocsPerRun(100, func() { c.Match([]byte(good)) }); n != 0 {
+	goodRaw := []byte(good)
+	if n := testing.AllocsPerRun(100, func() { c.Match(goodRaw) }); n != 0 {
 		t.Errorf("Match allocates %v times", n)
 	}
 }
@@ -418,6 +419,12 @@ func TestTrustedIssuer(t *testing.T) {
 	if seen == nil || seen.Extra["groups"] == nil {
 		t.Errorf("Record saw claims %+v, want Extra with groups", seen)
 	}
+	// The issuer drops the key (a JWKS refresh, no SetTrusted): the cached
+	// token fails at once.
+	delete(iss.keys, pub.ID())
+	wantRefused(t, c, s, ErrUnknownKey)
+	iss.keys[pub.ID()] = pub
+	mustParse(t, c, s)
 	// An external token without jti cannot be revoked: refused.
 	delete(cl, "jti")
 	wantRefused(t, c, signKey(t, ext, cl), ErrClaims)

@@ -183,11 +183,11 @@ func TestAlgNone(t *testing.T) {
 	// golang-jwt's own unsecured token, through the parser directly.
 	s := signWith(t, gojwt.SigningMethodNone, gojwt.UnsafeAllowNoneSignatureType, map[string]any{"kid": "k-EdDSA"}, claimsAt(clk.Now()))
 	st := c.st.Load()
-	cl := &parsed{v: verification{st: st}}
-	if _, err := st.parser.ParseWithClaims(s, cl, keyfunc); err == nil {
+	pc := &parsed{v: verification{st: st}}
+	if _, err := st.parser.ParseWithClaims(s, pc, keyfunc); err == nil {
 		t.Errorf("parser accepted alg none")
 	}
-	if cl.v.key != nil {
+	if pc.v.key != nil {
 		t.Errorf("keyfunc ran for alg none")
 	}
 }
