@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -280,7 +281,7 @@ func NewTrusted(cfg TrustedConfig, opts ...TrustedOption) (*Trusted, error) {
 	}
 	t.stat = TrustedStatus{Issuer: cfg.Issuer, Source: t.src.String()}
 	if cfg.JWKSFile != "" {
-		if err := t.refresh(nil, refreshInitial); err != nil {
+		if err := t.refresh(context.Background(), refreshInitial); err != nil {
 			return nil, fmt.Errorf("%w: trusted issuer %q: %w", ErrConfig, cfg.Issuer, err)
 		}
 	}

@@ -76,14 +76,14 @@ const (
 
 // requestEarly asks the background loop for an early fetch, for a kid
 // not in the set. It never blocks. It does nothing when the loop is not
-// running, when a fetch is under way or already asked for, or when the
-// last one started less than MinTrustedRefresh ago (counted in
-// RateLimited); otherwise it reserves the fetch (LastAttempt) so that the
-// misses that follow are refused at once.
+// running, when an early fetch is already asked for, or when the last
+// fetch started less than MinTrustedRefresh ago (counted in RateLimited);
+// otherwise it reserves the fetch (LastAttempt) so that the misses that
+// follow are refused at once.
 func (t *Trusted) requestEarly() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.started || t.closed || t.flight != nil || t.earlyAsked {
+	if !t.started || t.closed || t.earlyAsked {
 		return
 	}
 	now := t.now()
@@ -102,12 +102,8 @@ func (t *Trusted) requestEarly() {
 // errTrustedClosed is Start's answer once Close was called.
 var errTrustedClosed = errors.New("trusted issuer closed")
 
-// refresh loads the source once, or waits for the load under way. A nil
-// ctx means no deadline (a file).
+// refresh loads the source once, or waits for the load under way.
 func (t *Trusted) refresh(ctx context.Context, kind refreshKind) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	t.mu.Lock()
 	if kind == refreshEarly {
 		t.earlyAsked = false // LastAttempt was set by requestEarly
@@ -144,6 +140,9 @@ func (t *Trusted) refresh(ctx context.Context, kind refreshKind) error {
 func (t *Trusted) load(ctx context.Context, kind refreshKind) error {
 	r, err := t.src.load(ctx)
 	now := t.now()
+	if err != nil && ctx.Err() != nil {
+		return err // stopped (Close) or given up on: not the source's failure
+	}
 	if err != nil {
 		t.mu.Lock()
 		t.stat.LastError = err.Error()

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -855,7 +857,7 @@ func TestTrustedConfigEqual(t *testing.T) {
 func TestTrustedHTTPS(t *testing.T) {
 	a := newIdPKey(t, AlgEdDSA, "a")
 	var hits atomic.Int64
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		if r.URL.Path == "/elsewhere" {
 			http.Redirect(w, r, "https://localhost:1/jwks", http.StatusFound)
@@ -863,6 +865,8 @@ func TestTrustedHTTPS(t *testing.T) {
 		}
 		_, _ = w.Write(marshalJWKS([]*Key{a}))
 	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
+	srv.StartTLS()
 	defer srv.Close()
 	tr, _ := mustTrusted(t, TrustedConfig{Issuer: testIss, JWKSURL: srv.URL + "/jwks", Audiences: []string{"*"}}, WithTransport(srv.Client().Transport))
 	if err := tr.Refresh(context.Background()); err != nil {
@@ -879,5 +883,34 @@ func TestTrustedHTTPS(t *testing.T) {
 	tr3, _ := mustTrusted(t, TrustedConfig{Issuer: testIss, JWKSURL: srv.URL + "/jwks", Audiences: []string{"*"}})
 	if err := tr3.Refresh(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("Refresh from a server with an unknown CA = %v, want a certificate error", err)
+	}
+}
+
+// TestTrustedCloseDuringFetch: Close while the IdP hangs returns at once
+// and is not logged as a failed refresh.
+func TestTrustedCloseDuringFetch(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	tr, logs := mustTrusted(t, TrustedConfig{Issuer: testIss, JWKSURL: srv.URL, Audiences: []string{"*"}})
+	if err := tr.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-arrived
+	start := time.Now()
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close during a hanging fetch took %v", d)
+	}
+	if out := logs.String(); strings.Contains(out, "cannot refresh") {
+		t.Errorf("Close was logged as a failed refresh: %s", out)
+	}
+	if st := tr.Status(); st.Failures != 0 {
+		t.Errorf("Status().Failures = %d after Close, want 0", st.Failures)
 	}
 }
