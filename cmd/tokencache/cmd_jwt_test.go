@@ -168,9 +168,13 @@ tokens:
     issuer: https://auth.example.org
     keys_file: %s
     audiences: [api, web]
+    trusted:
+      - issuer: https://idp.example.org
+        jwks_file: %s
+        audiences: [api]
 log:
   format: json
-`, filepath.Join(dir, "data"), testFreePort(t), testFreePort(t), keys))
+`, filepath.Join(dir, "data"), testFreePort(t), testFreePort(t), keys, writeFile(t, "idp.jwks", string(publicJWKS(t)))))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr syncBuffer
@@ -207,6 +211,29 @@ log:
 	code, out, _ = runCLI(t, env, "", "token", "issue", "--username", "bob", "--format", "opaque")
 	if code != 0 || !strings.HasPrefix(strings.TrimSpace(out), "tc_") {
 		t.Errorf("token issue --format opaque = %d %q, want an opaque token", code, out)
+	}
+
+	// /v1/cluster: this node's key digest, and the trusted issuer's refresh.
+	req, _ := http.NewRequest("GET", addr+"/v1/cluster", nil)
+	req.Header.Set("Authorization", "Bearer jwt-test-admin-token-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		JWTKeys      string `json:"jwt_keys"`
+		JWTKeysAgree bool   `json:"jwt_keys_agree"`
+		JWTTrusted   []struct {
+			Issuer string   `json:"issuer"`
+			Kids   []string `json:"kids"`
+		} `json:"jwt_trusted"`
+	}
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	ks, _ := jwt.LoadKeySet(keys)
+	if st.JWTKeys != ks.Digest() || !st.JWTKeysAgree || len(st.JWTTrusted) != 1 ||
+		st.JWTTrusted[0].Issuer != "https://idp.example.org" || strings.Join(st.JWTTrusted[0].Kids, ",") != "idp-1" {
+		t.Errorf("GET /v1/cluster = %+v, want jwt_keys %s, agreement and the trusted issuer with kid idp-1", st, ks.Digest())
 	}
 
 	jwksKids := func() []string {

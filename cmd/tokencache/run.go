@@ -25,6 +25,7 @@ import (
 	"github.com/tokencache/tokencache/httpapi"
 	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/token"
+	"github.com/tokencache/tokencache/token/jwt"
 	"github.com/tokencache/tokencache/tokens"
 )
 
@@ -271,7 +272,18 @@ func (d *daemon) close(ctx context.Context) error {
 func (d *daemon) handleClusterStatus(ctx *fasthttp.RequestCtx) {
 	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	b, err := json.Marshal(d.node.Status(rctx))
+	st := struct {
+		cluster.Status
+		// JWTTrusted is the JWKS refresh of each trusted external issuer
+		// (tokens.jwt.trusted) on this node; never key material.
+		JWTTrusted []jwt.TrustedStatus `json:"jwt_trusted,omitempty"`
+	}{Status: d.node.Status(rctx)}
+	if d.jwt != nil {
+		for _, t := range d.jwt.trusted {
+			st.JWTTrusted = append(st.JWTTrusted, t.Status())
+		}
+	}
+	b, err := json.Marshal(st)
 	if err != nil {
 		httpapi.WriteError(ctx, fasthttp.StatusInternalServerError, "internal", "cannot encode the cluster status")
 		return
