@@ -81,7 +81,7 @@ corrected). See bench/README.md for every figure of the output.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&c.Targets, "target", nil, "target: http://host:port of a tokencache node (repeatable: round-robin), baseline-http, or (tokencache-bench) redis://host:port, etcd://host:port[,host:port…], mysql://DSN, raft-bare")
 	f.IntVar(&c.Spawn, "spawn", 0, "spawn N tokencache nodes on loopback for the run (temp data dirs, torn down after)")
-	f.StringVar(&mix, "mix", "validate", "workload mix, weighted: validate, validate-miss, unknown, issue, revoke, introspect, authz (e.g. validate=90,issue=5,revoke=5)")
+	f.StringVar(&mix, "mix", "validate", "workload mix, weighted: validate, validate-miss, unknown, issue, revoke, introspect, authz, validate-jwt, issue-jwt (e.g. validate=90,issue=5,revoke=5)")
 	f.IntVarP(&c.Connections, "connections", "c", c.Connections, "concurrent connections (closed loop: one worker each; open loop: most requests in flight)")
 	f.Float64Var(&c.Rate, "rate", 0, "open loop: requests per second on a fixed schedule (0 = closed loop)")
 	f.IntVar(&c.Pipeline, "pipeline", c.Pipeline, "HTTP pipelining: requests in flight per connection (1 = off)")

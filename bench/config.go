@@ -147,7 +147,7 @@ func (c *Config) Validate() error {
 	if c.Interval < 10*time.Millisecond {
 		add("interval must be at least 10ms, got %v", c.Interval)
 	}
-	needTokens := c.Mix.Has(Validate) || c.Mix.Has(ValidateMiss) || c.Mix.Has(Introspect) || c.Mix.Has(Authz)
+	needTokens := c.Mix.Has(Validate) || c.Mix.Has(ValidateMiss) || c.Mix.Has(Introspect) || c.Mix.Has(Authz) || c.Mix.Has(ValidateJWT)
 	if needTokens && c.Tokens < 1 {
 		add("the mix reads tokens: --tokens must be at least 1")
 	}

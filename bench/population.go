@@ -22,6 +22,7 @@ type Population struct {
 	cold   []Seeded
 	next   atomic.Uint64 // cursor of the cold walk
 	pool   chan string   // keys revoke may consume
+	jwts   []Seeded      // tokens issued as JWTs, read by validate-jwt
 }
 
 // NewPopulation splits items: the last revokePool go to the revoke pool,
@@ -94,3 +95,15 @@ func (p *Population) AddRevocable(key string) {
 
 // RevocableLen is the number of keys in the revoke pool now.
 func (p *Population) RevocableLen() int { return len(p.pool) }
+
+// SetJWTs sets the tokens validate-jwt reads (issued as signed JWTs). Call
+// it before the population is shared.
+func (p *Population) SetJWTs(items []Seeded) { p.jwts = items }
+
+// JWT returns the JWT chosen by the random number r.
+func (p *Population) JWT(r uint64) Seeded {
+	if len(p.jwts) == 0 {
+		return Seeded{}
+	}
+	return p.jwts[r%uint64(len(p.jwts))]
+}

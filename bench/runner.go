@@ -121,7 +121,7 @@ func Prepare(ctx context.Context, c Config, t Target, progress io.Writer) (*Sess
 	}
 	hot, pool := c.hot(), c.revokePool()
 	tokens := 0
-	if c.Mix.Has(Validate) || c.Mix.Has(ValidateMiss) || c.Mix.Has(Introspect) || c.Mix.Has(Authz) {
+	if c.Mix.Has(Validate) || c.Mix.Has(ValidateMiss) || c.Mix.Has(Introspect) || c.Mix.Has(Authz) || c.Mix.Has(ValidateJWT) {
 		tokens = c.Tokens
 	}
 	if !c.Mix.Has(Revoke) {
@@ -136,6 +136,20 @@ func Prepare(ctx context.Context, c Config, t Target, progress io.Writer) (*Sess
 		return nil, fmt.Errorf("cannot seed the population: %w", err)
 	}
 	s := &Session{t: t, pop: NewPopulation(items, hot, pool), pool: pool}
+	if c.Mix.Has(ValidateJWT) {
+		js, ok := t.(JWTSeeder)
+		if !ok {
+			return nil, fmt.Errorf("%s cannot seed JWTs for validate-jwt", t.Info().Kind)
+		}
+		bar := prog.counter("seeding JWTs", hot)
+		jwts, err := js.SeedJWT(ctx, hot, c.SeedConcurrency, bar.add)
+		bar.done()
+		if err != nil {
+			return nil, fmt.Errorf("cannot seed the JWTs: %w", err)
+		}
+		s.pop.SetJWTs(jwts)
+		items = append(items, jwts...)
+	}
 	if len(items) > 0 {
 		secs := time.Since(seedStart).Seconds()
 		s.seed = &SeedInfo{Items: len(items), Seconds: round2(secs), PerSec: round2(float64(len(items)) / secs)}

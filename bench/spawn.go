@@ -308,18 +308,27 @@ func spawnTarget(ctx context.Context, c *Config) (*httpTarget, error) {
 	if capacity := c.cacheCapacity(); capacity > 0 {
 		env = append(env, "TOKENCACHE_CACHE_CAPACITY="+strconv.Itoa(capacity))
 	}
+	removeKeys := func() error { return nil }
+	if c.Mix.NeedsJWT() {
+		kv, cleanup, err := jwtKeysEnv(c.KeepDir)
+		if err != nil {
+			return nil, err
+		}
+		env, removeKeys = append(env, kv...), cleanup
+	}
 	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	lc, err := StartLocalCluster(wctx, c.Spawn, c.Binary, c.KeepDir, env)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, removeKeys())
 	}
 	cc := *c
 	cc.AdminToken = lc.AdminToken
 	t, err := newHTTPTarget(&cc, lc.URLs, kindTokencache)
 	if err != nil {
-		return nil, errors.Join(err, lc.Close())
+		return nil, errors.Join(err, lc.Close(), removeKeys())
 	}
+	t.onClose(removeKeys)
 	t.onClose(lc.Close)
 	t.cluster = lc
 	t.info.Spawned = true

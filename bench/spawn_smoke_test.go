@@ -55,12 +55,13 @@ func TestSpawnSmoke(t *testing.T) {
 }
 
 // TestSpawnEveryWorkloadSmoke drives every workload against a spawned node
-// with a small cache, so that validate-miss really misses.
+// with a small cache, so that validate-miss really misses (the node signs
+// JWTs with a key the harness generates, for validate-jwt and issue-jwt).
 func TestSpawnEveryWorkloadSmoke(t *testing.T) {
 	bin := buildTokencache(t)
 	c := DefaultConfig()
 	c.Spawn, c.Binary = 1, bin
-	c.Mix = MustParseMix("validate=4,validate-miss=2,unknown=1,introspect=1,authz=1,issue=1,revoke=1")
+	c.Mix = MustParseMix("validate=4,validate-miss=2,unknown=1,introspect=1,authz=1,issue=1,revoke=1,validate-jwt=2,issue-jwt=1")
 	c.Connections, c.Tokens, c.Hot, c.RevokePool = 8, 2000, 200, 500
 	c.Warmup, c.Duration = 300*time.Millisecond, 2*time.Second
 	tgt, err := Open(context.Background(), &c)

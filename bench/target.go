@@ -49,6 +49,12 @@ type Target interface {
 	Close() error
 }
 
+// JWTSeeder is a Target that can also seed tokens issued as signed JWTs
+// (what validate-jwt reads).
+type JWTSeeder interface {
+	SeedJWT(ctx context.Context, n, conc int, progress func()) ([]Seeded, error)
+}
+
 // Client sends the requests of one worker; it is not safe for concurrent
 // use. Do blocks until the request has been answered or has failed; an
 // answer the workload does not expect is a *StatusError.

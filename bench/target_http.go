@@ -109,6 +109,9 @@ func (t *httpTarget) Supports(w Workload) bool {
 	switch w {
 	case Validate, ValidateMiss, Unknown, Issue, Revoke, Introspect, Authz:
 		return true
+	case ValidateJWT, IssueJWT:
+		// The bare baseline server issues opaque tokens only.
+		return t.info.Kind == kindTokencache
 	}
 	return false
 }
@@ -135,6 +138,15 @@ func (t *httpTarget) Close() error {
 // Seed issues n tokens through POST /v1/tokens, conc at a time, spread over
 // the nodes.
 func (t *httpTarget) Seed(ctx context.Context, n, conc int, progress func()) ([]Seeded, error) {
+	return t.seed(ctx, n, conc, false, progress)
+}
+
+// SeedJWT implements JWTSeeder: Seed with "format":"jwt".
+func (t *httpTarget) SeedJWT(ctx context.Context, n, conc int, progress func()) ([]Seeded, error) {
+	return t.seed(ctx, n, conc, true, progress)
+}
+
+func (t *httpTarget) seed(ctx context.Context, n, conc int, jwt bool, progress func()) ([]Seeded, error) {
 	if n == 0 {
 		return nil, nil
 	}
@@ -155,7 +167,7 @@ func (t *httpTarget) Seed(ctx context.Context, n, conc int, progress func()) ([]
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)
 		defer fasthttp.ReleaseResponse(resp)
-		t.buildIssue(req, node, i)
+		t.buildIssue(req, node, i, jwt)
 		if err := clients[node].DoTimeout(req, resp, t.timeout); err != nil {
 			return Seeded{}, fmt.Errorf("cannot issue token %d on %s: %w", i, t.bases[node], err)
 		}
@@ -173,8 +185,9 @@ func (t *httpTarget) Seed(ctx context.Context, n, conc int, progress func()) ([]
 	})
 }
 
-// buildIssue fills req with POST /v1/tokens on node for user number u.
-func (t *httpTarget) buildIssue(req *fasthttp.Request, node, u int) {
+// buildIssue fills req with POST /v1/tokens on node for user number u, as
+// a JWT when jwt is set.
+func (t *httpTarget) buildIssue(req *fasthttp.Request, node, u int, jwt bool) {
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.SetRequestURI(t.bases[node] + "/v1/tokens")
 	req.Header.SetBytesV(fasthttp.HeaderAuthorization, t.admin)
@@ -184,6 +197,9 @@ func (t *httpTarget) buildIssue(req *fasthttp.Request, node, u int) {
 	req.AppendBody(strconv.AppendInt(num[:0], int64(u%1000), 10))
 	req.AppendBodyString(`","type":"user","scopes":["read","write"],"expires_in":`)
 	req.AppendBody(strconv.AppendInt(num[:0], int64(t.expiresIn), 10))
+	if jwt {
+		req.AppendBodyString(`,"format":"jwt"`)
+	}
 	req.AppendBodyString(`}`)
 }
 
@@ -303,7 +319,7 @@ func (c *httpClient) Do(_ context.Context, w Workload, rng *rand.Rand) error {
 	resp.Reset()
 	want := fasthttp.StatusOK
 	switch w {
-	case Validate, ValidateMiss, Unknown, Authz:
+	case Validate, ValidateMiss, Unknown, Authz, ValidateJWT:
 		path := "/v1/validate"
 		if w == Authz {
 			path = "/v1/authz"
@@ -315,6 +331,8 @@ func (c *httpClient) Do(_ context.Context, w Workload, rng *rand.Rand) error {
 		case Unknown:
 			c.auth = appendRandomToken(c.auth, t.prefix, rng)
 			want = fasthttp.StatusUnauthorized
+		case ValidateJWT:
+			c.auth = append(c.auth, c.pop.JWT(rng.Uint64()).Token...)
 		default:
 			c.auth = append(c.auth, c.pop.Hot(rng.Uint64()).Token...)
 		}
@@ -326,8 +344,8 @@ func (c *httpClient) Do(_ context.Context, w Workload, rng *rand.Rand) error {
 		req.Header.SetContentType("application/x-www-form-urlencoded")
 		req.AppendBody(formToken)
 		req.AppendBodyString(c.pop.Hot(rng.Uint64()).Token) // base64url, '_' and '.': form-safe
-	case Issue:
-		t.buildIssue(req, node, int(rng.Uint32()))
+	case Issue, IssueJWT:
+		t.buildIssue(req, node, int(rng.Uint32()), w == IssueJWT)
 		want = fasthttp.StatusCreated
 	case Revoke:
 		key, ok := c.pop.TakeRevocable()
@@ -345,7 +363,7 @@ func (c *httpClient) Do(_ context.Context, w Workload, rng *rand.Rand) error {
 	}
 	code := resp.StatusCode()
 	switch {
-	case w == Issue && (code == fasthttp.StatusCreated || code == fasthttp.StatusOK):
+	case (w == Issue || w == IssueJWT) && (code == fasthttp.StatusCreated || code == fasthttp.StatusOK):
 		if key := issuedKey(resp.Body()); key != "" {
 			c.pop.AddRevocable(key)
 		}

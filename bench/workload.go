@@ -31,13 +31,22 @@ const (
 	Introspect Workload = "introspect"
 	// Authz is the forward-auth form of validate (GET /v1/authz).
 	Authz Workload = "authz"
+	// ValidateJWT is Validate with a hot token issued as a signed JWT
+	// (the nodes need tokens.jwt.keys_file; spawned nodes get one).
+	ValidateJWT Workload = "validate-jwt"
+	// IssueJWT is Issue with "format":"jwt".
+	IssueJWT Workload = "issue-jwt"
 )
 
 // Workloads lists every workload in a fixed order (the order of tables).
-var Workloads = []Workload{Validate, ValidateMiss, Unknown, Issue, Revoke, Introspect, Authz}
+var Workloads = []Workload{Validate, ValidateMiss, Unknown, Issue, Revoke, Introspect, Authz, ValidateJWT, IssueJWT}
 
 // IsWrite reports whether w changes state (goes through the Raft log).
-func (w Workload) IsWrite() bool { return w == Issue || w == Revoke }
+func (w Workload) IsWrite() bool { return w == Issue || w == Revoke || w == IssueJWT }
+
+// NeedsJWT reports whether the mix has a workload that needs the nodes to
+// sign JWTs.
+func (m Mix) NeedsJWT() bool { return m.Has(ValidateJWT) || m.Has(IssueJWT) }
 
 // ParseWorkload returns the workload named s.
 func ParseWorkload(s string) (Workload, error) {

@@ -16,6 +16,7 @@ func TestParseMix(t *testing.T) {
 		{" validate = 3 , unknown ", "validate=3,unknown=1", map[Workload]int{Validate: 3, Unknown: 1}},
 		{"validate=1,issue=0", "validate", map[Workload]int{Validate: 1}},
 		{"authz=2,introspect=2,validate-miss=1,", "validate-miss=1,introspect=2,authz=2", map[Workload]int{ValidateMiss: 1, Introspect: 2, Authz: 2}},
+		{"issue-jwt=1,validate-jwt=3,validate=3", "validate=3,validate-jwt=3,issue-jwt=1", map[Workload]int{Validate: 3, ValidateJWT: 3, IssueJWT: 1}},
 	}
 	for _, tt := range tests {
 		m, err := ParseMix(tt.in)
