@@ -80,20 +80,34 @@ func DefaultRecord(c *Claims) (*token.Token, error) { return recordOf(c, token.K
 
 // recordOf builds the record c states under key k.
 func recordOf(c *Claims, k token.Key) (*token.Token, error) {
+	b := &struct {
+		t   token.Token
+		ext token.Extra
+	}{}
+	if err := fillRecord(c, k, &b.t, &b.ext); err != nil {
+		return nil, err
+	}
+	return &b.t, nil
+}
+
+// fillRecord writes the record c states under key k into t, with ext as
+// its Extra when that has a field set (one allocation for both, the
+// caller's).
+func fillRecord(c *Claims, k token.Key, t *token.Token, ext *token.Extra) error {
 	if c.Subject == "" {
-		return nil, fmt.Errorf("%w: no sub", ErrClaims)
+		return fmt.Errorf("%w: no sub", ErrClaims)
 	}
 	if err := token.ValidText("sub", c.Subject, token.MaxUsernameLen, true); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrClaims, err)
+		return fmt.Errorf("%w: %w", ErrClaims, err)
 	}
 	sc, ok := canonicalScopes(c.Scope)
 	if !ok {
 		var err error
 		if sc, err = token.ParseScopes(c.Scope); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrClaims, err)
+			return fmt.Errorf("%w: %w", ErrClaims, err)
 		}
 	}
-	t := &token.Token{
+	*t = token.Token{
 		Key:      k,
 		Username: c.Subject,
 		Realm:    c.Realm,
@@ -112,11 +126,14 @@ func recordOf(c *Claims, k token.Key) (*token.Token, error) {
 	if c.Type != "" {
 		var err error
 		if t.Type, err = token.ParseType(c.Type); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrClaims, err)
+			return fmt.Errorf("%w: %w", ErrClaims, err)
 		}
 	}
-	t.SetExtra(token.Extra{Name: c.Name, Audience: strings.Join(c.Audience, " ")})
-	return t, nil
+	*ext = token.Extra{Name: c.Name, Audience: strings.Join(c.Audience, " ")}
+	if ext.Name != "" || ext.Audience != "" {
+		t.Ext = ext
+	}
+	return nil
 }
 
 // ExternalKey is the key under which a token of external issuer iss with

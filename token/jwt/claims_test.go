@@ -1,6 +1,8 @@
 package jwt
 
 import (
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/tokencache/tokencache/token"
@@ -29,5 +31,37 @@ func TestCanonicalScopes(t *testing.T) {
 	c.Subject = "bob"
 	if rec, err = recordOf(c, token.NewKey()); err != nil || rec.Scopes != "read write" {
 		t.Errorf("recordOf(scope \"write read\") = %v, %v; want scopes \"read write\"", rec, err)
+	}
+}
+
+// parsed, what golang-jwt decodes into, has exactly the JSON fields of
+// Claims: a claim added to one and not the other would be lost.
+func TestParsedMirrorsClaims(t *testing.T) {
+	fields := func(v any) []string {
+		var out []string
+		var walk func(rt reflect.Type)
+		walk = func(rt reflect.Type) {
+			for i := range rt.NumField() {
+				f := rt.Field(i)
+				switch {
+				case f.Anonymous:
+					out = append(out, "embedded "+f.Type.String())
+				case f.IsExported() && f.Tag.Get("json") != "-":
+					out = append(out, f.Name+" "+f.Type.String()+" "+f.Tag.Get("json"))
+				}
+			}
+		}
+		walk(reflect.TypeOf(v))
+		return out
+	}
+	got, want := fields(parsed{}), fields(Claims{})
+	if !slices.Equal(got, want) {
+		t.Errorf("parsed fields %v, Claims fields %v", got, want)
+	}
+	p := &parsed{Scope: "a", Realm: "r", UID: new(int64), Type: "user", Name: "n"}
+	p.Subject = "s"
+	c := p.claims()
+	if c.Subject != "s" || c.Scope != "a" || c.Realm != "r" || c.UID != p.UID || c.Type != "user" || c.Name != "n" {
+		t.Errorf("claims() = %+v, want the fields of %+v", c, p)
 	}
 }

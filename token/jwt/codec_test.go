@@ -161,14 +161,18 @@ func TestMatch(t *testing.T) {
 		{"eyJh.eyJi", false},
 		{"Bearer " + good, false},
 		{"tc_AAAAAAAAAAAAAAAAAAAAAA.secret", false},
-		{"eyJh.eyJi.c2l=", false},
-		{"eyJh.eyJi.c2l+", false},
+		{"eyJh.eyJi.c2l=", true}, // Parse's strict base64 refuses it
+		{"eyJh.eyJi.c2l+", true},
+		{"eyJh.eyJi.c2l\x00", true},
 		{"eyJ" + strings.Repeat("a", MaxTokenLen), false},
 	}
 	for _, tt := range tests {
 		if got := c.Match([]byte(tt.raw)); got != tt.want {
 			t.Errorf("Match(%.40q) = %v, want %v", tt.raw, got, tt.want)
 		}
+	}
+	for _, raw := range []string{"eyJh.eyJi.c2l=", "eyJh.eyJi.c2l+", "eyJh.eyJi.c2l\x00", "eyJ\n.eyJi.c2ln", good[:len(good)-1] + "="} {
+		wantRefused(t, c, raw, ErrSyntax)
 	}
 	goodRaw := []byte(good)
 	if n := testing.AllocsPerRun(100, func() { c.Match(goodRaw) }); n != 0 {
@@ -312,12 +316,13 @@ func TestIssuerAndAudience(t *testing.T) {
 func TestUnknownKid(t *testing.T) {
 	c, clk := newTestCodec(t, AlgEdDSA)
 	k := mustKey(t, AlgEdDSA)
-	for _, kid := range []any{"nope", "../k-EdDSA", "k-EdDSA/../k-EdDSA", "/etc/passwd", "", 7} {
+	for _, kid := range []string{"nope", "../k-EdDSA", "k-EdDSA/../k-EdDSA", "./k-EdDSA", "/etc/passwd", "", "k-EdDSA\x00", "K-EDDSA"} {
 		s := signWith(t, k.method, k.sign, map[string]any{"kid": kid}, claimsAt(clk.Now()))
-		p, err := c.Parse([]byte(s))
-		if err == nil {
-			t.Errorf("Parse(kid %v) = %+v, want refused", kid, p)
-		}
+		wantRefused(t, c, s, ErrUnknownKey)
+	}
+	for _, kid := range []any{7, []string{"k-EdDSA"}, map[string]any{"kid": "k-EdDSA"}, nil} {
+		s := signWith(t, k.method, k.sign, map[string]any{"kid": kid}, claimsAt(clk.Now()))
+		wantRefused(t, c, s, ErrHeader)
 	}
 	s := signWith(t, k.method, k.sign, nil, claimsAt(clk.Now()))
 	wantRefused(t, c, s, ErrUnknownKey) // no kid
@@ -331,14 +336,14 @@ func TestForgedVariantOfCachedTokenMisses(t *testing.T) {
 			mustParse(t, c, s)
 			before := c.cache.len()
 			seg := segments(s)
-			// One character changed in every position of the payload and
-			// of the signature.
-			for part := 1; part <= 2; part++ {
+			// One character changed in every position of the header, the
+			// payload and the signature.
+			for part := 0; part <= 2; part++ {
 				for i := 0; i < len(seg[part]); i++ {
 					b := []byte(s)
-					pos := len(seg[0]) + 1 + i
-					if part == 2 {
-						pos += len(seg[1]) + 1
+					pos := i
+					for q := 0; q < part; q++ {
+						pos += len(seg[q]) + 1
 					}
 					if b[pos] == 'A' {
 						b[pos] = 'B'

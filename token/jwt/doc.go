@@ -38,8 +38,9 @@
 //     carry a jti and is known here under ExternalKey(iss, jti).
 //
 // Parsing cost is bounded before golang-jwt sees a text (CVE-2025-30204):
-// Match accepts at most MaxTokenLen bytes of three non-empty base64url
-// segments and stops at a third dot; base64 must be canonical.
+// Match accepts at most MaxTokenLen bytes of three non-empty segments (two
+// dots, counted vectorised, no allocation); golang-jwt then decodes them as
+// strict base64url (canonical, so a token has exactly one text).
 //
 // A text verified once enters the verified-token cache, keyed by the whole
 // text: a variant with one character changed misses and is verified in
