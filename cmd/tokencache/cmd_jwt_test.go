@@ -274,4 +274,15 @@ log:
 	if code, out, errOut := runCLI(t, env, tok+"\n", "token", "validate", "-"); code != 0 {
 		t.Fatalf("token validate after the reload = %d\n%s%s", code, out, errOut)
 	}
+	// Revoked by its text (its jti), read from stdin.
+	if code, out, errOut := runCLI(t, env, tok+"\n", "token", "revoke", "-"); code != 0 || strings.TrimSpace(out) != "revoked" {
+		t.Fatalf("token revoke - of the JWT = %d %q %s", code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, env, tok+"\n", "token", "validate", "-"); code != exitError || !strings.Contains(out, "revoked") {
+		t.Errorf("token validate of the revoked JWT = %d\n%s, want 1 and revoked", code, out)
+	}
+	// A whole token as KEY is refused before anything is sent.
+	if code, _, errOut := runCLI(t, env, "", "token", "revoke", tok); code != exitUsage || !strings.Contains(errOut, "or - to read the whole token from stdin") {
+		t.Errorf("token revoke <JWT> = %d %s, want a usage error", code, errOut)
+	}
 }

@@ -204,7 +204,7 @@ func readTokenLine(r io.Reader) (string, error) {
 // would end up in the URL, hence in access logs.
 func checkKeyArg(key string) error {
 	if strings.Contains(key, ".") {
-		return usageErrorf("that looks like a whole token, not a key: pass only the key (between %q and %q), so that the secret stays out of URLs and logs", "_", ".")
+		return usageErrorf("that looks like a whole token, not a key: pass only the key (between %q and %q), so that the secret stays out of URLs and logs, or - to read the whole token from stdin", "_", ".")
 	}
 	if key == "" {
 		return usageErrorf("the key is empty")
@@ -215,11 +215,31 @@ func checkKeyArg(key string) error {
 func newTokenRevokeCmd(e *env, cf *clientFlags) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:   "revoke KEY",
+		Use:   "revoke KEY|-",
 		Short: "Revoke a token and all its descendants",
-		Long:  "Revoke the token with key KEY and all its descendants, and print every revoked key.",
-		Args:  exactArgs("KEY"),
+		Long: `Revoke the token with key KEY and all its descendants, and print every revoked key.
+
+With -, read a whole token (opaque, or a JWT of this cluster or of a trusted
+issuer) from stdin and revoke it by its text (POST /v1/revoke, RFC 7009); a
+JWT is revoked by its jti on every node. An unknown token is not an error.`,
+		Example: `  tokencache token revoke K_fsOSJlrvVL_bx70ggyqg
+  tokencache token revoke - < jwt.txt`,
+		Args: exactArgs("KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] == "-" {
+				tok, err := readTokenLine(e.stdin)
+				if err != nil {
+					return err
+				}
+				if tok == "" {
+					return usageErrorf("the token is empty")
+				}
+				if err := cf.client(e, cmd).revokeText(cmd.Context(), tok); err != nil {
+					return err
+				}
+				fmt.Fprintln(e.stdout, "revoked")
+				return nil
+			}
 			if err := checkKeyArg(args[0]); err != nil {
 				return err
 			}
