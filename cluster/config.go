@@ -38,7 +38,8 @@ const (
 const (
 	maxIDLen          = 64
 	maxAddrLen        = 96
-	maxFingerprintLen = 64
+	maxFingerprintLen = 32 // the daemon's is 16 hex digits
+	maxJWTKeysLen     = 32 // a JWT key set digest (Node.SetJWTKeys)
 	maxClusterNameLen = 64
 	dnsJoinPrefix     = "dns+"
 )

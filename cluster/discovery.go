@@ -200,6 +200,7 @@ func (n *Node) localMeta() nodeMeta {
 		Expect:      n.cfg.BootstrapExpect,
 		ClusterID:   n.ClusterID(),
 		HasState:    n.hasRaftState(),
+		JWTKeys:     n.JWTKeys(),
 	}
 }
 

@@ -14,8 +14,12 @@ import (
 // bytes), then bootstrap_expect as a uvarint, then the cluster id (a
 // one-byte length and bytes, empty while the node belongs to no cluster)
 // and a flags byte (bit 0: the node holds Raft state; other bits zero).
-// Version 1 is the same without the last two fields; it is still decoded
-// (a node running an older binary), with State unknown (Legacy set).
+// Version 3 appends the digest of the node's JWT keys (a one-byte length
+// and bytes); a node without JWT keys still sends version 2, so that a
+// cluster that does not use JWTs stays readable by older binaries during a
+// rolling upgrade (they refuse a version they do not know).
+// Version 1 is version 2 without the cluster id and flags; it is still
+// decoded (a node running an older binary), with State unknown (Legacy set).
 // Memberlist caps metadata at 512 bytes and panics beyond; the limits on
 // each field keep it under 512 (510 bytes at most).
 type nodeMeta struct {
@@ -31,13 +35,19 @@ type nodeMeta struct {
 	ClusterID string
 	// HasState: the node holds Raft state (a log, a snapshot, a term).
 	HasState bool
+	// JWTKeys is the digest of the JWT keys the node signs and verifies
+	// with (jwt.KeySet.Digest; "" = none). Nodes compare it only to report
+	// a difference (Status): it never keeps a node out, since a rolling key
+	// rotation passes through nodes that differ.
+	JWTKeys string
 	// Legacy: decoded from version 1, which says nothing of ClusterID and
 	// HasState.
 	Legacy bool
 }
 
 const (
-	metaVersion       = 2
+	metaVersion       = 3   // with JWTKeys
+	metaVersionNoJWT  = 2   // sent while JWTKeys is ""
 	metaMaxSize       = 512 // memberlist.MetaMaxSize
 	maxClusterIDLen   = 32  // 128 bits in hex (identity.go)
 	metaFlagHasState  = 1 << 0
@@ -48,7 +58,11 @@ const (
 var errBadMeta = errors.New("malformed node metadata")
 
 func (m nodeMeta) encode() ([]byte, error) {
-	b := []byte{metaVersion}
+	version := byte(metaVersion)
+	if m.JWTKeys == "" {
+		version = metaVersionNoJWT
+	}
+	b := []byte{version}
 	for _, f := range []struct {
 		s   string
 		max int
@@ -76,6 +90,13 @@ func (m nodeMeta) encode() ([]byte, error) {
 		flags |= metaFlagHasState
 	}
 	b = append(b, flags)
+	if version == metaVersion {
+		if len(m.JWTKeys) > maxJWTKeysLen {
+			return nil, fmt.Errorf("cannot encode node metadata: JWT key digest longer than %d bytes", maxJWTKeysLen)
+		}
+		b = append(b, byte(len(m.JWTKeys)))
+		b = append(b, m.JWTKeys...)
+	}
 	if len(b) >= metaMaxSize {
 		return nil, fmt.Errorf("cannot encode node metadata: %d bytes, over memberlist's %d", len(b), metaMaxSize)
 	}
@@ -85,6 +106,7 @@ func (m nodeMeta) encode() ([]byte, error) {
 // decodeMeta decodes metadata from the network. It never panics; anything
 // but a well-formed version-1 or version-2 encoding is an error (a future
 // version, or an unknown flag, is refused rather than half-understood).
+// Version 3 with an empty JWTKeys is refused too: it is sent as version 2.
 func decodeMeta(b []byte) (nodeMeta, error) {
 	var m nodeMeta
 	if len(b) == 0 {
@@ -94,7 +116,7 @@ func decodeMeta(b []byte) (nodeMeta, error) {
 		return m, fmt.Errorf("%w: %d bytes", errBadMeta, len(b))
 	}
 	version := b[0]
-	if version != metaVersion && version != metaVersionLegacy {
+	if version != metaVersion && version != metaVersionNoJWT && version != metaVersionLegacy {
 		return m, fmt.Errorf("%w: unknown version %d", errBadMeta, b[0])
 	}
 	b = b[1:]
@@ -140,6 +162,13 @@ func decodeMeta(b []byte) (nodeMeta, error) {
 		}
 		m.ClusterID, m.HasState = id, b[0]&metaFlagHasState != 0
 		b = b[1:]
+	}
+	if version == metaVersion {
+		keys, ok := read(maxJWTKeysLen)
+		if !ok || keys == "" {
+			return nodeMeta{}, fmt.Errorf("%w: truncated or empty JWT key digest", errBadMeta)
+		}
+		m.JWTKeys = keys
 	}
 	if len(b) != 0 {
 		return nodeMeta{}, fmt.Errorf("%w: %d trailing bytes", errBadMeta, len(b))

@@ -64,6 +64,10 @@ type Node struct {
 	clusterID atomic.Pointer[string]
 	idMu      sync.Mutex
 
+	// jwtKeys is the digest of this node's JWT keys, announced in gossip
+	// (SetJWTKeys; nil = none).
+	jwtKeys atomic.Pointer[string]
+
 	peers       *peerTracker
 	metrics     *metrics
 	reconcileCh chan struct{}

@@ -32,7 +32,14 @@ type Status struct {
 	AppliedIndex   uint64            `json:"applied_index"`
 	PersistedIndex uint64            `json:"persisted_index"`
 	Replication    ReplicationStatus `json:"replication"`
-	Members        []MemberStatus    `json:"members"`
+	// JWTKeys is the digest of this node's JWT keys ("" = none);
+	// JWTKeysAgree is false while the alive members announce different
+	// digests (a key rotation in progress, or a node whose keys file was
+	// not updated). It is a report for operators, never a reason for
+	// /readyz to fail: see SetJWTKeys.
+	JWTKeys      string         `json:"jwt_keys,omitempty"`
+	JWTKeysAgree bool           `json:"jwt_keys_agree"`
+	Members      []MemberStatus `json:"members"`
 }
 
 // ReplicationStatus tells whether the cluster has the voters it wants.
@@ -55,6 +62,9 @@ type MemberStatus struct {
 	// AppliedIndex is null when the node did not answer.
 	AppliedIndex        *uint64 `json:"applied_index"`
 	FingerprintMismatch bool    `json:"fingerprint_mismatch,omitempty"`
+	// JWTKeys is the digest of the member's JWT keys as it announces them
+	// ("" = none, or not known).
+	JWTKeys string `json:"jwt_keys,omitempty"`
 }
 
 // Status returns the cluster as this node sees it. Remote applied indexes
@@ -66,6 +76,8 @@ func (n *Node) Status(ctx context.Context) Status {
 		AppliedIndex:   n.state.AppliedIndex(),
 		PersistedIndex: n.state.PersistedIndex(),
 		Replication:    ReplicationStatus{Count: n.cfg.ReplicationCount},
+		JWTKeys:        n.JWTKeys(),
+		JWTKeysAgree:   true,
 	}
 	if n.raft == nil || n.disc == nil {
 		return st
@@ -125,10 +137,17 @@ func (n *Node) Status(ctx context.Context) Status {
 				ms.RaftAddr = m.meta.RaftAddr
 			}
 			ms.FingerprintMismatch = m.meta.Fingerprint != n.cfg.Fingerprint
+			ms.JWTKeys = m.meta.JWTKeys
+		}
+		if id == n.cfg.NodeID {
+			ms.JWTKeys = st.JWTKeys // gossip may not have carried a reload yet
 		}
 	}
 	for _, ms := range byNode {
 		alive := ms.Status == statusAlive.String() || ms.Status == statusSuspect.String()
+		if alive && ms.JWTKeys != st.JWTKeys {
+			st.JWTKeysAgree = false
+		}
 		if ms.Suffrage == "voter" && alive && !ms.FingerprintMismatch {
 			aliveVoters++
 		}

@@ -88,7 +88,7 @@ func TestMetaRoundTripAndRejects(t *testing.T) {
 	biggest := nodeMeta{ID: strings.Repeat("a", maxIDLen), RaftID: strings.Repeat("a", maxIDLen) + "@0123456789abcdef",
 		RaftAddr: strings.Repeat("h", maxAddrLen), HTTPAddr: strings.Repeat("h", maxAddrLen),
 		Fingerprint: strings.Repeat("f", maxFingerprintLen), Cluster: strings.Repeat("c", maxClusterNameLen), Expect: 1 << 16,
-		ClusterID: strings.Repeat("i", maxClusterIDLen), HasState: true}
+		ClusterID: strings.Repeat("i", maxClusterIDLen), HasState: true, JWTKeys: strings.Repeat("k", maxJWTKeysLen)}
 	if b, err := biggest.encode(); err != nil || len(b) >= metaMaxSize {
 		t.Fatalf("largest metadata: %d bytes, %v; want under %d", len(b), err, metaMaxSize)
 	}

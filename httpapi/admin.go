@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -38,11 +39,53 @@ type issueBody struct {
 	Service     string            `json:"service"`
 	ClientID    string            `json:"client_id"`
 	Format      string            `json:"format"`
+	Audience    audienceList      `json:"audience"`
 	Credentials map[string]string `json:"credentials"`
 }
 
-// request checks b and turns it into an IssueRequest.
-func (b *issueBody) request() (tokens.IssueRequest, error) {
+// maxAudiences bounds the audience of one issue request.
+const maxAudiences = 16
+
+// audienceList is the "audience" of an issue request: one string or a list
+// of them (as the aud claim is).
+type audienceList []string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (a *audienceList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = audienceList{one}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		return fmt.Errorf("%w: audience must be a string or a list of strings", token.ErrInvalid)
+	}
+	*a = list
+	return nil
+}
+
+// audience checks the syntax of an audience list and returns it space
+// separated (token.Extra.Audience); whether the audience is allowed is the
+// token service's decision (tokens.jwt.audiences).
+func (a audienceList) audience() (string, error) {
+	if len(a) > maxAudiences {
+		return "", fmt.Errorf("%w: audience: at most %d values", token.ErrInvalid, maxAudiences)
+	}
+	for _, v := range a {
+		// An audience is an RFC 7519 StringOrURI; here, like a scope, one
+		// word of printable ASCII, so that the list can be kept space
+		// separated.
+		if err := token.ValidScope(v); err != nil {
+			return "", fmt.Errorf("%w: audience %q must be 1 to %d printable ASCII characters without space, '\"' or '\\'", token.ErrInvalid, v, token.MaxScopeLen)
+		}
+	}
+	return strings.Join(a, " "), nil
+}
+
+// request checks b and turns it into an IssueRequest; a body without a
+// format gets defaultFormat (tokens.format).
+func (b *issueBody) request(defaultFormat token.Format) (tokens.IssueRequest, error) {
 	req := tokens.IssueRequest{
 		Username: b.Username, Realm: b.Realm, Name: b.Name,
 		Service: b.Service, ClientID: b.ClientID,
@@ -74,8 +117,17 @@ func (b *issueBody) request() (tokens.IssueRequest, error) {
 			return req, err
 		}
 	}
-	if req.Format, err = token.ParseFormat(b.Format); err != nil {
+	req.Format = defaultFormat
+	if b.Format != "" {
+		if req.Format, err = token.ParseFormat(b.Format); err != nil {
+			return req, err
+		}
+	}
+	if req.Audience, err = b.Audience.audience(); err != nil {
 		return req, err
+	}
+	if req.Audience != "" && req.Format != token.FormatJWT {
+		return req, fmt.Errorf("%w: audience is for JWTs (format jwt); a %s token has none", token.ErrInvalid, req.Format)
 	}
 	if req.Scopes, err = token.NewScopes(b.Scopes); err != nil {
 		return req, err
@@ -147,7 +199,7 @@ func (s *Server) handleIssue(ctx *fasthttp.RequestCtx) {
 	if !decodeJSON(ctx, &body) {
 		return
 	}
-	req, err := body.request()
+	req, err := body.request(s.cfg.IssueFormat)
 	if err != nil {
 		s.fail(ctx, routeTokens, err)
 		return

@@ -53,6 +53,25 @@ type Config struct {
 	// Formats read the key of a parent token in delegation requests: the
 	// token service's formats. nil is the opaque format with TokenPrefix.
 	Formats *token.Formats
+	// IssueFormat is the format of POST /v1/tokens when the body names none
+	// (tokens.format). The service refuses a format it has no codec for.
+	IssueFormat token.Format
+
+	// Issuer is the iss of the JWTs this node signs (tokens.jwt.issuer);
+	// "" = the JWT format is off, and /.well-known/oauth-authorization-server
+	// answers 404.
+	Issuer string
+	// JWKS returns the JWK set of the public keys the local issuer verifies
+	// with (JSON; never a secret), read per request so that a key reload
+	// shows at once. nil, or a nil answer, means no keys:
+	// /.well-known/jwks.json answers 404. It must be safe for concurrent use.
+	JWKS func() []byte
+	// JWKSMaxAge is the Cache-Control max-age of /.well-known/jwks.json and
+	// of the metadata: how long relying parties may keep them. A new key
+	// must be published at least this long before it signs (README, key
+	// rotation).
+	JWKSMaxAge time.Duration
+
 	// ListLimit is the number of tokens a listing returns when it names no
 	// limit; MaxListLimit is the largest limit a caller may ask for.
 	ListLimit    int
@@ -112,7 +131,8 @@ const (
 
 // DefaultConfig returns the defaults: 127.0.0.1:8080, 64 KiB bodies, 8 KiB
 // headers, 5s read and write timeouts, 60s idle timeout, 10s request
-// timeout, listings of 100 (at most 10000), prefix "tc", 2s drain delay.
+// timeout, listings of 100 (at most 10000), prefix "tc", 2s drain delay,
+// opaque tokens by default, JWKS cacheable for 5 minutes.
 // AdminToken is left empty: the caller must set it.
 func DefaultConfig() Config {
 	return Config{
@@ -128,6 +148,7 @@ func DefaultConfig() Config {
 		ListLimit:      100,
 		MaxListLimit:   10000,
 		DrainDelay:     2 * time.Second,
+		JWKSMaxAge:     5 * time.Minute,
 	}
 }
 
@@ -179,6 +200,12 @@ func (c Config) Validate() error {
 	}
 	if c.DrainDelay < 0 {
 		bad("drain_delay", "must not be negative, got %s", c.DrainDelay)
+	}
+	if c.JWKSMaxAge < 0 {
+		bad("jwks_max_age", "must not be negative, got %s", c.JWKSMaxAge)
+	}
+	if c.IssueFormat != token.FormatOpaque && c.IssueFormat != token.FormatJWT {
+		bad("issue_format", "unknown token format %s", c.IssueFormat)
 	}
 	errs = append(errs, c.Authz.validate()...)
 	return errors.Join(errs...)

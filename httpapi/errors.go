@@ -64,7 +64,10 @@ var apiErrors = map[errcode.Code]apiError{
 	errcode.Overloaded:          {status: fasthttp.StatusServiceUnavailable},
 	errcode.NoLeader:            {status: fasthttp.StatusServiceUnavailable},
 	errcode.ShuttingDown:        {status: fasthttp.StatusServiceUnavailable},
-	errcode.StoreDisabled:       {status: fasthttp.StatusNotImplemented},
+	// persist.store: none: the operation needs stored tokens. 501: this
+	// node does not implement it as configured; retrying never helps
+	// (a 409 would say the token's state is in the way).
+	errcode.StoreDisabled: {status: fasthttp.StatusNotImplemented},
 
 	// POST /v1/cluster/leave (cluster.ErrLastServer, cluster.ErrLeaveFailed):
 	// the reason of a failed leave is the error's own text.

@@ -213,6 +213,10 @@ func appendTokenFields(b []byte, t *token.Token, f infoForm) []byte {
 	}
 	b = append(b, `,"scopes":`...)
 	b = appendScopes(b, t.Scopes)
+	if t.Ext != nil && t.Ext.Audience != "" {
+		b = append(b, `,"audience":`...)
+		b = appendScopes(b, token.Scopes(t.Ext.Audience)) // a space-separated list too
+	}
 	b = append(b, `,"created":`...)
 	b = appendTime(b, t.Created)
 	b = append(b, `,"expires":`...)

@@ -13,9 +13,8 @@ const (
 
 // routes registers every endpoint of DESIGN §5 this package serves. The
 // cluster endpoints (/v1/cluster, /v1/cluster/leave) are added by the caller
-// with Handle. /.well-known/jwks.json is not served (404): it publishes the
-// keys of the JWT format, which is not built; that format registers the
-// route with the rest of itself.
+// with Handle. /.well-known/jwks.json and the RFC 8414 metadata answer 404
+// while the JWT format is off (Config.JWKS, Config.Issuer).
 func (s *Server) routes(gather prometheus.Gatherer) {
 	// Gateways. validate and authz are dispatched by serve before the
 	// router; they are registered here too so that the router's 405 and
@@ -40,6 +39,10 @@ func (s *Server) routes(gather prometheus.Gatherer) {
 	s.Handle(fasthttp.MethodGet, "/v1/stats", s.handleStats, true)
 	s.Handle(fasthttp.MethodGet, "/v1/admin/orphaned", s.handleOrphaned, true)
 	s.Handle(fasthttp.MethodPost, "/v1/admin/purge", s.handlePurge, true)
+
+	// Public JWT keys and RFC 8414 metadata.
+	s.Handle(fasthttp.MethodGet, routeJWKS, s.handleJWKS, false)
+	s.Handle(fasthttp.MethodGet, routeMetadata, s.handleMetadata, false)
 
 	// Operations.
 	s.Handle(fasthttp.MethodGet, "/healthz", s.handleHealthz, false)

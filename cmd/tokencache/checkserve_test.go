@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,6 +54,13 @@ func TestConfigCheckAgreesWithServe(t *testing.T) {
 	for _, f := range files {
 		cases = append(cases, tc{name: filepath.Base(f), file: f})
 	}
+	keys := writeKeysFile(t, "EdDSA")
+	openKeys := writeKeysFile(t, "EdDSA")
+	if err := os.Chmod(openKeys, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	emptyJWKS := writeFile(t, "empty.jwks", `{"keys":[]}`)
+	idpJWKS := writeFile(t, "idp.jwks", string(publicJWKS(t)))
 	for _, b := range []struct{ name, yaml string }{
 		{"staleness below twice the heartbeat", "cluster:\n  max_staleness: 1500ms\n  election_timeout: 1s\n"},
 		{"multi-host JDBC URL", "persist:\n  store: mysql\n  username: tc\n  url: jdbc:mysql://db1:3306,db2:3306/tok\n"},
@@ -65,6 +73,15 @@ func TestConfigCheckAgreesWithServe(t *testing.T) {
 		{"eviction in upper case", "cache:\n  eviction: ARC\n"},
 		{"unknown eviction", "cache:\n  eviction: lfu\n"},
 		{"valid minimal", "node:\n  id: ok1\n"},
+		{"jwt valid", "tokens:\n  format: jwt\n  jwt:\n    keys_file: " + keys + "\n"},
+		{"jwt with store none", "persist:\n  store: none\ntokens:\n  format: jwt\n  jwt:\n    keys_file: " + keys + "\n"},
+		{"jwt keys file missing", "tokens:\n  jwt:\n    keys_file: /nonexistent/keys.pem\n"},
+		{"jwt keys file readable by others", "tokens:\n  jwt:\n    keys_file: " + openKeys + "\n"},
+		{"jwt format without keys", "tokens:\n  format: jwt\n"},
+		{"jwt leeway too long", "tokens:\n  jwt:\n    keys_file: " + keys + "\n    leeway: 6m\n"},
+		{"jwt trusted JWKS without keys", "tokens:\n  jwt:\n    keys_file: " + keys + "\n    trusted:\n      - issuer: https://idp.example.org\n        jwks_file: " + emptyJWKS + "\n        audiences: [api]\n"},
+		{"jwt trusted valid", "tokens:\n  jwt:\n    keys_file: " + keys + "\n    trusted:\n      - issuer: https://idp.example.org\n        jwks_file: " + idpJWKS + "\n        audiences: [api]\n"},
+		{"store none without jwt", "persist:\n  store: none\n"},
 	} {
 		cases = append(cases, tc{name: b.name, yaml: b.yaml})
 	}

@@ -168,6 +168,8 @@ type issueRequest struct {
 	NoExpire  bool     `json:"no_expire,omitempty"`
 	Parent    string   `json:"parent,omitempty"`
 	Service   string   `json:"service,omitempty"`
+	Format    string   `json:"format,omitempty"`
+	Audience  []string `json:"audience,omitempty"`
 }
 
 // object is a JSON object of an answer, kept generic so that fields added
@@ -218,6 +220,34 @@ func (c *client) revoke(ctx context.Context, key string) (object, error) {
 		return nil, err
 	}
 	return decodeObject(resp.body)
+}
+
+// revokeText revokes a token by its text through POST /v1/revoke (RFC
+// 7009): an opaque token or a JWT, of this cluster or of a trusted issuer.
+// The text travels only in the form body. An unknown token is not an error
+// (RFC 7009 answers 200).
+func (c *client) revokeText(ctx context.Context, tok string) error {
+	body := url.Values{"token": {tok}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/revoke", strings.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("cannot build request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", "tokencache-cli/"+version)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("cannot reach tokencache at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if resp.StatusCode != http.StatusOK {
+		return decodeAPIError(resp.StatusCode, b)
+	}
+	return nil
 }
 
 // info returns a token's record (never its secret).

@@ -74,7 +74,8 @@ func newTokenIssueCmd(e *env, cf *clientFlags) *cobra.Command {
 		Long: `Issue a token and print its text: the only time it is shown.
 With -o json, print the whole answer (the token text and its record).`,
 		Example: `  TOKEN=$(tokencache token issue --username alice --scope read:all --expires-in 24h)
-  tokencache token issue --username svc --type service --service billing --no-expire -o json`,
+  tokencache token issue --username svc --type service --service billing --no-expire -o json
+  tokencache token issue --username alice --format jwt --audience api`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if req.Username == "" {
@@ -82,6 +83,11 @@ With -o json, print the whole answer (the token text and its record).`,
 			}
 			if _, err := token.ParseType(req.Type); err != nil {
 				return usageError{err}
+			}
+			if req.Format != "" {
+				if _, err := token.ParseFormat(req.Format); err != nil {
+					return usageError{err}
+				}
 			}
 			for _, s := range req.Scopes {
 				if err := token.ValidScope(s); err != nil {
@@ -127,6 +133,8 @@ With -o json, print the whole answer (the token text and its record).`,
 	f.BoolVar(&req.NoExpire, "no-expire", false, "the token never expires (refused while the server's tokens.max_lifetime is set)")
 	f.StringVar(&req.Parent, "parent", "", "key of the parent token (revoking the parent revokes this one)")
 	f.StringVar(&req.Service, "service", "", "service of an internal token")
+	f.StringVar(&req.Format, "format", "", "opaque or jwt (default: the server's tokens.format)")
+	f.StringArrayVar(&req.Audience, "audience", nil, "audience (aud) of a JWT, checked against tokens.jwt.audiences (repeatable)")
 	f.StringVar(&idemKey, "idempotency-key", "", "retrying with the same key never mints a second token")
 	addOutputFlag(cmd, &output, outputTable, outputTable, outputJSON)
 	return cmd
@@ -140,8 +148,8 @@ func newTokenValidateCmd(e *env, cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate [--scope S]... TOKEN|-",
 		Short: "Ask whether a token is valid (exit 0) or not (exit 1)",
-		Long: `Ask the node whether TOKEN is valid and, with --scope, holds every given scope.
-Use - to read the token from stdin, so that it stays out of shell history.
+		Long: `Ask the node whether TOKEN (opaque or a JWT) is valid and, with --scope, holds
+every given scope. Use - to read the token from stdin, so that it stays out of shell history.
 Exit status 0 when valid, 1 otherwise.`,
 		Example: `  tokencache token validate --scope read:all - < token.txt`,
 		Args:    exactArgs("TOKEN"),
@@ -196,7 +204,7 @@ func readTokenLine(r io.Reader) (string, error) {
 // would end up in the URL, hence in access logs.
 func checkKeyArg(key string) error {
 	if strings.Contains(key, ".") {
-		return usageErrorf("that looks like a whole token, not a key: pass only the key (between %q and %q), so that the secret stays out of URLs and logs", "_", ".")
+		return usageErrorf("that looks like a whole token, not a key: pass only the key (between %q and %q), so that the secret stays out of URLs and logs, or - to read the whole token from stdin", "_", ".")
 	}
 	if key == "" {
 		return usageErrorf("the key is empty")
@@ -207,11 +215,31 @@ func checkKeyArg(key string) error {
 func newTokenRevokeCmd(e *env, cf *clientFlags) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:   "revoke KEY",
+		Use:   "revoke KEY|-",
 		Short: "Revoke a token and all its descendants",
-		Long:  "Revoke the token with key KEY and all its descendants, and print every revoked key.",
-		Args:  exactArgs("KEY"),
+		Long: `Revoke the token with key KEY and all its descendants, and print every revoked key.
+
+With -, read a whole token (opaque, or a JWT of this cluster or of a trusted
+issuer) from stdin and revoke it by its text (POST /v1/revoke, RFC 7009); a
+JWT is revoked by its jti on every node. An unknown token is not an error.`,
+		Example: `  tokencache token revoke K_fsOSJlrvVL_bx70ggyqg
+  tokencache token revoke - < jwt.txt`,
+		Args: exactArgs("KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] == "-" {
+				tok, err := readTokenLine(e.stdin)
+				if err != nil {
+					return err
+				}
+				if tok == "" {
+					return usageErrorf("the token is empty")
+				}
+				if err := cf.client(e, cmd).revokeText(cmd.Context(), tok); err != nil {
+					return err
+				}
+				fmt.Fprintln(e.stdout, "revoked")
+				return nil
+			}
 			if err := checkKeyArg(args[0]); err != nil {
 				return err
 			}

@@ -118,6 +118,36 @@ type TokensConfig struct {
 	Prefix       string        `koanf:"prefix"`
 	Pepper       Secret        `koanf:"pepper"`
 	SafePassword Secret        `koanf:"safe_password"`
+	Format       string        `koanf:"format"`
+	JWT          JWTConfig     `koanf:"jwt"`
+}
+
+// JWTConfig is tokens.jwt: the signed-JWT format (token/jwt). It is on when
+// a keys file (this node issues and verifies JWTs) or a trusted issuer
+// (this node verifies another issuer's JWTs) is configured.
+type JWTConfig struct {
+	Issuer        string          `koanf:"issuer"`
+	KeysFile      string          `koanf:"keys_file"`
+	Audiences     []string        `koanf:"audiences"`
+	Leeway        time.Duration   `koanf:"leeway"`
+	VerifiedCache int             `koanf:"verified_cache"`
+	Trusted       []TrustedIssuer `koanf:"trusted"`
+}
+
+// Enabled reports whether the JWT format is on.
+func (j *JWTConfig) Enabled() bool { return j.KeysFile != "" || len(j.Trusted) > 0 }
+
+// TrustedIssuer is one entry of tokens.jwt.trusted: an external issuer
+// whose JWTs this node validates (jwt.TrustedConfig).
+type TrustedIssuer struct {
+	Issuer         string        `koanf:"issuer" json:"issuer"`
+	JWKSFile       string        `koanf:"jwks_file" json:"jwks_file,omitempty"`
+	JWKSURL        string        `koanf:"jwks_url" json:"jwks_url,omitempty"`
+	Refresh        time.Duration `koanf:"refresh" json:"refresh,omitempty"`
+	Audiences      []string      `koanf:"audiences" json:"audiences"`
+	RequiredClaims []string      `koanf:"required_claims" json:"required_claims,omitempty"`
+	UsernameClaim  string        `koanf:"username_claim" json:"username_claim,omitempty"`
+	ScopesClaim    string        `koanf:"scopes_claim" json:"scopes_claim,omitempty"`
 }
 
 // AuthzConfig is the forward-auth endpoint (/v1/authz).
@@ -205,7 +235,7 @@ var keySpecs = map[string]keySpec{
 	"cache.negative_capacity": {help: "How many unknown keys are remembered so that they cost no SQL query. 0 = automatic."},
 	"cache.key_filter":        {def: "true", help: "Keep a Bloom filter of every stored key, so that random tokens cost no SQL query."},
 
-	"persist.store":          {def: "sqlite", help: "memory (nothing survives a full-cluster restart), sqlite (a file per node) or mysql (shared)."},
+	"persist.store":          {def: "sqlite", help: "memory (nothing survives a full-cluster restart), sqlite (a file per node), mysql (shared)\nor none (no token store: only JWTs, whose revocations are kept in the replicated state)."},
 	"persist.url":            {help: "jdbc:sqlite:PATH or jdbc:mysql://host:3306/database?param=value.\nEmpty with sqlite = jdbc:sqlite:<node.data_dir>/tokens.db."},
 	"persist.shards":         {help: "Several database URLs to spread tokens over (same form as url). Empty = url only."},
 	"persist.username":       {help: "Database user."},
@@ -229,6 +259,14 @@ var keySpecs = map[string]keySpec{
 	"tokens.prefix":        {def: "tc", help: "Token text prefix: <prefix>_<key>.<secret>; [a-z][a-z0-9]{0,15}."},
 	"tokens.pepper":        {help: "Server pepper: secrets are hashed with HMAC-SHA-256 under it instead of SHA-256.\nSecret: prefer TOKENCACHE_TOKENS_PEPPER. Changing it invalidates every token."},
 	"tokens.safe_password": {help: "Password from which the key that encrypts token credentials is derived.\nSecret: prefer TOKENCACHE_TOKENS_SAFE_PASSWORD."},
+	"tokens.format":        {def: "opaque", help: "Format of a token whose issue request names none: opaque or jwt (needs tokens.jwt.keys_file)."},
+
+	"tokens.jwt.issuer":         {def: "tokencache", help: "The iss claim of the JWTs this cluster signs; the same on every node. Make it the\npublic https URL of the cluster for RFC 8414 clients (the metadata names endpoints under it)."},
+	"tokens.jwt.keys_file":      {help: "PEM or JWK set file of the signing keys (tokencache jwt keygen), 0600; one is active,\nthe others verify only. Reloaded on SIGHUP and when the file changes. Empty = no local JWTs."},
+	"tokens.jwt.audiences":      {def: "*", help: "aud values a JWT may name (the first one is the default audience of an issue);\n\"*\" alone = any."},
+	"tokens.jwt.leeway":         {def: "30s", help: "Clock skew allowed on exp, nbf and iat; at most 5m."},
+	"tokens.jwt.verified_cache": {def: "65536", help: "JWT texts remembered as verified, so that a seen JWT costs no signature check."},
+	"tokens.jwt.trusted":        {help: "External issuers whose JWTs this cluster validates (and can revoke by jti), e.g.\n  - issuer: https://idp.example.org\n    jwks_url: https://idp.example.org/.well-known/jwks.json  # or jwks_file: PATH\n    refresh: 5m\n    audiences: [api]\n    required_claims: [sub]\n    username_claim: sub\n    scopes_claim: scope"},
 
 	"authz.cookie": {help: "Cookie that carries the token when there is no Authorization header. Empty = none."},
 	"authz.rules":  {help: "Scopes required per original path prefix (longest prefix wins), e.g.\n  - path_prefix: /admin/\n    scopes: [admin]"},
@@ -246,6 +284,7 @@ var sectionHelp = map[string]string{
 	"cache":       "The in-memory token cache.",
 	"persist":     "The SQL store that holds every token durably, behind the cache.",
 	"tokens":      "Tokens. expiry, retention and prefix must agree on every node of a cluster.",
+	"tokens.jwt":  "Signed JWTs (README \"JWT tokens\"): on when keys_file or trusted is set. issuer and\naudiences must agree on every node; the keys file should (GET /v1/cluster shows nodes whose keys differ).",
 	"authz":       "Forward authentication (/v1/authz) for NGINX auth_request, Traefik forwardAuth, Envoy ext_authz.",
 	"log":         "Structured logs on stderr.",
 }

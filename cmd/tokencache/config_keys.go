@@ -29,6 +29,7 @@ var (
 	secretType    = reflect.TypeFor[Secret]()
 	stringsType   = reflect.TypeFor[[]string]()
 	authzRuleType = reflect.TypeFor[[]AuthzRule]()
+	trustedType   = reflect.TypeFor[[]TrustedIssuer]()
 )
 
 var (

@@ -152,6 +152,9 @@ func (c *Config) resolve() {
 	if len(c.Authz.Rules) == 0 {
 		c.Authz.Rules = nil
 	}
+	if len(c.Tokens.JWT.Trusted) == 0 {
+		c.Tokens.JWT.Trusted = nil
+	}
 }
 
 // normalizeJoin accepts each entry as one address, a comma-separated list,
@@ -283,7 +286,7 @@ func loadEnv(environ func() []string) (*koanf.Koanf, Problems, error) {
 }
 
 // envValue converts a variable's text for key k: lists are comma-separated,
-// authz.rules is JSON, everything else is decoded like a file value.
+// authz.rules and tokens.jwt.trusted are JSON, everything else is decoded like a file value.
 func envValue(k keyInfo, val string) (any, error) {
 	switch k.typ {
 	case stringsType:
@@ -300,6 +303,12 @@ func envValue(k keyInfo, val string) (any, error) {
 			return nil, errors.New(`must be a JSON list such as [{"path_prefix":"/api/","scopes":["read"]}]`)
 		}
 		return rules, nil
+	case trustedType:
+		var issuers []any
+		if err := json.Unmarshal([]byte(val), &issuers); err != nil {
+			return nil, errors.New(`must be a JSON list such as [{"issuer":"https://idp.example.org","jwks_url":"https://idp.example.org/jwks","audiences":["api"]}]`)
+		}
+		return issuers, nil
 	}
 	return val, nil
 }

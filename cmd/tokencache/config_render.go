@@ -38,6 +38,26 @@ func (c *Config) displayValue(k keyInfo) any {
 			out[i] = s
 		}
 		return out
+	case k.typ == trustedType:
+		list := v.Interface().([]TrustedIssuer)
+		out := make([]map[string]any, len(list))
+		for i, t := range list {
+			m := map[string]any{"issuer": t.Issuer, "audiences": orEmpty(t.Audiences)}
+			for name, val := range map[string]string{"jwks_file": t.JWKSFile, "jwks_url": persist.RedactURL(t.JWKSURL),
+				"username_claim": t.UsernameClaim, "scopes_claim": t.ScopesClaim} {
+				if val != "" {
+					m[name] = val
+				}
+			}
+			if t.Refresh != 0 {
+				m["refresh"] = formatDuration(t.Refresh)
+			}
+			if len(t.RequiredClaims) > 0 {
+				m["required_claims"] = t.RequiredClaims
+			}
+			out[i] = m
+		}
+		return out
 	case k.typ == authzRuleType:
 		rules := v.Interface().([]AuthzRule)
 		out := make([]map[string]any, len(rules))
@@ -51,6 +71,14 @@ func (c *Config) displayValue(k keyInfo) any {
 		return out
 	}
 	return v.Interface()
+}
+
+// orEmpty returns list, or an empty list for nil (printed as []).
+func orEmpty(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
 }
 
 // Map returns c as a nested map of printable values (secrets redacted).

@@ -153,6 +153,13 @@ func literalDefault() *Config {
 			MaxLifetime:  8760 * time.Hour,
 			ReapInterval: time.Minute,
 			Prefix:       "tc",
+			Format:       "opaque",
+			JWT: JWTConfig{
+				Issuer:        "tokencache",
+				Audiences:     []string{"*"},
+				Leeway:        30 * time.Second,
+				VerifiedCache: 65536,
+			},
 		},
 		Log: LogConfig{Level: "info"},
 	}

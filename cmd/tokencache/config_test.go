@@ -210,7 +210,7 @@ func TestEveryKeyHasAnEnvironmentVariable(t *testing.T) {
 		switch {
 		case k.typ == durationType:
 			val = "7s"
-		case k.typ == authzRuleType:
+		case k.typ == authzRuleType, k.typ == trustedType:
 			val = "[]"
 		case k.typ.Kind() == reflect.Bool:
 			val = "true"

@@ -145,6 +145,7 @@ func (c *Config) check() (errs, warns Problems) {
 	c.checkCache(&ck)
 	c.checkPersist(&ck)
 	c.checkTokens(&ck)
+	c.checkJWT(&ck)
 	c.checkAuthz(&ck)
 	c.checkLog(&ck)
 	if len(ck.errs) == 0 {
@@ -164,7 +165,12 @@ func (c *Config) checkPackages(ck *checker) {
 	}
 	h := httpConfig(c, admin)
 	h.AdminToken = admin
+	// The JWT format as serve builds it: the keys file loaded, every
+	// trusted issuer checked and its JWKS file read.
+	jf, jwtErr := newJWTFormat(c, nil)
+	jf.close()
 	for _, err := range []error{
+		jwtErr,
 		persistConfig(c).Validate(),
 		cacheConfig(c).Validate(),
 		writerConfig(c).Validate(),
@@ -307,7 +313,7 @@ func (c *Config) checkCache(ck *checker) {
 
 func (c *Config) checkPersist(ck *checker) {
 	p := &c.Persist
-	ck.oneOf("persist.store", p.Store, "memory", "sqlite", "mysql")
+	ck.oneOf("persist.store", p.Store, "memory", "sqlite", "mysql", "none")
 	switch p.Store {
 	case "mysql":
 		if p.URL == "" && len(p.Shards) == 0 {
@@ -317,6 +323,15 @@ func (c *Config) checkPersist(ck *checker) {
 		ck.warnf("persist.store", "memory keeps nothing across a restart of the whole cluster")
 		if p.URL != "" || len(p.Shards) > 0 {
 			ck.warnf("persist.url", "is ignored by the memory store")
+		}
+	case "none":
+		if p.URL != "" || len(p.Shards) > 0 {
+			ck.warnf("persist.url", "is ignored: persist.store is none")
+		}
+		if !c.Tokens.JWT.Enabled() {
+			ck.errorf("persist.store", "none stores no tokens, so only JWTs work: set tokens.jwt.keys_file (or tokens.jwt.trusted)")
+		} else if c.Tokens.Format != "jwt" && c.Tokens.JWT.KeysFile != "" {
+			ck.warnf("tokens.format", "is %s, which persist.store none cannot issue (answered 501 store_disabled); set tokens.format: jwt", c.Tokens.Format)
 		}
 	}
 	if p.URL != "" {

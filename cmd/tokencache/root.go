@@ -103,7 +103,7 @@ Run a node with 'tokencache serve', manage tokens of a running node with
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCmd(e), newConfigCmd(e), newTokenCmd(e), newVersionCmd(e), newClusterCmd(e), newTLSCmd(e), bench.NewCommand())
+	root.AddCommand(newServeCmd(e), newConfigCmd(e), newTokenCmd(e), newVersionCmd(e), newClusterCmd(e), newTLSCmd(e), newJWTCmd(e), bench.NewCommand())
 	return root
 }
 

@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +26,7 @@ import (
 	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
+	"github.com/tokencache/tokencache/token/jwt"
 	"github.com/tokencache/tokencache/tokens"
 )
 
@@ -77,6 +80,12 @@ type daemon struct {
 	serveErr chan error
 	registry *prometheus.Registry
 	lock     *dataDirLock // held from the start of open to the end of close
+
+	jwt *jwtFormat // nil: JWTs off
+	// reloadStop stops the SIGHUP handler and the keys file watch
+	// (startReload, reload.go) and waits for them: set at the end of open,
+	// called first in close.
+	reloadStop func()
 }
 
 func (d *daemon) open(ctx context.Context) error {
@@ -102,15 +111,19 @@ func (d *daemon) open(ctx context.Context) error {
 	if d.state, err = replica.NewMachine(writerConfig(cfg), d.cache, d.store, d.log); err != nil {
 		return err
 	}
-	// Every node, alone or not, runs on the Raft log: a single node with the
-	// defaults bootstraps a cluster of one.
-	formats, err := tokenFormats(cfg)
+	if d.jwt, err = newJWTFormat(cfg, d.log); err != nil {
+		return err
+	}
+	formats, err := tokenFormats(cfg, d.jwt)
 	if err != nil {
 		return err
 	}
+	// Every node, alone or not, runs on the Raft log: a single node with the
+	// defaults bootstraps a cluster of one.
 	if d.node, err = cluster.New(clusterConfig(cfg), d.state, d.log); err != nil {
 		return err
 	}
+	d.node.SetJWTKeys(d.jwt.digest()) // announced from the first gossip on
 	tcfg := tokensConfig(cfg)
 	tcfg.Formats = formats
 	if bound := d.node.RevocationWaitBound(); tcfg.WriteTimeout <= bound {
@@ -140,11 +153,19 @@ func (d *daemon) open(ctx context.Context) error {
 	if err := d.svc.Start(ctx); err != nil {
 		return err
 	}
+	if err := d.jwt.start(context.Background()); err != nil {
+		return err
+	}
 
 	hcfg := httpConfig(cfg, adminToken)
 	hcfg.Formats = formats
 	hcfg.RequestTimeout = max(hcfg.RequestTimeout, tcfg.WriteTimeout+time.Second)
 	hcfg.LeaderCheck = func(ctx context.Context) error { return d.node.Ready(ctx, true) }
+	hcfg.IssueFormat = issueFormat(cfg)
+	if d.jwt != nil {
+		hcfg.Issuer = cfg.Tokens.JWT.Issuer
+		hcfg.JWKS = d.jwt.jwks
+	}
 	if d.http, err = httpapi.New(hcfg, d.svc, d.log, d.registry, d.registry); err != nil {
 		return err
 	}
@@ -156,8 +177,49 @@ func (d *daemon) open(ctx context.Context) error {
 	}
 	d.serveErr = make(chan error, 1)
 	go func() { d.serveErr <- d.http.Serve(d.httpLn) }()
+	d.startReload()
 	d.http.SetReady(true)
 	return nil
+}
+
+// startReload handles SIGHUP for as long as the daemon runs (instead of
+// being killed by it): it reloads the JWT keys file and the cluster TLS
+// files. The keys file is also watched for changes (keysReloader).
+func (d *daemon) startReload() {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	d.reloadStop = func() {
+		signal.Stop(hup)
+		cancel()
+		wg.Wait()
+	}
+	var keysHup chan os.Signal
+	if d.jwt != nil {
+		keys := newKeysReloader(d.cfg.Tokens.JWT.KeysFile, d.jwt.codec, d.node.SetJWTKeys, d.log)
+		keysHup = make(chan os.Signal, 1)
+		wg.Go(func() { keys.run(ctx, keysHup) })
+	}
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case sig := <-hup:
+				d.log.Info("reloading the JWT keys and the cluster TLS files", "signal", sig.String())
+				if err := d.node.ReloadTLS(); err != nil {
+					d.log.Error("cannot reload the cluster TLS files; the current certificate stays", "err", err)
+				}
+				if keysHup != nil {
+					select {
+					case keysHup <- sig:
+					default: // a reload is already due
+					}
+				}
+			}
+		}
+	})
 }
 
 // close stops the node in the documented order: readiness off → drain →
@@ -166,6 +228,9 @@ func (d *daemon) open(ctx context.Context) error {
 // It is safe on a partly opened daemon.
 func (d *daemon) close(ctx context.Context) error {
 	var errs []error
+	if d.reloadStop != nil {
+		d.reloadStop()
+	}
 	if d.http != nil {
 		d.http.SetReady(false)
 	}
@@ -192,6 +257,7 @@ func (d *daemon) close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("cannot stop the cluster node: %w", err))
 		}
 	}
+	d.jwt.close()
 	if d.store != nil {
 		if err := d.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("cannot close the store: %w", err))
@@ -210,7 +276,18 @@ func (d *daemon) close(ctx context.Context) error {
 func (d *daemon) handleClusterStatus(ctx *fasthttp.RequestCtx) {
 	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	b, err := json.Marshal(d.node.Status(rctx))
+	st := struct {
+		cluster.Status
+		// JWTTrusted is the JWKS refresh of each trusted external issuer
+		// (tokens.jwt.trusted) on this node; never key material.
+		JWTTrusted []jwt.TrustedStatus `json:"jwt_trusted,omitempty"`
+	}{Status: d.node.Status(rctx)}
+	if d.jwt != nil {
+		for _, t := range d.jwt.trusted {
+			st.JWTTrusted = append(st.JWTTrusted, t.Status())
+		}
+	}
+	b, err := json.Marshal(st)
 	if err != nil {
 		httpapi.WriteError(ctx, fasthttp.StatusInternalServerError, "internal", "cannot encode the cluster status")
 		return
@@ -309,9 +386,10 @@ func splitKeys(s string) []string {
 // fingerprint digests the settings every node of a cluster must share: the
 // token rules, the token formats (each format's own settings: the opaque
 // format's prefix and a hash of the pepper, since a token hashed under one
-// pepper is unknown under another) and whether the store is shared (only
-// then does the leader alone write it). A node whose fingerprint differs is
-// refused a vote.
+// pepper is unknown under another; the JWT format's issuer and audiences,
+// not its keys, see jwt.Codec.Fingerprint) and whether the store is shared
+// (only then does the leader alone write it). A node whose fingerprint
+// differs is refused a vote.
 //
 // The digested text is pinned (TestFingerprintPinned): nodes of one cluster
 // on old and new binaries must compute the same fingerprint from the same
@@ -319,9 +397,14 @@ func splitKeys(s string) []string {
 // parts did before formats had a seam, so the text of a cluster that uses
 // only the opaque format is unchanged; another format adds its own part.
 func fingerprint(cfg *Config) string {
-	formats, err := tokenFormats(cfg)
+	jf, err := newJWTFormat(cfg, nil)
 	if err != nil {
 		// run refuses to start with these settings; no node agrees.
+		return "no-formats"
+	}
+	jf.close()
+	formats, err := tokenFormats(cfg, jf)
+	if err != nil {
 		return "no-formats"
 	}
 	shared := cfg.Persist.Store == persist.StoreMySQL
@@ -333,12 +416,17 @@ func fingerprint(cfg *Config) string {
 
 // tokenFormats returns the token formats this node accepts, in the order a
 // presented token is tried against them. The opaque format is always there
-// (delegated tokens use it). A new format is registered here: the service,
-// the HTTP API and the fingerprint all take the formats from this list.
-func tokenFormats(cfg *Config) (*token.Formats, error) {
-	formats, err := token.NewFormats(
+// (delegated tokens use it); the JWT format when jf is not nil
+// (newJWTFormat). A new format is registered here: the service, the HTTP
+// API and the fingerprint all take the formats from this list.
+func tokenFormats(cfg *Config, jf *jwtFormat) (*token.Formats, error) {
+	codecs := []token.Codec{
 		token.NewOpaque(cfg.Tokens.Prefix, token.NewHasher([]byte(cfg.Tokens.Pepper.Reveal()))),
-	)
+	}
+	if jf != nil {
+		codecs = append(codecs, jf.codec)
+	}
+	formats, err := token.NewFormats(codecs...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot set up the token formats: %w", err)
 	}
