@@ -121,8 +121,8 @@ func (s *Service) leaderTombstone(ctx context.Context, spec *RevokeSpec) ([]*tok
 		return nil, err
 	}
 	if root == nil {
-		var done bool
-		done, root, err = s.writeTombstone(ctx, tomb)
+		// A record that appeared meanwhile is revoked below, as any is.
+		done, _, err := s.writeTombstone(ctx, tomb)
 		switch {
 		case err != nil:
 			return nil, err

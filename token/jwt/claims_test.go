@@ -39,8 +39,7 @@ func TestCanonicalScopes(t *testing.T) {
 func TestParsedMirrorsClaims(t *testing.T) {
 	fields := func(v any) []string {
 		var out []string
-		var walk func(rt reflect.Type)
-		walk = func(rt reflect.Type) {
+		walk := func(rt reflect.Type) {
 			for i := range rt.NumField() {
 				f := rt.Field(i)
 				switch {

@@ -56,7 +56,7 @@ func ParseJWKSet(data []byte) ([]*Key, error) {
 func ParseJWK(data []byte) (*Key, error) {
 	var j jwk
 	if err := decodeJSON(data, &j); err != nil {
-		return nil, fmt.Errorf("%w: a JWK %v", ErrKeySet, err)
+		return nil, fmt.Errorf("%w: a JWK %w", ErrKeySet, err)
 	}
 	return j.key()
 }
@@ -66,7 +66,7 @@ func ParseJWK(data []byte) (*Key, error) {
 func parseJWKSet(data []byte, keysFile bool) ([]*Key, string, error) {
 	var set jwkSet
 	if err := decodeJSON(data, &set); err != nil {
-		return nil, "", fmt.Errorf("%w: the JWK set %v", ErrKeySet, err)
+		return nil, "", fmt.Errorf("%w: the JWK set %w", ErrKeySet, err)
 	}
 	if set.Keys == nil {
 		return nil, "", fmt.Errorf("%w: the JWK set has no \"keys\" member", ErrKeySet)
@@ -76,7 +76,7 @@ func parseJWKSet(data []byte, keysFile bool) ([]*Key, string, error) {
 	for i, raw := range set.Keys {
 		var j jwk
 		if err := decodeJSON(raw, &j); err != nil {
-			return nil, "", fmt.Errorf("%w: JWK %d %v", ErrKeySet, i, err)
+			return nil, "", fmt.Errorf("%w: JWK %d %w", ErrKeySet, i, err)
 		}
 		if j.Use == "enc" && !keysFile {
 			continue

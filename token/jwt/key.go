@@ -172,7 +172,7 @@ func newKey(kid, alg string, material any) (*Key, error) {
 		k.pub = k.verify
 		var err error
 		if pubDER, err = x509.MarshalPKIXPublicKey(k.verify); err != nil {
-			return nil, fmt.Errorf("%w: key %q: cannot encode the public key: %v", ErrKeySet, kid, err)
+			return nil, fmt.Errorf("%w: key %q: cannot encode the public key: %w", ErrKeySet, kid, err)
 		}
 		h.Write(pubDER)
 	}

@@ -151,7 +151,7 @@ func parsePEMBlock(b *pem.Block, kid string) (*Key, error) {
 		return nil, fmt.Errorf("%w: key %q: unsupported PEM block type %q", ErrKeySet, kid, b.Type)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: key %q: cannot decode its %s block: %v", ErrKeySet, kid, b.Type, err)
+		return nil, fmt.Errorf("%w: key %q: cannot decode its %s block: %w", ErrKeySet, kid, b.Type, err)
 	}
 	return newKey(kid, b.Headers["alg"], m)
 }
