@@ -218,3 +218,31 @@ func TestSelfContainedValidateAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestExpiredJWTAnswersExpired: a JWT whose signature verifies and whose exp
+// has passed answers expired, as an expired opaque token does (its own text
+// proves it, with or without a record); the same token with its signature
+// changed stays malformed: expiry is judged only on a verified token.
+func TestExpiredJWTAnswersExpired(t *testing.T) {
+	n, js := jwtNode(t, nil)
+	now := n.clock.Now()
+	local := n.issue(t, IssueRequest{Format: token.FormatJWT, Scopes: "read", ExpiresIn: time.Hour})
+	ext, _ := js.ExternalToken(t, "erin", now, now.Add(time.Hour))
+	wantState(t, n, local.Token, token.StateValid)
+	wantState(t, n, ext, token.StateValid)
+	n.clock.Advance(2 * time.Hour)
+	for name, text := range map[string]string{"local": local.Token, "external": ext} {
+		if v := n.svc.Validate(context.Background(), []byte(text)); v.State != token.StateExpired {
+			t.Errorf("Validate(%s, past exp) = %v, want expired", name, v.State)
+		}
+		forged := []byte(text)
+		if i := len(forged) - 2; forged[i] == 'A' { // a signature byte, still base64url
+			forged[i] = 'B'
+		} else {
+			forged[i] = 'A'
+		}
+		if v := n.svc.Validate(context.Background(), forged); v.State != token.StateMalformed {
+			t.Errorf("Validate(%s, past exp, forged signature) = %v, want malformed", name, v.State)
+		}
+	}
+}

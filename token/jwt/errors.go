@@ -31,8 +31,10 @@ var (
 	// ErrSignature means the signature does not verify under the key the
 	// header names.
 	ErrSignature = fmt.Errorf("%w: JWT signature does not verify", token.ErrMalformed)
-	// ErrExpired means exp has passed (beyond the leeway).
-	ErrExpired = fmt.Errorf("%w: JWT has expired", token.ErrMalformed)
+	// ErrExpired means exp has passed (beyond the leeway) on a token whose
+	// signature verified: it wraps token.ErrExpired, so validation answers
+	// "expired". A bad signature is ErrSignature whatever exp says.
+	ErrExpired = fmt.Errorf("%w: JWT exp has passed", token.ErrExpired)
 	// ErrNotYetValid means nbf (or iat) lies in the future beyond the leeway.
 	ErrNotYetValid = fmt.Errorf("%w: JWT is not valid yet", token.ErrMalformed)
 	// ErrAudience means aud is missing, empty, or names an audience the
