@@ -263,7 +263,7 @@ var keySpecs = map[string]keySpec{
 
 	"tokens.jwt.issuer":         {def: "tokencache", help: "The iss claim of the JWTs this cluster signs; the same on every node. Make it the\npublic https URL of the cluster for RFC 8414 clients (the metadata names endpoints under it)."},
 	"tokens.jwt.keys_file":      {help: "PEM or JWK set file of the signing keys (tokencache jwt keygen), 0600; one is active,\nthe others verify only. Reloaded on SIGHUP and when the file changes. Empty = no local JWTs."},
-	"tokens.jwt.audiences":      {def: "*", help: "aud values a JWT may name (the first one is the default audience of an issue);\n\"*\" alone = any."},
+	"tokens.jwt.audiences":      {def: "*", help: "Audiences this cluster answers for: a JWT is accepted when one of its aud values is\nlisted (RFC 7519); an issue may name only listed ones (the first is the default);\n\"*\" alone = any."},
 	"tokens.jwt.leeway":         {def: "30s", help: "Clock skew allowed on exp, nbf and iat; at most 5m."},
 	"tokens.jwt.verified_cache": {def: "65536", help: "JWT texts remembered as verified, so that a seen JWT costs no signature check."},
 	"tokens.jwt.trusted":        {help: "External issuers whose JWTs this cluster validates (and can revoke by jti), e.g.\n  - issuer: https://idp.example.org\n    jwks_url: https://idp.example.org/.well-known/jwks.json  # or jwks_file: PATH\n    refresh: 5m\n    audiences: [api]\n    required_claims: [sub]\n    username_claim: sub\n    scopes_claim: scope"},

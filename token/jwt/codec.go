@@ -157,19 +157,17 @@ func (c *Codec) SetTrusted(trusted ...Issuer) error {
 }
 
 // CheckAudience checks the space-separated audience of a token about to be
-// issued against the allow-list ("" is the default audience).
+// issued against the allow-list ("" is the default audience). Issue is
+// stricter than verification: this server mints only for audiences it
+// accepts, so every value must be allowed.
 func (c *Codec) CheckAudience(aud string) error {
-	list := splitAudience(aud)
-	if len(list) == 0 {
-		return nil
-	}
-	for _, a := range list {
+	for _, a := range splitAudience(aud) {
 		if err := validAudience(a); err != nil {
 			return err
 		}
-	}
-	if !audienceAllowed(c.cfg.Audiences, list) {
-		return fmt.Errorf("%w: audience %q is not allowed (tokens.jwt.audiences)", token.ErrInvalid, aud)
+		if !audienceAllowed(c.cfg.Audiences, []string{a}) {
+			return fmt.Errorf("%w: audience %q is not allowed (tokens.jwt.audiences)", token.ErrInvalid, a)
+		}
 	}
 	return nil
 }

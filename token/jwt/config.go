@@ -92,35 +92,33 @@ func validAudience(a string) error {
 	return nil
 }
 
-// audienceAllowed reports whether every one of aud is in allow (or allow
-// holds AnyAudience). An empty aud is never allowed (RFC 8725 section 3.9).
+// audienceAllowed reports whether aud names this server: at least one of
+// its values is in allow (or allow holds AnyAudience), as RFC 7519 section
+// 4.1.3 has it ("the principal processing the claim" must "identify itself
+// with a value in the audience claim"; Vault's bound_audiences and
+// golang-jwt's WithAudience judge the same way). A missing or empty aud, or
+// one holding an empty value, is never allowed (RFC 8725 section 3.9; the
+// CVE-2020-26160 regression: an array is checked like a string).
 func audienceAllowed(allow []string, aud []string) bool {
 	if len(aud) == 0 {
 		return false
 	}
-	for _, a := range allow {
-		if a == AnyAudience {
-			for _, v := range aud {
-				if v == "" {
-					return false
-				}
-			}
-			return true
-		}
-	}
 	for _, v := range aud {
-		ok := false
-		for _, a := range allow {
-			if v == a {
-				ok = true
-				break
-			}
-		}
-		if !ok {
+		if v == "" {
 			return false
 		}
 	}
-	return true
+	for _, a := range allow {
+		if a == AnyAudience {
+			return true
+		}
+		for _, v := range aud {
+			if v == a {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // defaultAudience is the aud of a token issued without one.

@@ -16,8 +16,8 @@ import (
 
 // CVE-2020-26160 (jwt-go): an aud given as an array was not checked
 // (its check only handled a string), so any audience passed. aud must be
-// present, non-empty, and every value allowed, whether a string or an
-// array.
+// present and non-empty, and, whether a string or an array, at least one
+// of its values must be allowed (RFC 7519 section 4.1.3).
 func TestCVE_2020_26160_AudienceArray(t *testing.T) {
 	c, clk := newTestCodec(t, AlgEdDSA)
 	k := mustKey(t, AlgEdDSA)
@@ -28,8 +28,10 @@ func TestCVE_2020_26160_AudienceArray(t *testing.T) {
 		{"api", true},
 		{[]string{"api"}, true},
 		{[]string{"api", "web"}, true},
-		{[]string{"api", "evil"}, false},
-		{[]string{"evil", "api"}, false},
+		{[]string{"api", "evil"}, true}, // meant for api too: api accepts it
+		{[]string{"evil", "api"}, true},
+		{[]string{"evil", "other"}, false},
+		{[]string{"api", ""}, false},
 		{[]string{"evil"}, false},
 		{"evil", false},
 		{[]string{}, false},
