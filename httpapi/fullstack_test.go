@@ -20,27 +20,30 @@ import (
 // prove it for the whole hot path a gateway hits: the handler over the real
 // token service, cache and secret hasher (a cache hit), with no fake.
 
-func fullStackServer(tb testing.TB, child bool) (*Server, string) {
+// fullStackService is the real token service over a real store of kind
+// store, with a cache and the log of a single node, started and closed
+// with tb.
+func fullStackService(tb testing.TB, store string, cfg tokens.Config) *tokens.Service {
 	tb.Helper()
 	ctx := context.Background()
 	pcfg := persist.DefaultConfig()
-	pcfg.Store = persist.StoreMemory
-	store, err := persist.Open(ctx, pcfg, tb.TempDir(), nil)
+	pcfg.Store = store
+	st, err := persist.Open(ctx, pcfg, tb.TempDir(), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { store.Close() })
+	tb.Cleanup(func() { st.Close() })
 	ccfg := cache.DefaultConfig()
 	ccfg.Capacity = 10_000
 	c, err := cache.New(ccfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	state, err := replica.NewMachine(replica.DefaultWriterConfig(), c, store, nil)
+	state, err := replica.NewMachine(replica.DefaultWriterConfig(), c, st, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	svc, err := tokens.New(tokens.DefaultConfig(), state, replica.NewLocalLog(state, 0), nil)
+	svc, err := tokens.New(cfg, state, replica.NewLocalLog(state, 0), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -48,6 +51,13 @@ func fullStackServer(tb testing.TB, child bool) (*Server, string) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { svc.Close(context.Background()) })
+	return svc
+}
+
+func fullStackServer(tb testing.TB, child bool) (*Server, string) {
+	tb.Helper()
+	ctx := context.Background()
+	svc := fullStackService(tb, persist.StoreMemory, tokens.DefaultConfig())
 	iss, err := svc.Issue(ctx, tokens.IssueRequest{Username: "alice", Type: token.TypeUser, Scopes: "read write"})
 	if err != nil {
 		tb.Fatal(err)

@@ -10,10 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
-	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/internal/jwttest"
 	"github.com/tokencache/tokencache/persist"
-	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
@@ -25,36 +23,13 @@ import (
 func jwtFullStackServer(tb testing.TB, store, kind string) (*Server, string) {
 	tb.Helper()
 	ctx := context.Background()
-	pcfg := persist.DefaultConfig()
-	pcfg.Store = store
-	st, err := persist.Open(ctx, pcfg, tb.TempDir(), nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	ccfg := cache.DefaultConfig()
-	ccfg.Capacity = 10_000
-	c, err := cache.New(ccfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	state, err := replica.NewMachine(replica.DefaultWriterConfig(), c, st, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	js := jwttest.New(tb, nil)
 	cfg := tokens.DefaultConfig()
+	var err error
 	if cfg.Formats, err = token.NewFormats(token.NewOpaque(cfg.Prefix, token.NewHasher(nil)), js.Codec); err != nil {
 		tb.Fatal(err)
 	}
-	svc, err := tokens.New(cfg, state, replica.NewLocalLog(state, 0), nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { svc.Close(context.Background()) })
+	svc := fullStackService(tb, store, cfg)
 	var text string
 	switch kind {
 	case "local":
