@@ -22,7 +22,7 @@ ERRORLINT_FLAGS := -errorf -comparison -asserts=false
 GOLANGCI := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
 # Packages with goroutines and shared state run under the race detector.
-RACE_PKGS := ./cache/... ./tokens/... ./httpapi/... ./cluster/...
+RACE_PKGS := ./cache/... ./replica/... ./tokens/... ./token/jwt/... ./httpapi/... ./cluster/...
 
 .PHONY: help build run cluster cluster-tls test test-unit test-race check fuzz chaos bench bench-tools bench-compare clean
 

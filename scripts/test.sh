@@ -28,7 +28,7 @@ if [ -x scripts/mariadb.sh ]; then
 	export TOKENCACHE_TEST_MYSQL_DSN
 fi
 
-race_pkgs=(./cache/... ./tokens/... ./httpapi/... ./cluster/...)
+race_pkgs=(./cache/... ./replica/... ./tokens/... ./token/jwt/... ./httpapi/... ./cluster/...)
 mapfile -t all_pkgs < <(go list ./... | sed "s|^$(go list -m)|.|")
 other_pkgs=()
 for p in "${all_pkgs[@]}"; do
