@@ -93,10 +93,16 @@ func TestInvariant2SelfContainedJWT(t *testing.T) {
 				}
 			}
 			l = tc.waitLeader()
-			waitFor(t, 20*time.Second, "the leader to compact its log past the cut-off node", func() bool {
-				first, err := l.node.stores.logs.FirstIndex()
-				return err == nil && first > behind+1
-			})
+			// Every node of the majority, not only today's leader: the
+			// healed node may disrupt the term, and whichever node leads
+			// then must have nothing but a snapshot to send it.
+			for _, id := range others {
+				o := tc.node(id)
+				waitFor(t, 20*time.Second, "the majority to compact its logs past the cut-off node", func() bool {
+					first, err := o.node.stores.logs.FirstIndex()
+					return err == nil && first > behind+1
+				})
+			}
 			tc.net.heal()
 			commit := l.node.raft.CommitIndex()
 			waitFor(t, 20*time.Second, "the healed node to catch up", func() bool { return f.state.AppliedIndex() >= commit })
