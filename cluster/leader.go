@@ -86,12 +86,9 @@ func (n *Node) leaderSession(ctx context.Context) {
 	}
 	n.readyTerm.Store(term)
 	// The barrier committed on a quorum: contact confirmed as of its start.
-	n.storeVerified(started)
+	n.fence.confirmQuorum(started)
 	n.log.Info("leader ready", "term", term, "applied_index", n.state.AppliedIndex())
-	select {
-	case n.fenceKick <- struct{}{}:
-	default:
-	}
+	n.fence.kick()
 	if err := n.state.SetWriter(ctx, true, n.announce); err != nil {
 		n.log.Error("cannot become the store writer", "err", err)
 	}
@@ -108,7 +105,7 @@ func (n *Node) leaderBarrier(ctx context.Context) (uint64, int64, error) {
 		if n.raft.State() != raft.Leader {
 			return 0, 0, fmt.Errorf("cannot commit leadership barrier: not leader")
 		}
-		term, started := n.raft.CurrentTerm(), n.sinceEpoch()
+		term, started := n.raft.CurrentTerm(), n.fence.clock.now()
 		err := waitFuture(ctx, n.raft.Apply(noopCommand, n.cfg.ElectionTimeout))
 		if err == nil && n.raft.CurrentTerm() == term {
 			return term, started, nil

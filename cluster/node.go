@@ -40,7 +40,6 @@ type Node struct {
 	hooks netHooks
 
 	raftID string
-	epoch  time.Time   // monotonic base of atomics holding times
 	tls    *tlsManager // nil: TLS off
 	// refusals: members whose join check failed recently (joinauth.go).
 	refusals joinRefusals
@@ -73,23 +72,11 @@ type Node struct {
 	reconcileCh chan struct{}
 
 	// Leadership: the term in which this node's readiness barrier applied
-	// (0 = not a ready leader), and when it last confirmed quorum contact
-	// (nanoseconds since epoch).
-	readyTerm      atomic.Uint64
-	leaderVerified atomic.Int64
+	// (0 = not a ready leader).
+	readyTerm atomic.Uint64
 
-	// The fence: the last verdict and when it was computed.
-	fence       atomic.Pointer[fenceVerdict]
-	fenceKick   chan struct{} // recompute the verdict now (leadership changed)
+	fence       *fence        // the staleness fence and its clock (fence.go)
 	knownCommit atomic.Uint64 // highest commit index learned outside raft (RPC)
-	// staleGen counts stale verdicts; freshGen is the staleGen value as of
-	// the last read index this node obtained from the leader and applied.
-	// The fence opens only when they are equal (fence.go).
-	staleGen    atomic.Uint64
-	freshGen    atomic.Uint64
-	lagTarget   uint64    // fence goroutine only
-	lagSince    time.Time // fence goroutine only
-	lastVerdict int64     // fence goroutine only: when it last computed (since epoch)
 
 	// OpPersisted announcements: the latest index asked for, and whether a
 	// sender runs.
@@ -139,9 +126,8 @@ func New(cfg Config, state *replica.Machine, log *slog.Logger) (*Node, error) {
 		state:       state,
 		log:         log,
 		baseLog:     base,
-		epoch:       time.Now(),
+		fence:       newFence(),
 		reconcileCh: make(chan struct{}, 1),
-		fenceKick:   make(chan struct{}, 1),
 		notifyCh:    make(chan bool, 16),
 		asyncSem:    make(chan struct{}, cfg.MaxAsyncPending),
 		nudgeCh:     make(chan struct{}, 1),
@@ -159,9 +145,7 @@ func New(cfg Config, state *replica.Machine, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.peers = newPeerTracker()
-	n.staleGen.Store(1) // stale until the first catch-up
 	n.metrics = newMetrics(n)
-	n.setVerdict(fmt.Errorf("%w: node not started", replica.ErrStale))
 	return n, nil
 }
 
@@ -286,7 +270,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.joined.Store(true)
 	}
 
-	n.setVerdict(fmt.Errorf("%w: not yet in contact with a leader", replica.ErrStale))
+	n.fence.set(fmt.Errorf("%w: not yet in contact with a leader", replica.ErrStale))
 	n.goRun(func(ctx context.Context) { n.observe(ctx, obsCh) })
 	n.goRun(n.leadershipLoop)
 	n.goRun(n.disc.eventLoop)
@@ -363,7 +347,7 @@ func (n *Node) abortStart() {
 // Raft port fails for good: the node stops taking part in Raft, so it
 // neither votes nor acknowledges entries, and its fence answers stale.
 func (n *Node) onHalt(err error) {
-	n.setVerdict(fmt.Errorf("%w: %w", replica.ErrStale, err))
+	n.fence.set(fmt.Errorf("%w: %w", replica.ErrStale, err))
 	if n.raft != nil {
 		_ = n.raft.Shutdown().Error()
 	}
@@ -380,7 +364,7 @@ func (n *Node) Close(ctx context.Context) error {
 			return
 		}
 		n.closing.Store(true)
-		n.setVerdict(fmt.Errorf("%w: node is shutting down", replica.ErrStale))
+		n.fence.set(fmt.Errorf("%w: node is shutting down", replica.ErrStale))
 		// 1. Hand leadership over, so that writes resume within one
 		//    round trip instead of an election timeout.
 		if n.raft.State() == raft.Leader {
@@ -522,13 +506,6 @@ func waitFuture(ctx context.Context, f raft.Future) error {
 		return ctx.Err()
 	}
 }
-
-// sinceEpoch returns the monotonic time since the node's epoch, as stored
-// in atomics.
-func (n *Node) sinceEpoch() int64 { return int64(time.Since(n.epoch)) }
-
-// ago returns how long ago an epoch-relative timestamp was.
-func (n *Node) ago(ts int64) time.Duration { return time.Duration(n.sinceEpoch() - ts) }
 
 // running reports whether the node has started and is not closing; the
 // methods other packages call check it first.

@@ -232,21 +232,12 @@ func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
 	if !n.IsLeader() {
 		return 0, fmt.Errorf("%w: not the ready leader", replica.ErrNoLeader)
 	}
-	start := n.sinceEpoch()
+	start := n.fence.clock.now()
 	if err := waitFuture(ctx, n.raft.VerifyLeader()); err != nil {
 		return 0, fmt.Errorf("%w: cannot verify leadership: %s", replica.ErrNoLeader, err.Error())
 	}
-	n.storeVerified(start)
+	n.fence.confirmQuorum(start)
 	return idx, nil
-}
-
-func (n *Node) storeVerified(ts int64) {
-	for {
-		cur := n.leaderVerified.Load()
-		if ts <= cur || n.leaderVerified.CompareAndSwap(cur, ts) {
-			return
-		}
-	}
 }
 
 // fenceMargin is how long past MaxStaleness a silent node's fence is

@@ -241,8 +241,8 @@ func (n *Node) freshnessLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		g := n.staleGen.Load()
-		if n.freshGen.Load() == g || !n.joined.Load() {
+		g, fresh := n.fence.generation()
+		if fresh || !n.joined.Load() {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 2*n.cfg.ElectionTimeout)
@@ -261,14 +261,11 @@ func (n *Node) freshnessLoop(ctx context.Context) {
 					continue
 				}
 			}
-			n.freshGen.Store(g)
+			n.fence.caughtUp(g)
 			if !n.caughtUp.Swap(true) {
 				n.log.Info("caught up with the cluster", "applied_index", n.state.AppliedIndex())
 			}
-			select {
-			case n.fenceKick <- struct{}{}:
-			default:
-			}
+			n.fence.kick()
 		}
 		cancel()
 	}
