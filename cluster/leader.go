@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/tokencache/tokencache/replica"
 )
 
 // Leadership. raft's NotifyCh (buffered, always drained) tells this node
@@ -89,7 +87,7 @@ func (n *Node) leaderSession(ctx context.Context) {
 	n.fence.confirmQuorum(started)
 	n.log.Info("leader ready", "term", term, "applied_index", n.state.AppliedIndex())
 	n.fence.kick()
-	if err := n.state.SetWriter(ctx, true, n.announce); err != nil {
+	if err := n.state.SetWriter(ctx, true, n.announcer.announce); err != nil {
 		n.log.Error("cannot become the store writer", "err", err)
 	}
 	n.kick()
@@ -165,52 +163,5 @@ func (n *Node) observe(ctx context.Context, ch <-chan raft.Observation) {
 				n.kick()
 			}
 		}
-	}
-}
-
-// announce is the writer's OpPersisted hook (shared store): it records the
-// index and makes sure one sender proposes it. At most one OpPersisted is in
-// flight; a later index replaces an earlier one not yet sent. It never
-// blocks the writer.
-func (n *Node) announce(_ context.Context, index uint64) error {
-	for {
-		cur := n.annLatest.Load()
-		if index <= cur || n.annLatest.CompareAndSwap(cur, index) {
-			break
-		}
-	}
-	if n.closing.Load() {
-		return fmt.Errorf("%w: cannot announce the persisted index", replica.ErrShuttingDown)
-	}
-	if n.annRunning.CompareAndSwap(false, true) {
-		// Not tracked by n.wg: the writer may call this after Close (its
-		// final flush); the loop ends at once then (Propose refuses).
-		go n.announceLoop()
-	}
-	return nil
-}
-
-func (n *Node) announceLoop() {
-	var sent uint64
-	for {
-		idx := n.annLatest.Load()
-		if idx <= sent {
-			n.annRunning.Store(false)
-			// An index recorded after the load above but before the store
-			// found annRunning set and started no sender: take it over.
-			if n.annLatest.Load() > sent && n.annRunning.CompareAndSwap(false, true) {
-				continue
-			}
-			return
-		}
-		ctx, cancel := context.WithTimeout(n.runCtx, 10*n.cfg.ElectionTimeout)
-		_, err := n.Propose(ctx, &replica.Command{Op: replica.OpPersisted, Persisted: idx, Time: 0})
-		cancel()
-		if err != nil {
-			n.log.Debug("cannot announce persisted index", "index", idx, "err", err)
-			n.annRunning.Store(false)
-			return
-		}
-		sent = idx
 	}
 }

@@ -78,10 +78,7 @@ type Node struct {
 	fence       *fence        // the staleness fence and its clock (fence.go)
 	knownCommit atomic.Uint64 // highest commit index learned outside raft (RPC)
 
-	// OpPersisted announcements: the latest index asked for, and whether a
-	// sender runs.
-	annLatest  atomic.Uint64
-	annRunning atomic.Bool
+	announcer *announcer // OpPersisted of a shared store's writer (announce.go)
 
 	// Fast-forward (fastforward.go): the store's persisted index read at Start
 	// (a lower bound of a shared store's), and the index of the last
@@ -145,6 +142,7 @@ func New(cfg Config, state *replica.Machine, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.peers = newPeerTracker()
+	n.announcer = newAnnouncer(n.closing.Load, n.proposePersisted, log)
 	n.metrics = newMetrics(n)
 	return n, nil
 }
