@@ -252,33 +252,8 @@ func (n *Node) contactFence() error {
 	}
 	// The lag clause: how long has the oldest commit index we knew of and
 	// have not applied been waiting?
-	if target, waiting := n.fence.lag(n.commitKnown(), n.appliedAtLeast); target != 0 && waiting >= n.cfg.MaxStaleness {
+	if target, waiting := n.fence.lag(n.proposer.commitKnown(), n.proposer.appliedAtLeast); target != 0 && waiting >= n.cfg.MaxStaleness {
 		return stale("applied index %d behind commit index %d for %s", n.state.AppliedIndex(), target, waiting.Round(100*time.Millisecond))
 	}
 	return nil
-}
-
-// CatchUp is the read-your-writes hook of the token service: when this node's
-// applied index is behind the commit index it knows of, or behind entries it
-// already holds in its log but has not seen committed yet, it waits up to
-// 250ms (bounded by ctx) for the log to catch up and reports whether it
-// applied anything. It returns false at once when the node is not behind.
-//
-// The second case matters: hashicorp/raft heartbeats do not carry the
-// leader's commit index, so a follower learns that an entry it already
-// holds is committed only with the next AppendEntries (within CommitTimeout),
-// while the leader may have acknowledged the write already.
-func (n *Node) CatchUp(ctx context.Context) bool {
-	if !n.running() {
-		return false
-	}
-	target := max(n.commitKnown(), n.raft.LastIndex())
-	if n.appliedAtLeast(target) {
-		return false
-	}
-	before := n.state.AppliedIndex()
-	wctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
-	defer cancel()
-	_ = n.waitApplied(wctx, target)
-	return n.state.AppliedIndex() > before
 }

@@ -75,8 +75,7 @@ type Node struct {
 	// (0 = not a ready leader).
 	readyTerm atomic.Uint64
 
-	fence       *fence        // the staleness fence and its clock (fence.go)
-	knownCommit atomic.Uint64 // highest commit index learned outside raft (RPC)
+	fence *fence // the staleness fence and its clock (fence.go)
 
 	announcer *announcer // OpPersisted of a shared store's writer (announce.go)
 
@@ -86,8 +85,7 @@ type Node struct {
 	startPersisted uint64
 	fastForwarded  atomic.Uint64
 
-	asyncSem chan struct{}
-	nudgeCh  chan struct{} // capacity 1: nudgeLoop appends a no-op (replication.go)
+	proposer *proposer // Propose and the applied-index waits (propose.go)
 
 	joined     atomic.Bool // gossip join succeeded (or nothing to join)
 	caughtUp   atomic.Bool // Ready: joined and applied ≥ the leader's commit at join
@@ -126,8 +124,6 @@ func New(cfg Config, state *replica.Machine, log *slog.Logger) (*Node, error) {
 		fence:       newFence(),
 		reconcileCh: make(chan struct{}, 1),
 		notifyCh:    make(chan bool, 16),
-		asyncSem:    make(chan struct{}, cfg.MaxAsyncPending),
-		nudgeCh:     make(chan struct{}, 1),
 	}
 	if cfg.RaftStore == StoreMemory {
 		n.raftID = newRaftID(cfg.NodeID)
@@ -144,6 +140,7 @@ func New(cfg Config, state *replica.Machine, log *slog.Logger) (*Node, error) {
 	n.peers = newPeerTracker()
 	n.announcer = newAnnouncer(n.closing.Load, n.proposePersisted, log)
 	n.metrics = newMetrics(n)
+	n.proposer = newProposer(cfg.Policy == PolicyAsync, cfg.MaxAsyncPending, state, n.IsLeader, n.metrics, log)
 	return n, nil
 }
 
@@ -243,6 +240,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("cannot start raft: %w", err)
 	}
 	n.fsm.raft.Store(n.raft)
+	n.proposer.bind(n.raft, n.fsm, n.stores.logs)
 	obsCh := make(chan raft.Observation, 64)
 	n.raft.RegisterObserver(raft.NewObserver(obsCh, true, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
@@ -276,7 +274,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.goRun(n.fenceLoop)
 	n.goRun(n.reconcileLoop)
 	n.goRun(n.freshnessLoop)
-	n.goRun(n.nudgeLoop)
+	n.goRun(n.proposer.nudgeLoop)
 	if n.tls != nil {
 		n.goRun(n.tls.watch)
 	}

@@ -367,7 +367,7 @@ func (n *Node) handleForward(req *forwardRequest) forwardResponse {
 	}
 	// The forwarding node waits until it applied the write: let it learn
 	// the commit now rather than with the next append.
-	n.nudge()
+	n.proposer.nudge()
 	return forwardResponse{rpcHeader: rpcHeader{Code: codeOK}, Result: res, Index: n.raft.CommitIndex()}
 }
 
@@ -389,10 +389,10 @@ func (n *Node) handleWaitApplied(req *waitAppliedRequest) waitAppliedResponse {
 		return waitAppliedResponse{rpcHeader: rpcHeader{Code: string(errcode.NotFound), Msg: "no server " + req.RaftID + " here"}}
 	}
 	// The index is committed (the leader asks only after its commit).
-	n.noteCommit(req.Index)
+	n.proposer.noteCommit(req.Index)
 	ctx, cancel := n.handlerCtx(req.Timeout)
 	defer cancel()
-	if err := n.waitApplied(ctx, req.Index); err != nil {
+	if err := n.proposer.waitApplied(ctx, req.Index); err != nil {
 		return waitAppliedResponse{rpcHeader: rpcHeader{Code: errorCode(err), Msg: err.Error()}, Applied: n.state.AppliedIndex()}
 	}
 	return waitAppliedResponse{rpcHeader: rpcHeader{Code: codeOK}, Applied: n.state.AppliedIndex()}

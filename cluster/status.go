@@ -217,7 +217,7 @@ func (n *Node) Ready(ctx context.Context, leaderRequired bool) error {
 		if !n.joined.Load() {
 			return fmt.Errorf("%w: not yet joined the cluster", ErrNotReady)
 		}
-		return fmt.Errorf("%w: catching up with the leader (applied index %d, commit index %d)", ErrNotReady, n.state.AppliedIndex(), n.commitKnown())
+		return fmt.Errorf("%w: catching up with the leader (applied index %d, commit index %d)", ErrNotReady, n.state.AppliedIndex(), n.proposer.commitKnown())
 	}
 	if leaderRequired {
 		if addr, _ := n.leaderRPCAddr(); addr == "" {
@@ -247,7 +247,7 @@ func (n *Node) freshnessLoop(ctx context.Context) {
 		}
 		cctx, cancel := context.WithTimeout(ctx, 2*n.cfg.ElectionTimeout)
 		idx, ok := n.readIndex(cctx)
-		if ok && n.waitApplied(cctx, idx) == nil {
+		if ok && n.proposer.waitApplied(cctx, idx) == nil {
 			// A foreign local store (DESIGN.md, "Fast-forward") still here
 			// after applying a ready leader's read index was neither adopted
 			// (that leader would have fast-forwarded, and reaching its read
@@ -286,6 +286,6 @@ func (n *Node) readIndex(ctx context.Context) (uint64, bool) {
 	if _, err := n.rpc.call(ctx, addr, leader, rpcReadIndex, readIndexRequest{}, &resp); err != nil || resp.Code != codeOK {
 		return 0, false
 	}
-	n.noteCommit(resp.Index)
+	n.proposer.noteCommit(resp.Index)
 	return resp.Index, true
 }
