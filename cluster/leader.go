@@ -43,7 +43,7 @@ func (n *Node) startLeaderSession(parent context.Context) {
 		cancel()
 		<-done
 	}
-	n.peers.reset()
+	n.membership.peers.reset()
 	go func() {
 		defer close(done)
 		n.leaderSession(ctx)
@@ -90,7 +90,7 @@ func (n *Node) leaderSession(ctx context.Context) {
 	if err := n.state.SetWriter(ctx, true, n.announcer.announce); err != nil {
 		n.log.Error("cannot become the store writer", "err", err)
 	}
-	n.kick()
+	n.membership.kick()
 	<-ctx.Done()
 }
 
@@ -142,9 +142,9 @@ func (n *Node) observe(ctx context.Context, ch <-chan raft.Observation) {
 		case o := <-ch:
 			switch d := o.Data.(type) {
 			case raft.FailedHeartbeatObservation:
-				n.peers.heartbeatFailed(string(d.PeerID), d.LastContact)
+				n.membership.peers.heartbeatFailed(string(d.PeerID), d.LastContact)
 			case raft.ResumedHeartbeatObservation:
-				n.peers.heartbeatResumed(string(d.PeerID))
+				n.membership.peers.heartbeatResumed(string(d.PeerID))
 			case raft.PeerObservation:
 				if !d.Removed {
 					// A new replication (the server was added, or added
@@ -152,7 +152,7 @@ func (n *Node) observe(ctx context.Context, ch <-chan raft.Observation) {
 					// failures afresh and a resume only after one of its
 					// own failures, so an earlier loop's failing mark
 					// would otherwise outlive it.
-					n.peers.replicationStarted(string(d.Peer.ID))
+					n.membership.peers.replicationStarted(string(d.Peer.ID))
 				}
 			case raft.LeaderObservation:
 				if d.LeaderID != lastLeader {
@@ -160,7 +160,7 @@ func (n *Node) observe(ctx context.Context, ch <-chan raft.Observation) {
 					n.metrics.leaderChanges.Inc()
 					n.log.Info("leader changed", "leader", string(d.LeaderID))
 				}
-				n.kick()
+				n.membership.kick()
 			}
 		}
 	}

@@ -41,8 +41,6 @@ type Node struct {
 
 	raftID string
 	tls    *tlsManager // nil: TLS off
-	// refusals: members whose join check failed recently (joinauth.go).
-	refusals joinRefusals
 
 	svc atomic.Pointer[WriteHandler]
 
@@ -67,9 +65,8 @@ type Node struct {
 	// (SetJWTKeys; nil = none).
 	jwtKeys atomic.Pointer[string]
 
-	peers       *peerTracker
-	metrics     *metrics
-	reconcileCh chan struct{}
+	membership *membership // peers, join and reconcile state (membership.go)
+	metrics    *metrics
 
 	// Leadership: the term in which this node's readiness barrier applied
 	// (0 = not a ready leader).
@@ -87,7 +84,6 @@ type Node struct {
 
 	proposer *proposer // Propose and the applied-index waits (propose.go)
 
-	joined     atomic.Bool // gossip join succeeded (or nothing to join)
 	caughtUp   atomic.Bool // Ready: joined and applied ≥ the leader's commit at join
 	runCtx     context.Context
 	cancel     context.CancelFunc
@@ -117,13 +113,12 @@ func New(cfg Config, state *replica.Machine, log *slog.Logger) (*Node, error) {
 	base := log // sub-loggers take their own component tag from here
 	log = log.With("component", "cluster")
 	n := &Node{
-		cfg:         cfg,
-		state:       state,
-		log:         log,
-		baseLog:     base,
-		fence:       newFence(),
-		reconcileCh: make(chan struct{}, 1),
-		notifyCh:    make(chan bool, 16),
+		cfg:      cfg,
+		state:    state,
+		log:      log,
+		baseLog:  base,
+		fence:    newFence(),
+		notifyCh: make(chan bool, 16),
 	}
 	if cfg.RaftStore == StoreMemory {
 		n.raftID = newRaftID(cfg.NodeID)
@@ -137,7 +132,7 @@ func New(cfg Config, state *replica.Machine, log *slog.Logger) (*Node, error) {
 	if err := n.initSecurity(); err != nil {
 		return nil, err
 	}
-	n.peers = newPeerTracker()
+	n.membership = newMembership()
 	n.announcer = newAnnouncer(n.closing.Load, n.proposePersisted, log)
 	n.metrics = newMetrics(n)
 	n.proposer = newProposer(cfg.Policy == PolicyAsync, cfg.MaxAsyncPending, state, n.IsLeader, n.metrics, log)
@@ -263,7 +258,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.authorizePeers()
 	if len(n.cfg.Join) == 0 {
-		n.joined.Store(true)
+		n.membership.joined.Store(true)
 	}
 
 	n.fence.set(fmt.Errorf("%w: not yet in contact with a leader", replica.ErrStale))
@@ -532,12 +527,4 @@ func (n *Node) leaderRPCAddr() (string, string) {
 		rid = string(id)
 	}
 	return hostport, nodeOfRaftID(rid)
-}
-
-// kick asks the reconcile loop for a pass (non-blocking).
-func (n *Node) kick() {
-	select {
-	case n.reconcileCh <- struct{}{}:
-	default:
-	}
 }

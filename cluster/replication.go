@@ -118,7 +118,7 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 		hostport, _ := splitRaftAddress(s.Address)
 		targets = append(targets, target{string(s.ID), hostport})
 	}
-	for id, r := range n.peers.recentlyRemoved(n.RevocationWaitBound()) {
+	for id, r := range n.membership.peers.recentlyRemoved(n.RevocationWaitBound()) {
 		targets = append(targets, target{id, r.addr})
 	}
 	if len(targets) == 0 {
@@ -155,7 +155,7 @@ func (n *Node) confirmApplied(ctx context.Context, id, addr string, index uint64
 			return nil
 		}
 		// Raft contact is tracked only by the current leader's session.
-		if last, failing := n.peers.lastContact(id); failing && n.IsLeader() {
+		if last, failing := n.membership.peers.lastContact(id); failing && n.IsLeader() {
 			from := start
 			if last.After(from) {
 				from = last

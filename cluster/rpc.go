@@ -437,7 +437,7 @@ func (n *Node) handleLeave(req *leaveRequest, peer string) leaveResponse {
 	defer cancel()
 	// Gossip may still call the node alive here (its leave reaches the
 	// members over the next gossip rounds): reconcile must not add it back.
-	n.peers.markLeft(req.RaftID)
+	n.membership.peers.markLeft(req.RaftID)
 	if err := n.removeServer(ctx, req.RaftID, "asked to leave"); err != nil {
 		return leaveResponse{rpcHeader{Code: string(errcode.Internal), Msg: err.Error()}}
 	}
@@ -462,7 +462,7 @@ func (n *Node) removeServer(ctx context.Context, id, reason string) error {
 	if !found {
 		return nil
 	}
-	n.peers.markRemoved(id, addr)
+	n.membership.peers.markRemoved(id, addr)
 	if err := waitFuture(ctx, n.raft.RemoveServer(raft.ServerID(id), cf.Index(), 0)); err != nil {
 		return fmt.Errorf("cannot remove server %s: %s", id, err.Error())
 	}

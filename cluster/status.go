@@ -118,7 +118,7 @@ func (n *Node) Status(ctx context.Context) Status {
 		if id == n.raftID {
 			a := n.state.AppliedIndex()
 			ms.AppliedIndex = &a
-		} else if a, ok := n.peers.appliedIndex(id, 2*time.Second); ok {
+		} else if a, ok := n.membership.peers.appliedIndex(id, 2*time.Second); ok {
 			ms.AppliedIndex = &a
 		}
 		byNode[node] = ms
@@ -174,7 +174,7 @@ func (n *Node) refreshStats(ctx context.Context, servers []raft.Server) {
 		if id == n.raftID {
 			continue
 		}
-		if _, ok := n.peers.appliedIndex(id, time.Second); ok {
+		if _, ok := n.membership.peers.appliedIndex(id, time.Second); ok {
 			continue
 		}
 		hostport, _ := splitRaftAddress(s.Address)
@@ -185,7 +185,7 @@ func (n *Node) refreshStats(ctx context.Context, servers []raft.Server) {
 			defer cancel()
 			var resp statsResponse
 			if _, err := n.rpc.call(cctx, hostport, nodeOfRaftID(id), rpcStats, statsRequest{}, &resp); err == nil && resp.Code == codeOK && resp.RaftID == id {
-				n.peers.recordApplied(id, &resp)
+				n.membership.peers.recordApplied(id, &resp)
 			}
 		}()
 	}
@@ -214,7 +214,7 @@ func (n *Node) Ready(ctx context.Context, leaderRequired bool) error {
 		if why := n.settingsMismatch(); why != "" {
 			return fmt.Errorf("%w: %s", ErrNotReady, why)
 		}
-		if !n.joined.Load() {
+		if !n.membership.joined.Load() {
 			return fmt.Errorf("%w: not yet joined the cluster", ErrNotReady)
 		}
 		return fmt.Errorf("%w: catching up with the leader (applied index %d, commit index %d)", ErrNotReady, n.state.AppliedIndex(), n.proposer.commitKnown())
@@ -242,7 +242,7 @@ func (n *Node) freshnessLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		g, fresh := n.fence.generation()
-		if fresh || !n.joined.Load() {
+		if fresh || !n.membership.joined.Load() {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 2*n.cfg.ElectionTimeout)
