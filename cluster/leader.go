@@ -131,8 +131,8 @@ func (n *Node) IsLeader() bool {
 	return t != 0 && n.raft.State() == raft.Leader && n.raft.CurrentTerm() == t
 }
 
-// observe consumes raft observations: heartbeat failures give the leader
-// Raft-level silence per server; leader changes are counted.
+// observe consumes raft observations: heartbeat and replication events go
+// to membership; leader changes are counted.
 func (n *Node) observe(ctx context.Context, ch <-chan raft.Observation) {
 	var lastLeader raft.ServerID
 	for {
@@ -140,28 +140,16 @@ func (n *Node) observe(ctx context.Context, ch <-chan raft.Observation) {
 		case <-ctx.Done():
 			return
 		case o := <-ch:
-			switch d := o.Data.(type) {
-			case raft.FailedHeartbeatObservation:
-				n.membership.peers.heartbeatFailed(string(d.PeerID), d.LastContact)
-			case raft.ResumedHeartbeatObservation:
-				n.membership.peers.heartbeatResumed(string(d.PeerID))
-			case raft.PeerObservation:
-				if !d.Removed {
-					// A new replication (the server was added, or added
-					// back after a removal): its heartbeat loop reports
-					// failures afresh and a resume only after one of its
-					// own failures, so an earlier loop's failing mark
-					// would otherwise outlive it.
-					n.membership.peers.replicationStarted(string(d.Peer.ID))
-				}
-			case raft.LeaderObservation:
+			if d, ok := o.Data.(raft.LeaderObservation); ok {
 				if d.LeaderID != lastLeader {
 					lastLeader = d.LeaderID
 					n.metrics.leaderChanges.Inc()
 					n.log.Info("leader changed", "leader", string(d.LeaderID))
 				}
 				n.membership.kick()
+				continue
 			}
+			n.membership.observe(o.Data)
 		}
 	}
 }

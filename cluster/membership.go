@@ -59,6 +59,26 @@ func newMembership() *membership {
 	return &membership{peers: newPeerTracker(), kickCh: make(chan struct{}, 1)}
 }
 
+// observe records what raft reports of the other servers (one of raft's
+// observations' Data): heartbeat failures give the leader Raft-level
+// silence per server.
+func (m *membership) observe(data any) {
+	switch d := data.(type) {
+	case raft.FailedHeartbeatObservation:
+		m.peers.heartbeatFailed(string(d.PeerID), d.LastContact)
+	case raft.ResumedHeartbeatObservation:
+		m.peers.heartbeatResumed(string(d.PeerID))
+	case raft.PeerObservation:
+		if !d.Removed {
+			// A new replication (the server was added, or added back
+			// after a removal): its heartbeat loop reports failures
+			// afresh and a resume only after one of its own failures, so
+			// an earlier loop's failing mark would otherwise outlive it.
+			m.peers.replicationStarted(string(d.Peer.ID))
+		}
+	}
+}
+
 // kick asks the reconcile loop for a pass (non-blocking).
 func (m *membership) kick() {
 	select {
