@@ -61,7 +61,7 @@ func (n *Node) tryBootstrap(ctx context.Context) bool {
 	if n.hasRaftState() {
 		return true // we were added to a cluster, or bootstrapped
 	}
-	if !n.joined.Load() {
+	if !n.membership.joined.Load() {
 		return false
 	}
 	expect := n.cfg.BootstrapExpect

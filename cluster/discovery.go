@@ -233,7 +233,7 @@ func (d *discovery) eventLoop(ctx context.Context) {
 			return
 		case ev := <-d.events:
 			d.apply(&ev.node)
-			d.n.kick()
+			d.n.membership.kick()
 		case <-t.C:
 			d.refresh()
 		}
@@ -360,9 +360,9 @@ func (d *discovery) joinLoop(ctx context.Context) {
 			n, err := d.ml.Join(addrs)
 			if n > 0 {
 				d.log.Info("joined the cluster", "contacted", n, "attempt", attempt)
-				d.n.joined.Store(true)
+				d.n.membership.joined.Store(true)
 				d.refresh()
-				d.n.kick()
+				d.n.membership.kick()
 				return
 			}
 			if attempt == 1 || attempt%10 == 0 {
@@ -417,7 +417,7 @@ func (d *discovery) reconnectLoop(ctx context.Context) {
 		if len(dead) > 0 {
 			addrs = append(addrs, dead[rand.IntN(len(dead))])
 		}
-		if alive == 0 && d.n.joined.Load() {
+		if alive == 0 && d.n.membership.joined.Load() {
 			addrs = append(addrs, d.resolveJoin(ctx)...)
 		}
 		if len(addrs) == 0 {

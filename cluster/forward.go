@@ -81,9 +81,9 @@ func (n *Node) forwardOnce(ctx context.Context, addr, leader string, w []byte) (
 	// write before answering, so that the client that wrote through this
 	// sidecar finds its token, its modification or its revocation here at
 	// once. The leader's commit index is also noted for CatchUp.
-	n.noteCommit(resp.Index)
+	n.proposer.noteCommit(resp.Index)
 	wctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	_ = n.waitApplied(wctx, resp.Index)
+	_ = n.proposer.waitApplied(wctx, resp.Index)
 	return resp.Result, false, nil
 }

@@ -218,7 +218,7 @@ func TestFenceLagClauseAndCatchUp(t *testing.T) {
 	f := tc.followers()[0]
 	issue(t, l, "ivy")
 	waitFor(t, 5*time.Second, "follower fence open and everything in its log applied", func() bool {
-		return f.node.Fence() == nil && f.node.appliedAtLeast(max(f.node.commitKnown(), f.node.raft.LastIndex()))
+		return f.node.Fence() == nil && f.node.proposer.appliedAtLeast(max(f.node.proposer.commitKnown(), f.node.raft.LastIndex()))
 	})
 	start := time.Now()
 	if f.node.CatchUp(context.Background()) {
@@ -228,7 +228,7 @@ func TestFenceLagClauseAndCatchUp(t *testing.T) {
 		t.Errorf("CatchUp on a node that is not behind took %s", d)
 	}
 	// Pretend the leader told us of a commit index we cannot reach.
-	f.node.noteCommit(f.node.commitKnown() + 1000)
+	f.node.proposer.noteCommit(f.node.proposer.commitKnown() + 1000)
 	start = time.Now()
 	f.node.CatchUp(context.Background())
 	if d := time.Since(start); d < catchUpTimeout || d > catchUpTimeout+200*time.Millisecond {

@@ -68,7 +68,7 @@ func (n *Node) authorizeServer(ctx context.Context, raftID string, addr raft.Ser
 		err = verifyPeerStats(node, raftID, &resp)
 	}
 	if err != nil {
-		n.refusals.refuse(raftID, time.Now())
+		n.membership.refusals.refuse(raftID, time.Now())
 		return nil, fmt.Errorf("cannot verify member %s at %s before adding it: %w", raftID, hostport, err)
 	}
 	return &resp, nil

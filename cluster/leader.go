@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/tokencache/tokencache/replica"
 )
 
 // Leadership. raft's NotifyCh (buffered, always drained) tells this node
@@ -45,7 +43,7 @@ func (n *Node) startLeaderSession(parent context.Context) {
 		cancel()
 		<-done
 	}
-	n.peers.reset()
+	n.membership.peers.reset()
 	go func() {
 		defer close(done)
 		n.leaderSession(ctx)
@@ -86,16 +84,13 @@ func (n *Node) leaderSession(ctx context.Context) {
 	}
 	n.readyTerm.Store(term)
 	// The barrier committed on a quorum: contact confirmed as of its start.
-	n.storeVerified(started)
+	n.fence.confirmQuorum(started)
 	n.log.Info("leader ready", "term", term, "applied_index", n.state.AppliedIndex())
-	select {
-	case n.fenceKick <- struct{}{}:
-	default:
-	}
-	if err := n.state.SetWriter(ctx, true, n.announce); err != nil {
+	n.fence.kick()
+	if err := n.state.SetWriter(ctx, true, n.announcer.announce); err != nil {
 		n.log.Error("cannot become the store writer", "err", err)
 	}
-	n.kick()
+	n.membership.kick()
 	<-ctx.Done()
 }
 
@@ -108,7 +103,7 @@ func (n *Node) leaderBarrier(ctx context.Context) (uint64, int64, error) {
 		if n.raft.State() != raft.Leader {
 			return 0, 0, fmt.Errorf("cannot commit leadership barrier: not leader")
 		}
-		term, started := n.raft.CurrentTerm(), n.sinceEpoch()
+		term, started := n.raft.CurrentTerm(), n.fence.clock.now()
 		err := waitFuture(ctx, n.raft.Apply(noopCommand, n.cfg.ElectionTimeout))
 		if err == nil && n.raft.CurrentTerm() == term {
 			return term, started, nil
@@ -136,8 +131,8 @@ func (n *Node) IsLeader() bool {
 	return t != 0 && n.raft.State() == raft.Leader && n.raft.CurrentTerm() == t
 }
 
-// observe consumes raft observations: heartbeat failures give the leader
-// Raft-level silence per server; leader changes are counted.
+// observe consumes raft observations: heartbeat and replication events go
+// to membership; leader changes are counted.
 func (n *Node) observe(ctx context.Context, ch <-chan raft.Observation) {
 	var lastLeader raft.ServerID
 	for {
@@ -145,75 +140,16 @@ func (n *Node) observe(ctx context.Context, ch <-chan raft.Observation) {
 		case <-ctx.Done():
 			return
 		case o := <-ch:
-			switch d := o.Data.(type) {
-			case raft.FailedHeartbeatObservation:
-				n.peers.heartbeatFailed(string(d.PeerID), d.LastContact)
-			case raft.ResumedHeartbeatObservation:
-				n.peers.heartbeatResumed(string(d.PeerID))
-			case raft.PeerObservation:
-				if !d.Removed {
-					// A new replication (the server was added, or added
-					// back after a removal): its heartbeat loop reports
-					// failures afresh and a resume only after one of its
-					// own failures, so an earlier loop's failing mark
-					// would otherwise outlive it.
-					n.peers.replicationStarted(string(d.Peer.ID))
-				}
-			case raft.LeaderObservation:
+			if d, ok := o.Data.(raft.LeaderObservation); ok {
 				if d.LeaderID != lastLeader {
 					lastLeader = d.LeaderID
 					n.metrics.leaderChanges.Inc()
 					n.log.Info("leader changed", "leader", string(d.LeaderID))
 				}
-				n.kick()
-			}
-		}
-	}
-}
-
-// announce is the writer's OpPersisted hook (shared store): it records the
-// index and makes sure one sender proposes it. At most one OpPersisted is in
-// flight; a later index replaces an earlier one not yet sent. It never
-// blocks the writer.
-func (n *Node) announce(_ context.Context, index uint64) error {
-	for {
-		cur := n.annLatest.Load()
-		if index <= cur || n.annLatest.CompareAndSwap(cur, index) {
-			break
-		}
-	}
-	if n.closing.Load() {
-		return fmt.Errorf("%w: cannot announce the persisted index", replica.ErrShuttingDown)
-	}
-	if n.annRunning.CompareAndSwap(false, true) {
-		// Not tracked by n.wg: the writer may call this after Close (its
-		// final flush); the loop ends at once then (Propose refuses).
-		go n.announceLoop()
-	}
-	return nil
-}
-
-func (n *Node) announceLoop() {
-	var sent uint64
-	for {
-		idx := n.annLatest.Load()
-		if idx <= sent {
-			n.annRunning.Store(false)
-			// An index recorded after the load above but before the store
-			// found annRunning set and started no sender: take it over.
-			if n.annLatest.Load() > sent && n.annRunning.CompareAndSwap(false, true) {
+				n.membership.kick()
 				continue
 			}
-			return
+			n.membership.observe(o.Data)
 		}
-		ctx, cancel := context.WithTimeout(n.runCtx, 10*n.cfg.ElectionTimeout)
-		_, err := n.Propose(ctx, &replica.Command{Op: replica.OpPersisted, Persisted: idx, Time: 0})
-		cancel()
-		if err != nil {
-			n.log.Debug("cannot announce persisted index", "index", idx, "err", err)
-			n.annRunning.Store(false)
-			return
-		}
-		sent = idx
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -41,6 +42,50 @@ import (
 // directly (demoted first), and never on gossip's word alone.
 
 const maxTrailingLag = 250 // entries a promotable follower may lag (autopilot's MaxTrailingLogs)
+
+// membership is this node's view of the other servers and the state of its
+// joining: the peer tracker (Raft contact, health, removals), the members
+// whose join check failed recently, whether the gossip join succeeded, and
+// the reconcile loop's wake-up. Its methods are safe for concurrent use;
+// the Node's reconcile loop acts on it.
+type membership struct {
+	peers    *peerTracker
+	refusals joinRefusals // members whose join check failed recently (joinauth.go)
+	joined   atomic.Bool  // gossip join succeeded (or nothing to join)
+	kickCh   chan struct{}
+}
+
+func newMembership() *membership {
+	return &membership{peers: newPeerTracker(), kickCh: make(chan struct{}, 1)}
+}
+
+// observe records what raft reports of the other servers (one of raft's
+// observations' Data): heartbeat failures give the leader Raft-level
+// silence per server.
+func (m *membership) observe(data any) {
+	switch d := data.(type) {
+	case raft.FailedHeartbeatObservation:
+		m.peers.heartbeatFailed(string(d.PeerID), d.LastContact)
+	case raft.ResumedHeartbeatObservation:
+		m.peers.heartbeatResumed(string(d.PeerID))
+	case raft.PeerObservation:
+		if !d.Removed {
+			// A new replication (the server was added, or added back
+			// after a removal): its heartbeat loop reports failures
+			// afresh and a resume only after one of its own failures, so
+			// an earlier loop's failing mark would otherwise outlive it.
+			m.peers.replicationStarted(string(d.Peer.ID))
+		}
+	}
+}
+
+// kick asks the reconcile loop for a pass (non-blocking).
+func (m *membership) kick() {
+	select {
+	case m.kickCh <- struct{}{}:
+	default:
+	}
+}
 
 type actionKind int
 
@@ -223,7 +268,7 @@ func (n *Node) reconcileLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-n.reconcileCh:
+		case <-n.membership.kickCh:
 		case <-t.C:
 			n.disc.refresh()
 		case <-h.C:
@@ -260,7 +305,7 @@ func (n *Node) reconcile(ctx context.Context) {
 			return
 		}
 	}
-	n.kick() // more to do: next pass
+	n.membership.kick() // more to do: next pass
 }
 
 func (n *Node) execute(ctx context.Context, a action, in reconcileInput) error {
@@ -319,8 +364,8 @@ func (n *Node) reconcileInput(ctx context.Context) (reconcileInput, error) {
 		v := serverView{
 			ID: id, Node: nodeOfRaftID(id), Addr: s.Address, InConfig: true,
 			Voter:      s.Suffrage == raft.Voter,
-			SilentFor:  n.peers.silentFor(id),
-			HealthyFor: n.peers.healthyFor(id),
+			SilentFor:  n.membership.peers.silentFor(id),
+			HealthyFor: n.membership.peers.healthyFor(id),
 			Status:     statusDead,
 		}
 		if id == n.raftID {
@@ -348,12 +393,12 @@ func (n *Node) reconcileInput(ctx context.Context) (reconcileInput, error) {
 	}
 	for _, m := range members {
 		if m.metaErr != nil || m.meta.RaftID == n.raftID || inConfig[m.meta.RaftID] || m.status != statusAlive ||
-			n.peers.hasLeft(m.meta.RaftID) || n.refusals.refused(m.meta.RaftID, time.Now()) {
+			n.membership.peers.hasLeft(m.meta.RaftID) || n.membership.refusals.refused(m.meta.RaftID, time.Now()) {
 			continue
 		}
 		foreign := n.foreignState(m.meta.HasState, m.meta.ClusterID)
 		if foreign == "" {
-			foreign = n.peers.foreignReason(m.meta.RaftID)
+			foreign = n.membership.peers.foreignReason(m.meta.RaftID)
 		}
 		if foreign != "" {
 			n.disc.mu.Lock()
@@ -378,7 +423,7 @@ func (n *Node) reconcileInput(ctx context.Context) (reconcileInput, error) {
 func (n *Node) checkNotForeign(id string, resp *statsResponse) error {
 	if why := n.foreignState(resp.HasState, resp.ClusterID); why != "" {
 		if n.ClusterID() != "" { // else: ask again once this cluster's id is known
-			n.peers.markForeign(id, why)
+			n.membership.peers.markForeign(id, why)
 		}
 		return fmt.Errorf("not adding %s: %s", id, why)
 	}
@@ -410,13 +455,13 @@ func (n *Node) pollHealth(ctx context.Context) {
 			var resp statsResponse
 			_, err := n.rpc.call(cctx, hostport, nodeOfRaftID(id), rpcStats, statsRequest{}, &resp)
 			if err != nil || resp.Code != codeOK || resp.RaftID != id {
-				n.peers.recordStats(id, nil, false)
+				n.membership.peers.recordStats(id, nil, false)
 				return
 			}
 			healthy := resp.LastContact >= 0 && time.Duration(resp.LastContact)*time.Millisecond < n.cfg.HeartbeatTimeout &&
 				resp.Applied+maxTrailingLag >= commit && resp.Fingerprint == n.cfg.Fingerprint &&
-				n.peers.silentFor(id) == 0
-			n.peers.recordStats(id, &resp, healthy)
+				n.membership.peers.silentFor(id) == 0
+			n.membership.peers.recordStats(id, &resp, healthy)
 		}()
 	}
 	wg.Wait()

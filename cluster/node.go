@@ -40,10 +40,7 @@ type Node struct {
 	hooks netHooks
 
 	raftID string
-	epoch  time.Time   // monotonic base of atomics holding times
 	tls    *tlsManager // nil: TLS off
-	// refusals: members whose join check failed recently (joinauth.go).
-	refusals joinRefusals
 
 	svc atomic.Pointer[WriteHandler]
 
@@ -68,33 +65,16 @@ type Node struct {
 	// (SetJWTKeys; nil = none).
 	jwtKeys atomic.Pointer[string]
 
-	peers       *peerTracker
-	metrics     *metrics
-	reconcileCh chan struct{}
+	membership *membership // peers, join and reconcile state (membership.go)
+	metrics    *metrics
 
 	// Leadership: the term in which this node's readiness barrier applied
-	// (0 = not a ready leader), and when it last confirmed quorum contact
-	// (nanoseconds since epoch).
-	readyTerm      atomic.Uint64
-	leaderVerified atomic.Int64
+	// (0 = not a ready leader).
+	readyTerm atomic.Uint64
 
-	// The fence: the last verdict and when it was computed.
-	fence       atomic.Pointer[fenceVerdict]
-	fenceKick   chan struct{} // recompute the verdict now (leadership changed)
-	knownCommit atomic.Uint64 // highest commit index learned outside raft (RPC)
-	// staleGen counts stale verdicts; freshGen is the staleGen value as of
-	// the last read index this node obtained from the leader and applied.
-	// The fence opens only when they are equal (fence.go).
-	staleGen    atomic.Uint64
-	freshGen    atomic.Uint64
-	lagTarget   uint64    // fence goroutine only
-	lagSince    time.Time // fence goroutine only
-	lastVerdict int64     // fence goroutine only: when it last computed (since epoch)
+	fence *fence // the staleness fence and its clock (fence.go)
 
-	// OpPersisted announcements: the latest index asked for, and whether a
-	// sender runs.
-	annLatest  atomic.Uint64
-	annRunning atomic.Bool
+	announcer *announcer // OpPersisted of a shared store's writer (announce.go)
 
 	// Fast-forward (fastforward.go): the store's persisted index read at Start
 	// (a lower bound of a shared store's), and the index of the last
@@ -102,10 +82,8 @@ type Node struct {
 	startPersisted uint64
 	fastForwarded  atomic.Uint64
 
-	asyncSem chan struct{}
-	nudgeCh  chan struct{} // capacity 1: nudgeLoop appends a no-op (replication.go)
+	proposer *proposer // Propose and the applied-index waits (propose.go)
 
-	joined     atomic.Bool // gossip join succeeded (or nothing to join)
 	caughtUp   atomic.Bool // Ready: joined and applied ≥ the leader's commit at join
 	runCtx     context.Context
 	cancel     context.CancelFunc
@@ -135,16 +113,12 @@ func New(cfg Config, state *replica.Machine, log *slog.Logger) (*Node, error) {
 	base := log // sub-loggers take their own component tag from here
 	log = log.With("component", "cluster")
 	n := &Node{
-		cfg:         cfg,
-		state:       state,
-		log:         log,
-		baseLog:     base,
-		epoch:       time.Now(),
-		reconcileCh: make(chan struct{}, 1),
-		fenceKick:   make(chan struct{}, 1),
-		notifyCh:    make(chan bool, 16),
-		asyncSem:    make(chan struct{}, cfg.MaxAsyncPending),
-		nudgeCh:     make(chan struct{}, 1),
+		cfg:      cfg,
+		state:    state,
+		log:      log,
+		baseLog:  base,
+		fence:    newFence(),
+		notifyCh: make(chan bool, 16),
 	}
 	if cfg.RaftStore == StoreMemory {
 		n.raftID = newRaftID(cfg.NodeID)
@@ -158,10 +132,10 @@ func New(cfg Config, state *replica.Machine, log *slog.Logger) (*Node, error) {
 	if err := n.initSecurity(); err != nil {
 		return nil, err
 	}
-	n.peers = newPeerTracker()
-	n.staleGen.Store(1) // stale until the first catch-up
+	n.membership = newMembership()
+	n.announcer = newAnnouncer(n.closing.Load, n.proposePersisted, log)
 	n.metrics = newMetrics(n)
-	n.setVerdict(fmt.Errorf("%w: node not started", replica.ErrStale))
+	n.proposer = newProposer(cfg.Policy == PolicyAsync, cfg.MaxAsyncPending, state, n.IsLeader, n.metrics, log)
 	return n, nil
 }
 
@@ -261,6 +235,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("cannot start raft: %w", err)
 	}
 	n.fsm.raft.Store(n.raft)
+	n.proposer.bind(n.raft, n.fsm, n.stores.logs)
 	obsCh := make(chan raft.Observation, 64)
 	n.raft.RegisterObserver(raft.NewObserver(obsCh, true, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
@@ -283,10 +258,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.authorizePeers()
 	if len(n.cfg.Join) == 0 {
-		n.joined.Store(true)
+		n.membership.joined.Store(true)
 	}
 
-	n.setVerdict(fmt.Errorf("%w: not yet in contact with a leader", replica.ErrStale))
+	n.fence.set(fmt.Errorf("%w: not yet in contact with a leader", replica.ErrStale))
 	n.goRun(func(ctx context.Context) { n.observe(ctx, obsCh) })
 	n.goRun(n.leadershipLoop)
 	n.goRun(n.disc.eventLoop)
@@ -294,7 +269,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.goRun(n.fenceLoop)
 	n.goRun(n.reconcileLoop)
 	n.goRun(n.freshnessLoop)
-	n.goRun(n.nudgeLoop)
+	n.goRun(n.proposer.nudgeLoop)
 	if n.tls != nil {
 		n.goRun(n.tls.watch)
 	}
@@ -363,7 +338,7 @@ func (n *Node) abortStart() {
 // Raft port fails for good: the node stops taking part in Raft, so it
 // neither votes nor acknowledges entries, and its fence answers stale.
 func (n *Node) onHalt(err error) {
-	n.setVerdict(fmt.Errorf("%w: %w", replica.ErrStale, err))
+	n.fence.set(fmt.Errorf("%w: %w", replica.ErrStale, err))
 	if n.raft != nil {
 		_ = n.raft.Shutdown().Error()
 	}
@@ -380,7 +355,7 @@ func (n *Node) Close(ctx context.Context) error {
 			return
 		}
 		n.closing.Store(true)
-		n.setVerdict(fmt.Errorf("%w: node is shutting down", replica.ErrStale))
+		n.fence.set(fmt.Errorf("%w: node is shutting down", replica.ErrStale))
 		// 1. Hand leadership over, so that writes resume within one
 		//    round trip instead of an election timeout.
 		if n.raft.State() == raft.Leader {
@@ -523,13 +498,6 @@ func waitFuture(ctx context.Context, f raft.Future) error {
 	}
 }
 
-// sinceEpoch returns the monotonic time since the node's epoch, as stored
-// in atomics.
-func (n *Node) sinceEpoch() int64 { return int64(time.Since(n.epoch)) }
-
-// ago returns how long ago an epoch-relative timestamp was.
-func (n *Node) ago(ts int64) time.Duration { return time.Duration(n.sinceEpoch() - ts) }
-
 // running reports whether the node has started and is not closing; the
 // methods other packages call check it first.
 func (n *Node) running() bool {
@@ -559,12 +527,4 @@ func (n *Node) leaderRPCAddr() (string, string) {
 		rid = string(id)
 	}
 	return hostport, nodeOfRaftID(rid)
-}
-
-// kick asks the reconcile loop for a pass (non-blocking).
-func (n *Node) kick() {
-	select {
-	case n.reconcileCh <- struct{}{}:
-	default:
-	}
 }

@@ -367,7 +367,7 @@ func (n *Node) handleForward(req *forwardRequest) forwardResponse {
 	}
 	// The forwarding node waits until it applied the write: let it learn
 	// the commit now rather than with the next append.
-	n.nudge()
+	n.proposer.nudge()
 	return forwardResponse{rpcHeader: rpcHeader{Code: codeOK}, Result: res, Index: n.raft.CommitIndex()}
 }
 
@@ -389,10 +389,10 @@ func (n *Node) handleWaitApplied(req *waitAppliedRequest) waitAppliedResponse {
 		return waitAppliedResponse{rpcHeader: rpcHeader{Code: string(errcode.NotFound), Msg: "no server " + req.RaftID + " here"}}
 	}
 	// The index is committed (the leader asks only after its commit).
-	n.noteCommit(req.Index)
+	n.proposer.noteCommit(req.Index)
 	ctx, cancel := n.handlerCtx(req.Timeout)
 	defer cancel()
-	if err := n.waitApplied(ctx, req.Index); err != nil {
+	if err := n.proposer.waitApplied(ctx, req.Index); err != nil {
 		return waitAppliedResponse{rpcHeader: rpcHeader{Code: errorCode(err), Msg: err.Error()}, Applied: n.state.AppliedIndex()}
 	}
 	return waitAppliedResponse{rpcHeader: rpcHeader{Code: codeOK}, Applied: n.state.AppliedIndex()}
@@ -437,7 +437,7 @@ func (n *Node) handleLeave(req *leaveRequest, peer string) leaveResponse {
 	defer cancel()
 	// Gossip may still call the node alive here (its leave reaches the
 	// members over the next gossip rounds): reconcile must not add it back.
-	n.peers.markLeft(req.RaftID)
+	n.membership.peers.markLeft(req.RaftID)
 	if err := n.removeServer(ctx, req.RaftID, "asked to leave"); err != nil {
 		return leaveResponse{rpcHeader{Code: string(errcode.Internal), Msg: err.Error()}}
 	}
@@ -462,7 +462,7 @@ func (n *Node) removeServer(ctx context.Context, id, reason string) error {
 	if !found {
 		return nil
 	}
-	n.peers.markRemoved(id, addr)
+	n.membership.peers.markRemoved(id, addr)
 	if err := waitFuture(ctx, n.raft.RemoveServer(raft.ServerID(id), cf.Index(), 0)); err != nil {
 		return fmt.Errorf("cannot remove server %s: %s", id, err.Error())
 	}

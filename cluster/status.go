@@ -118,7 +118,7 @@ func (n *Node) Status(ctx context.Context) Status {
 		if id == n.raftID {
 			a := n.state.AppliedIndex()
 			ms.AppliedIndex = &a
-		} else if a, ok := n.peers.appliedIndex(id, 2*time.Second); ok {
+		} else if a, ok := n.membership.peers.appliedIndex(id, 2*time.Second); ok {
 			ms.AppliedIndex = &a
 		}
 		byNode[node] = ms
@@ -174,7 +174,7 @@ func (n *Node) refreshStats(ctx context.Context, servers []raft.Server) {
 		if id == n.raftID {
 			continue
 		}
-		if _, ok := n.peers.appliedIndex(id, time.Second); ok {
+		if _, ok := n.membership.peers.appliedIndex(id, time.Second); ok {
 			continue
 		}
 		hostport, _ := splitRaftAddress(s.Address)
@@ -185,7 +185,7 @@ func (n *Node) refreshStats(ctx context.Context, servers []raft.Server) {
 			defer cancel()
 			var resp statsResponse
 			if _, err := n.rpc.call(cctx, hostport, nodeOfRaftID(id), rpcStats, statsRequest{}, &resp); err == nil && resp.Code == codeOK && resp.RaftID == id {
-				n.peers.recordApplied(id, &resp)
+				n.membership.peers.recordApplied(id, &resp)
 			}
 		}()
 	}
@@ -214,10 +214,10 @@ func (n *Node) Ready(ctx context.Context, leaderRequired bool) error {
 		if why := n.settingsMismatch(); why != "" {
 			return fmt.Errorf("%w: %s", ErrNotReady, why)
 		}
-		if !n.joined.Load() {
+		if !n.membership.joined.Load() {
 			return fmt.Errorf("%w: not yet joined the cluster", ErrNotReady)
 		}
-		return fmt.Errorf("%w: catching up with the leader (applied index %d, commit index %d)", ErrNotReady, n.state.AppliedIndex(), n.commitKnown())
+		return fmt.Errorf("%w: catching up with the leader (applied index %d, commit index %d)", ErrNotReady, n.state.AppliedIndex(), n.proposer.commitKnown())
 	}
 	if leaderRequired {
 		if addr, _ := n.leaderRPCAddr(); addr == "" {
@@ -241,13 +241,13 @@ func (n *Node) freshnessLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		g := n.staleGen.Load()
-		if n.freshGen.Load() == g || !n.joined.Load() {
+		g, fresh := n.fence.generation()
+		if fresh || !n.membership.joined.Load() {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 2*n.cfg.ElectionTimeout)
 		idx, ok := n.readIndex(cctx)
-		if ok && n.waitApplied(cctx, idx) == nil {
+		if ok && n.proposer.waitApplied(cctx, idx) == nil {
 			// A foreign local store (DESIGN.md, "Fast-forward") still here
 			// after applying a ready leader's read index was neither adopted
 			// (that leader would have fast-forwarded, and reaching its read
@@ -261,14 +261,11 @@ func (n *Node) freshnessLoop(ctx context.Context) {
 					continue
 				}
 			}
-			n.freshGen.Store(g)
+			n.fence.caughtUp(g)
 			if !n.caughtUp.Swap(true) {
 				n.log.Info("caught up with the cluster", "applied_index", n.state.AppliedIndex())
 			}
-			select {
-			case n.fenceKick <- struct{}{}:
-			default:
-			}
+			n.fence.kick()
 		}
 		cancel()
 	}
@@ -289,6 +286,6 @@ func (n *Node) readIndex(ctx context.Context) (uint64, bool) {
 	if _, err := n.rpc.call(ctx, addr, leader, rpcReadIndex, readIndexRequest{}, &resp); err != nil || resp.Code != codeOK {
 		return 0, false
 	}
-	n.noteCommit(resp.Index)
+	n.proposer.noteCommit(resp.Index)
 	return resp.Index, true
 }
