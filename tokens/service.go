@@ -113,14 +113,6 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// fenceFunc and catchUpFunc are Replication.Fence and Replication.CatchUp
-// as values: New keeps them so that the hot path reads them with one atomic
-// load.
-type (
-	fenceFunc   func() error
-	catchUpFunc func(ctx context.Context) bool
-)
-
 // Service answers validations from memory and runs token writes through the
 // log. It is safe for concurrent use.
 type Service struct {
@@ -140,10 +132,7 @@ type Service struct {
 	now     func() time.Time
 	load    cache.Loader
 
-	repl Replication
-	// fence and catch are repl.Fence and repl.CatchUp, set by New.
-	fence atomic.Pointer[fenceFunc]
-	catch atomic.Pointer[catchUpFunc]
+	repl  Replication
 	locks userLocks
 	memo  *memo
 
@@ -201,9 +190,6 @@ func New(cfg Config, state *replica.Machine, repl Replication, log *slog.Logger)
 		s.now = time.Now
 	}
 	s.load = s.loadFromStore
-	fence, catch := fenceFunc(repl.Fence), catchUpFunc(repl.CatchUp)
-	s.fence.Store(&fence)
-	s.catch.Store(&catch)
 	return s, nil
 }
 
