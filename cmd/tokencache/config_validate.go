@@ -144,6 +144,7 @@ func (c *Config) check() (errs, warns Problems) {
 	c.checkCluster(&ck)
 	c.checkCache(&ck)
 	c.checkPersist(&ck)
+	c.checkWriter(&ck)
 	c.checkTokens(&ck)
 	c.checkJWT(&ck)
 	c.checkAuthz(&ck)
@@ -173,7 +174,6 @@ func (c *Config) checkPackages(ck *checker) {
 		jwtErr,
 		persistConfig(c).Validate(),
 		cacheConfig(c).Validate(),
-		writerConfig(c).Validate(),
 		tokensConfig(c).Validate(),
 		clusterConfig(c).Validate(),
 		h.Validate(),
@@ -187,6 +187,33 @@ func (c *Config) checkPackages(ck *checker) {
 			}
 		}
 	}
+}
+
+// checkWriter runs the store writer's own validation (replica.WriterConfig
+// declares persist.write_mode, batch_size, flush_interval and max_pending)
+// and files each problem under the key it starts with. It runs whatever
+// else is wrong, as these keys have no other check.
+func (c *Config) checkWriter(ck *checker) {
+	err := writerConfig(c).Validate()
+	if err == nil {
+		return
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			ck.errs = append(ck.errs, keyedProblem(line))
+		}
+	}
+}
+
+// keyedProblem files a package's problem line under the configuration key
+// it starts with ("persist.batch_size must be ..." is the problem "must be
+// ..." of persist.batch_size), or under no key when it starts with none.
+func keyedProblem(line string) Problem {
+	key, msg, ok := strings.Cut(line, " ")
+	if _, known := keySpecs[key]; !ok || !known {
+		return Problem{Msg: line}
+	}
+	return Problem{Key: key, Msg: msg}
 }
 
 func (c *Config) checkNode(ck *checker) {
@@ -351,12 +378,11 @@ func (c *Config) checkPersist(ck *checker) {
 		ck.errorf("persist.pool_recycle", "must be a positive duration or -1 (never), got %s", formatDuration(p.PoolRecycle))
 	}
 	ck.positive("persist.pool_timeout", p.PoolTimeout)
-	ck.oneOf("persist.write_mode", p.WriteMode, "through", "behind")
-	ck.positiveInt("persist.batch_size", p.BatchSize)
-	ck.positive("persist.flush_interval", p.FlushInterval)
-	ck.positiveInt("persist.max_pending", p.MaxPending)
+	// write_mode, batch_size, flush_interval and max_pending are the store
+	// writer's, checked by checkWriter; a queue bound below one batch
+	// works but is a typo.
 	if p.BatchSize > 0 && p.MaxPending > 0 && p.BatchSize > p.MaxPending {
-		ck.errorf("persist.batch_size", "%d must not exceed persist.max_pending (%d)", p.BatchSize, p.MaxPending)
+		ck.errorf("persist.batch_size", "persist.max_pending (%d) must be at least persist.batch_size (%d)", p.MaxPending, p.BatchSize)
 	}
 	ck.positive("persist.query_timeout", p.QueryTimeout)
 }

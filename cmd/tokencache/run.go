@@ -336,10 +336,6 @@ func persistConfig(cfg *Config) persist.Config {
 	p.PoolTimeout = cfg.Persist.PoolTimeout
 	p.QueryTimeout = cfg.Persist.QueryTimeout
 	p.CreateTables = cfg.Persist.CreateTables
-	p.WriteMode = cfg.Persist.WriteMode
-	p.BatchSize = cfg.Persist.BatchSize
-	p.FlushInterval = cfg.Persist.FlushInterval
-	p.MaxPending = cfg.Persist.MaxPending
 	return p
 }
 
@@ -443,6 +439,9 @@ func cacheConfig(cfg *Config) cache.Config {
 	return c
 }
 
+// writerConfig maps the persist.* keys of the store writer (write_mode,
+// batch_size, flush_interval, max_pending), which replica.WriterConfig
+// declares, defaults and validates.
 func writerConfig(cfg *Config) replica.WriterConfig {
 	w := replica.DefaultWriterConfig()
 	w.Mode = cfg.Persist.WriteMode
