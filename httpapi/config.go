@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 	"time"
@@ -113,12 +114,14 @@ type AuthzRule struct {
 	Scopes     []string
 }
 
+// maxTime is the last instant a token.Time holds (Unix nanoseconds in an
+// int64, April 2262): a time or lifetime ending later is refused as
+// unrepresentable. How long a token may live is the token service's to
+// judge (tokens.max_lifetime, tokens.LifetimeCeiling).
+var maxTime = time.Unix(0, math.MaxInt64).UTC()
+
 // Limits of the API that are not configuration.
 const (
-	// MaxLifetime bounds expires_in and the expires of a PATCH (100 years):
-	// beyond it, "never" is what the caller means, and token.Time would
-	// overflow near year 2262.
-	MaxLifetime = 100 * 365 * 24 * time.Hour
 	// maxTokenLen bounds a bearer token; longer ones are malformed without
 	// a lookup (the header limit bounds them anyway).
 	maxTokenLen = 4096
