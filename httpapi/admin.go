@@ -392,7 +392,8 @@ var listParams = map[string]bool{"username": true, "type": true, "limit": true, 
 
 func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
-	q := tokens.ListQuery{Limit: s.cfg.ListLimit}
+	// No limit (0) is the service's default; the service also caps it.
+	var q tokens.ListQuery
 	audit := false
 	for k := range args.All() {
 		if !listParams[string(k)] {
@@ -418,9 +419,8 @@ func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
 	}
 	if args.Has("limit") {
 		n, err := strconv.Atoi(string(args.Peek("limit")))
-		if err != nil || n < 1 || n > s.cfg.MaxListLimit {
-			writeError(ctx, fasthttp.StatusBadRequest, codeInvalidRequest,
-				fmt.Sprintf("limit must be an integer from 1 to %d", s.cfg.MaxListLimit))
+		if err != nil || n < 1 {
+			writeError(ctx, fasthttp.StatusBadRequest, codeInvalidRequest, "limit must be a positive integer")
 			return
 		}
 		q.Limit = n

@@ -164,3 +164,21 @@ func TestHTTPLifetimeCeiling(t *testing.T) {
 	r = free.do(t, req{method: "PATCH", path: "/v1/tokens/" + key, admin: true, contentType: "application/json", body: `{"expires":"2300-01-01T00:00:00Z"}`})
 	wantError(t, "PATCH beyond token.Time", r, 400, "invalid_request")
 }
+
+// A listing's limit is judged by the token service (tokens.Config
+// MaxListLimit): over the real service a limit above it answers 400
+// invalid_request, the largest one 200, and none the default.
+func TestHTTPListLimitFromService(t *testing.T) {
+	ts, _ := mustRealServer(t, nil)
+	ts.issued(t, `{"username":"alice"}`)
+	max := tokens.DefaultConfig().MaxListLimit
+	r := ts.do(t, req{path: fmt.Sprintf("/v1/tokens?limit=%d", max+1), admin: true})
+	wantError(t, "list above the largest limit", r, 400, "invalid_request")
+	r = ts.do(t, req{path: fmt.Sprintf("/v1/tokens?limit=%d", max), admin: true})
+	wantStatus(t, "list at the largest limit", r, 200)
+	r = ts.do(t, req{path: "/v1/tokens", admin: true})
+	wantStatus(t, "list with the default limit", r, 200)
+	if n := len(r.json(t)["tokens"].([]any)); n != 1 {
+		t.Errorf("list with the default limit: %d tokens, want 1: %s", n, r.body)
+	}
+}

@@ -107,8 +107,14 @@ func (c Config) Validate() error {
 	if c.TouchInterval < 0 {
 		errs = append(errs, errors.New("touch interval must not be negative"))
 	}
-	if c.MaxDescendants <= 0 || c.ListLimit <= 0 || c.MaxListLimit < c.ListLimit {
-		errs = append(errs, errors.New("descendant and listing limits must be positive"))
+	if c.MaxDescendants <= 0 {
+		errs = append(errs, fmt.Errorf("the descendant limit must be positive, got %d", c.MaxDescendants))
+	}
+	if c.MaxListLimit <= 0 {
+		errs = append(errs, fmt.Errorf("the largest listing limit must be positive, got %d", c.MaxListLimit))
+	}
+	if c.ListLimit <= 0 || (c.MaxListLimit > 0 && c.ListLimit > c.MaxListLimit) {
+		errs = append(errs, fmt.Errorf("the default listing limit must be between 1 and the largest (%d), got %d", c.MaxListLimit, c.ListLimit))
 	}
 	return errors.Join(errs...)
 }

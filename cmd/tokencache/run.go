@@ -480,7 +480,6 @@ func httpConfig(cfg *Config, adminToken string) httpapi.Config {
 	h.WriteTimeout = cfg.HTTP.WriteTimeout
 	h.IdleTimeout = cfg.HTTP.IdleTimeout
 	h.DrainDelay = cfg.HTTP.DrainDelay
-	h.TokenPrefix = cfg.Tokens.Prefix
 	h.Authz.Cookie = cfg.Authz.Cookie
 	for _, r := range cfg.Authz.Rules {
 		h.Authz.Rules = append(h.Authz.Rules, httpapi.AuthzRule{PathPrefix: r.PathPrefix, Scopes: r.Scopes})
