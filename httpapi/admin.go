@@ -178,7 +178,7 @@ func checkIdempotencyKey(ctx *fasthttp.RequestCtx) (string, bool) {
 		return "", true
 	}
 	v := vals[0]
-	ok := len(vals) == 1 && len(v) > 0 && len(v) <= maxIdempotencyKeyLen
+	ok := len(vals) == 1 && len(v) > 0 && len(v) <= tokens.MaxIdempotencyKeyLen
 	for _, c := range v {
 		if c < 0x21 || c > 0x7e {
 			ok = false
@@ -186,7 +186,7 @@ func checkIdempotencyKey(ctx *fasthttp.RequestCtx) (string, bool) {
 	}
 	if !ok {
 		writeError(ctx, fasthttp.StatusBadRequest, codeInvalidRequest,
-			fmt.Sprintf("Idempotency-Key must be one header of 1 to %d visible ASCII characters", maxIdempotencyKeyLen))
+			fmt.Sprintf("Idempotency-Key must be one header of 1 to %d visible ASCII characters", tokens.MaxIdempotencyKeyLen))
 		return "", false
 	}
 	return string(v), true

@@ -118,9 +118,6 @@ const (
 	// maxTokenLen bounds a bearer token; longer ones are malformed without
 	// a lookup (the header limit bounds them anyway).
 	maxTokenLen = 4096
-	// maxIdempotencyKeyLen bounds the Idempotency-Key header (as the log
-	// command encoding does).
-	maxIdempotencyKeyLen = 255
 	// maxAuthzRules bounds Config.Authz.Rules (they are scanned per request).
 	maxAuthzRules = 1024
 )

@@ -13,8 +13,9 @@ import (
 	"github.com/tokencache/tokencache/token"
 )
 
-// maxIdempotencyKeyLen bounds the Idempotency-Key header.
-const maxIdempotencyKeyLen = 255
+// MaxIdempotencyKeyLen bounds the Idempotency-Key header: the bound of the
+// log command that carries it (replica.MaxIdempotencyKeyLen).
+const MaxIdempotencyKeyLen = replica.MaxIdempotencyKeyLen
 
 // Issue mints a token. It runs on the node that received the request: the
 // secret is generated and kept here, and only its hash goes to the leader.
@@ -188,8 +189,8 @@ func (s *Service) checkIssue(req *IssueRequest) error {
 			}
 		}
 	}
-	if len(req.IdempotencyKey) > maxIdempotencyKeyLen {
-		return fmt.Errorf("%w: Idempotency-Key is longer than %d bytes", token.ErrInvalid, maxIdempotencyKeyLen)
+	if len(req.IdempotencyKey) > MaxIdempotencyKeyLen {
+		return fmt.Errorf("%w: Idempotency-Key is longer than %d bytes", token.ErrInvalid, MaxIdempotencyKeyLen)
 	}
 	if (req.Type == token.TypeInternal || req.Type == token.TypeNotebook) && req.Parent.IsZero() {
 		return fmt.Errorf("%w: %s tokens need a parent (use the delegation endpoints)", token.ErrInvalid, req.Type)
