@@ -84,25 +84,28 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if !token.ValidPrefix(c.Prefix) {
-		errs = append(errs, fmt.Errorf("tokens.prefix %q must be 1-16 lowercase letters or digits, starting with a letter", c.Prefix))
+		errs = append(errs, fmt.Errorf("tokens.prefix %q must match [a-z][a-z0-9]{0,15}", c.Prefix))
 	}
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MaxLifetime <= 0 && c.MaxLifetime != NoMaxLifetime {
-		errs = append(errs, errors.New("tokens.max_lifetime must be positive, or -1 for no limit"))
+		errs = append(errs, fmt.Errorf("tokens.max_lifetime must be a positive duration, or -1 for no limit, got %s", c.MaxLifetime))
 	}
 	if c.MaxLifetime > 0 && c.Rules.Expiry > c.MaxLifetime {
-		errs = append(errs, fmt.Errorf("tokens.expiry (%s) must not exceed tokens.max_lifetime (%s)", c.Rules.Expiry, c.MaxLifetime))
+		errs = append(errs, fmt.Errorf("tokens.expiry %s must not exceed tokens.max_lifetime (%s)", c.Rules.Expiry, c.MaxLifetime))
 	}
 	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 {
 		errs = append(errs, errors.New("read and write timeouts must be positive"))
 	}
 	if c.LoadBatchSize <= 0 {
-		errs = append(errs, errors.New("cache.load_batch_size must be positive"))
+		errs = append(errs, fmt.Errorf("cache.load_batch_size must be positive, got %d", c.LoadBatchSize))
 	}
-	if c.ReapInterval <= 0 || c.ReapBatch <= 0 {
-		errs = append(errs, errors.New("tokens.reap_interval and the reap batch must be positive"))
+	if c.ReapInterval <= 0 {
+		errs = append(errs, fmt.Errorf("tokens.reap_interval must be a positive duration, got %s", c.ReapInterval))
+	}
+	if c.ReapBatch <= 0 {
+		errs = append(errs, fmt.Errorf("the reap batch must be positive, got %d", c.ReapBatch))
 	}
 	if c.TouchInterval < 0 {
 		errs = append(errs, errors.New("touch interval must not be negative"))

@@ -144,7 +144,7 @@ func (c *Config) check() (errs, warns Problems) {
 	c.checkCluster(&ck)
 	c.checkCache(&ck)
 	c.checkPersist(&ck)
-	c.checkWriter(&ck)
+	c.checkKeyed(&ck)
 	c.checkTokens(&ck)
 	c.checkJWT(&ck)
 	c.checkAuthz(&ck)
@@ -174,6 +174,7 @@ func (c *Config) checkPackages(ck *checker) {
 		jwtErr,
 		persistConfig(c).Validate(),
 		cacheConfig(c).Validate(),
+		writerConfig(c).Validate(),
 		tokensConfig(c).Validate(),
 		clusterConfig(c).Validate(),
 		h.Validate(),
@@ -189,31 +190,42 @@ func (c *Config) checkPackages(ck *checker) {
 	}
 }
 
-// checkWriter runs the store writer's own validation (replica.WriterConfig
-// declares persist.write_mode, batch_size, flush_interval and max_pending)
-// and files each problem under the key it starts with. It runs whatever
-// else is wrong, as these keys have no other check.
-func (c *Config) checkWriter(ck *checker) {
-	err := writerConfig(c).Validate()
-	if err == nil {
-		return
-	}
-	for _, line := range strings.Split(err.Error(), "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			ck.errs = append(ck.errs, keyedProblem(line))
+// checkKeyed runs the validation of the packages that own a key's rule
+// (the store writer's persist.write_mode, batch_size, flush_interval and
+// max_pending; the token service's tokens.* keys and cache.load_batch_size)
+// and files each problem under the key it names. It runs whatever else is
+// wrong, as these keys have no other check; a problem that names no key is
+// left to checkPackages, which runs the same validations once everything
+// else is right.
+func (c *Config) checkKeyed(ck *checker) {
+	for _, err := range []error{writerConfig(c).Validate(), tokensConfig(c).Validate()} {
+		if err == nil {
+			continue
+		}
+		for _, line := range strings.Split(err.Error(), "\n") {
+			for _, part := range strings.Split(line, "; ") {
+				if p, ok := keyedProblem(part); ok {
+					ck.errs = append(ck.errs, p)
+				}
+			}
 		}
 	}
 }
 
-// keyedProblem files a package's problem line under the configuration key
-// it starts with ("persist.batch_size must be ..." is the problem "must be
-// ..." of persist.batch_size), or under no key when it starts with none.
-func keyedProblem(line string) Problem {
-	key, msg, ok := strings.Cut(line, " ")
-	if _, known := keySpecs[key]; !ok || !known {
-		return Problem{Msg: line}
+// keyedProblem files a package's problem text under the configuration key
+// it starts with, after any sentinel prefix ("invalid: tokens.expiry must
+// be positive" is the problem "must be positive" of tokens.expiry).
+func keyedProblem(text string) (Problem, bool) {
+	words := strings.Fields(text)
+	for i, w := range words {
+		if _, known := keySpecs[w]; known {
+			return Problem{Key: w, Msg: strings.Join(words[i+1:], " ")}, true
+		}
+		if !strings.HasSuffix(w, ":") {
+			return Problem{}, false
+		}
 	}
-	return Problem{Key: key, Msg: msg}
+	return Problem{}, false
 }
 
 func (c *Config) checkNode(ck *checker) {
@@ -326,7 +338,6 @@ func (c *Config) checkCache(ck *checker) {
 	if _, ok := cache.ParseEviction(ca.Eviction); !ok {
 		ck.errorf("cache.eviction", "unknown value %q (want lru, 2q, arc; any case)", ca.Eviction)
 	}
-	ck.positiveInt("cache.load_batch_size", ca.LoadBatchSize)
 	switch {
 	case ca.Shards <= 0 || ca.Shards&(ca.Shards-1) != 0:
 		ck.errorf("cache.shards", "must be a positive power of two, got %d", ca.Shards)
@@ -411,27 +422,11 @@ func checkStoreURL(ck *checker, key, raw, store string) {
 	}
 }
 
+// checkTokens warns about short secrets. The rules of the tokens.* keys
+// (and cache.load_batch_size) are the token service's own
+// (tokens.Config.Validate, token.Rules.Validate), run by checkKeyed.
 func (c *Config) checkTokens(ck *checker) {
 	t := &c.Tokens
-	ck.positive("tokens.expiry", t.Expiry)
-	ck.positive("tokens.retention", t.Retention)
-	if t.Expiry > 0 && t.Retention > 0 && t.Expiry >= t.Retention {
-		ck.errorf("tokens.expiry", "%s must be less than tokens.retention (%s): a token must be kept longer than it lives",
-			formatDuration(t.Expiry), formatDuration(t.Retention))
-	}
-	if t.IdleTimeout < 0 {
-		ck.errorf("tokens.idle_timeout", "must be 0 (off) or a positive duration, got %s", formatDuration(t.IdleTimeout))
-	}
-	if t.MaxLifetime <= 0 && t.MaxLifetime != -1 {
-		ck.errorf("tokens.max_lifetime", "must be a positive duration, or -1 for no limit, got %s", formatDuration(t.MaxLifetime))
-	}
-	if t.MaxLifetime > 0 && t.Expiry > t.MaxLifetime {
-		ck.errorf("tokens.expiry", "%s must not exceed tokens.max_lifetime (%s)", formatDuration(t.Expiry), formatDuration(t.MaxLifetime))
-	}
-	ck.positive("tokens.reap_interval", t.ReapInterval)
-	if !token.ValidPrefix(t.Prefix) {
-		ck.errorf("tokens.prefix", "%q must match [a-z][a-z0-9]{0,15}", t.Prefix)
-	}
 	if n := len(t.Pepper); n > 0 && n < minSecretLen {
 		ck.warnf("tokens.pepper", "is shorter than %d characters", minSecretLen)
 	}
