@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/cluster"
 	"github.com/tokencache/tokencache/token"
 )
@@ -64,6 +63,16 @@ type checker struct {
 
 func (ck *checker) errorf(key, format string, args ...any) {
 	ck.errs = append(ck.errs, Problem{key, fmt.Sprintf(format, args...)})
+}
+
+// has reports whether a problem is already filed under key.
+func (ck *checker) has(key string) bool {
+	for _, p := range ck.errs {
+		if p.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 func (ck *checker) warnf(key, format string, args ...any) {
@@ -192,19 +201,20 @@ func (c *Config) checkPackages(ck *checker) {
 
 // checkKeyed runs the validation of the packages that own a key's rule
 // (the store writer's persist.write_mode, batch_size, flush_interval and
-// max_pending; the token service's tokens.* keys and cache.load_batch_size)
+// max_pending; the token service's tokens.* keys and cache.load_batch_size;
+// the cache's cache.* keys)
 // and files each problem under the key it names. It runs whatever else is
 // wrong, as these keys have no other check; a problem that names no key is
 // left to checkPackages, which runs the same validations once everything
 // else is right.
 func (c *Config) checkKeyed(ck *checker) {
-	for _, err := range []error{writerConfig(c).Validate(), tokensConfig(c).Validate()} {
+	for _, err := range []error{writerConfig(c).Validate(), tokensConfig(c).Validate(), cacheConfig(c).Validate()} {
 		if err == nil {
 			continue
 		}
 		for _, line := range strings.Split(err.Error(), "\n") {
 			for _, part := range strings.Split(line, "; ") {
-				if p, ok := keyedProblem(part); ok {
+				if p, ok := keyedProblem(part); ok && !ck.has(p.Key) {
 					ck.errs = append(ck.errs, p)
 				}
 			}
@@ -216,13 +226,14 @@ func (c *Config) checkKeyed(ck *checker) {
 // it starts with, after any sentinel prefix ("invalid: tokens.expiry must
 // be positive" is the problem "must be positive" of tokens.expiry).
 func keyedProblem(text string) (Problem, bool) {
-	words := strings.Fields(text)
-	for i, w := range words {
-		if _, known := keySpecs[w]; known {
-			return Problem{Key: w, Msg: strings.Join(words[i+1:], " ")}, true
+	for range 3 { // the text, then past up to two sentinel prefixes
+		key, msg, _ := strings.Cut(strings.TrimSpace(text), " ")
+		if _, known := keySpecs[key]; known {
+			return Problem{Key: key, Msg: msg}, true
 		}
-		if !strings.HasSuffix(w, ":") {
-			return Problem{}, false
+		var ok bool
+		if _, text, ok = strings.Cut(text, ": "); !ok {
+			break
 		}
 	}
 	return Problem{}, false
@@ -333,19 +344,19 @@ func (c *Config) checkVoters(ck *checker) {
 }
 
 func (c *Config) checkCache(ck *checker) {
+	// eviction, a shard count's power of two and negative_capacity are the
+	// cache's rules (cache.Config.Validate, run by checkKeyed). The file
+	// also refuses what the cache takes as "automatic" (0 shards) and a
+	// capacity below the shard count. A capacity that is not positive is
+	// refused here in the file's words ("must be positive, got 0"), and the
+	// cache's own words for it are then not repeated (checkKeyed).
 	ca := &c.Cache
 	ck.positiveInt("cache.capacity", ca.Capacity)
-	if _, ok := cache.ParseEviction(ca.Eviction); !ok {
-		ck.errorf("cache.eviction", "unknown value %q (want lru, 2q, arc; any case)", ca.Eviction)
-	}
 	switch {
-	case ca.Shards <= 0 || ca.Shards&(ca.Shards-1) != 0:
+	case ca.Shards == 0:
 		ck.errorf("cache.shards", "must be a positive power of two, got %d", ca.Shards)
-	case ca.Capacity > 0 && ca.Capacity < ca.Shards:
+	case ca.Capacity > 0 && ca.Shards > 0 && ca.Capacity < ca.Shards:
 		ck.errorf("cache.capacity", "%d must be at least cache.shards (%d)", ca.Capacity, ca.Shards)
-	}
-	if ca.NegativeCapacity < 0 {
-		ck.errorf("cache.negative_capacity", "must be 0 (automatic) or positive, got %d", ca.NegativeCapacity)
 	}
 }
 
