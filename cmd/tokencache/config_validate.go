@@ -202,13 +202,15 @@ func (c *Config) checkPackages(ck *checker) {
 // checkKeyed runs the validation of the packages that own a key's rule
 // (the store writer's persist.write_mode, batch_size, flush_interval and
 // max_pending; the token service's tokens.* keys and cache.load_batch_size;
-// the cache's cache.* keys)
+// the cache's cache.* keys; persist's persist.* keys)
 // and files each problem under the key it names. It runs whatever else is
 // wrong, as these keys have no other check; a problem that names no key is
 // left to checkPackages, which runs the same validations once everything
 // else is right.
 func (c *Config) checkKeyed(ck *checker) {
-	for _, err := range []error{writerConfig(c).Validate(), tokensConfig(c).Validate(), cacheConfig(c).Validate()} {
+	for _, err := range []error{
+		persistConfig(c).Validate(), writerConfig(c).Validate(), tokensConfig(c).Validate(), cacheConfig(c).Validate(),
+	} {
 		if err == nil {
 			continue
 		}
@@ -361,8 +363,11 @@ func (c *Config) checkCache(ck *checker) {
 }
 
 func (c *Config) checkPersist(ck *checker) {
+	// persist.store's values, max_overflow, pool_timeout and query_timeout
+	// are persist's rules (persist.Config.Validate, run by checkKeyed);
+	// pool_size is refused here in the file's words, and persist's words
+	// for it are then not repeated.
 	p := &c.Persist
-	ck.oneOf("persist.store", p.Store, "memory", "sqlite", "mysql", "none")
 	switch p.Store {
 	case "mysql":
 		if p.URL == "" && len(p.Shards) == 0 {
@@ -393,20 +398,15 @@ func (c *Config) checkPersist(ck *checker) {
 		ck.warnf("persist.password", "is set but persist.username is not")
 	}
 	ck.positiveInt("persist.pool_size", p.PoolSize)
-	if p.MaxOverflow < -1 {
-		ck.errorf("persist.max_overflow", "must be -1 (unlimited) or at least 0, got %d", p.MaxOverflow)
-	}
 	if p.PoolRecycle <= 0 && p.PoolRecycle != -1 {
 		ck.errorf("persist.pool_recycle", "must be a positive duration or -1 (never), got %s", formatDuration(p.PoolRecycle))
 	}
-	ck.positive("persist.pool_timeout", p.PoolTimeout)
 	// write_mode, batch_size, flush_interval and max_pending are the store
 	// writer's, checked by checkWriter; a queue bound below one batch
 	// works but is a typo.
 	if p.BatchSize > 0 && p.MaxPending > 0 && p.BatchSize > p.MaxPending {
 		ck.errorf("persist.batch_size", "persist.max_pending (%d) must be at least persist.batch_size (%d)", p.MaxPending, p.BatchSize)
 	}
-	ck.positive("persist.query_timeout", p.QueryTimeout)
 }
 
 // checkStoreURL checks a JDBC-style URL without ever printing it (it may
