@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/cluster"
+	"github.com/tokencache/tokencache/httpapi"
 	"github.com/tokencache/tokencache/token"
 )
 
@@ -167,14 +168,20 @@ func (c *Config) check() (errs, warns Problems) {
 	return ck.errs, ck.warns
 }
 
-// checkPackages validates the configuration each package receives.
-func (c *Config) checkPackages(ck *checker) {
+// httpConfigToCheck returns the HTTP API's configuration as serve builds
+// it, with a placeholder of valid syntax for an admin token generated at
+// first start.
+func (c *Config) httpConfigToCheck() httpapi.Config {
 	admin := c.HTTP.AdminToken.Reveal()
 	if admin == "" {
-		admin = "generated-at-first-start" // a placeholder of valid syntax
+		admin = "generated-at-first-start"
 	}
-	h := httpConfig(c, admin)
-	h.AdminToken = admin
+	return httpConfig(c, admin)
+}
+
+// checkPackages validates the configuration each package receives.
+func (c *Config) checkPackages(ck *checker) {
+	h := c.httpConfigToCheck()
 	// The JWT format as serve builds it: the keys file loaded, every
 	// trusted issuer checked and its JWKS file read.
 	jf, jwtErr := newJWTFormat(c, nil)
@@ -202,7 +209,8 @@ func (c *Config) checkPackages(ck *checker) {
 // checkKeyed runs the validation of the packages that own a key's rule
 // (the store writer's persist.write_mode, batch_size, flush_interval and
 // max_pending; the token service's tokens.* keys and cache.load_batch_size;
-// the cache's cache.* keys; persist's persist.* keys)
+// the cache's cache.* keys; persist's persist.* keys; the HTTP API's http.*
+// keys)
 // and files each problem under the key it names. It runs whatever else is
 // wrong, as these keys have no other check; a problem that names no key is
 // left to checkPackages, which runs the same validations once everything
@@ -210,6 +218,7 @@ func (c *Config) checkPackages(ck *checker) {
 func (c *Config) checkKeyed(ck *checker) {
 	for _, err := range []error{
 		persistConfig(c).Validate(), writerConfig(c).Validate(), tokensConfig(c).Validate(), cacheConfig(c).Validate(),
+		c.httpConfigToCheck().Validate(),
 	} {
 		if err == nil {
 			continue
@@ -230,8 +239,8 @@ func (c *Config) checkKeyed(ck *checker) {
 func keyedProblem(text string) (Problem, bool) {
 	for range 3 { // the text, then past up to two sentinel prefixes
 		key, msg, _ := strings.Cut(strings.TrimSpace(text), " ")
-		if _, known := keySpecs[key]; known {
-			return Problem{Key: key, Msg: msg}, true
+		if _, known := keySpecs[strings.TrimSuffix(key, ":")]; known {
+			return Problem{Key: strings.TrimSuffix(key, ":"), Msg: msg}, true
 		}
 		var ok bool
 		if _, text, ok = strings.Cut(text, ": "); !ok {
@@ -250,25 +259,21 @@ func (c *Config) checkNode(ck *checker) {
 	}
 }
 
+// checkHTTP checks the http.* keys the HTTP API has no rule for, or states
+// in other words; max_body_bytes, the timeouts and drain_delay are the HTTP
+// API's rules (httpapi.Config.Validate, run by checkKeyed).
 func (c *Config) checkHTTP(ck *checker) {
 	h := &c.HTTP
 	ck.address("http.addr", h.Addr, false, true)
 	if n := len(h.AdminToken); n > 0 && n < minSecretLen {
 		ck.errorf("http.admin_token", "is shorter than %d characters; leave it unset to have one generated", minSecretLen)
 	}
-	ck.positiveInt("http.max_body_bytes", h.MaxBodyBytes)
 	ck.positiveInt("http.max_header_bytes", h.MaxHeaderBytes)
 	ck.positiveInt("http.max_conns", h.MaxConns)
 	if h.MaxConnsPerIP < 0 {
 		ck.errorf("http.max_conns_per_ip", "must be 0 (no per-IP limit) or positive, got %d", h.MaxConnsPerIP)
 	} else if h.MaxConnsPerIP > h.MaxConns && h.MaxConns > 0 {
 		ck.warnf("http.max_conns_per_ip", "%d is above http.max_conns (%d): it never applies", h.MaxConnsPerIP, h.MaxConns)
-	}
-	ck.positive("http.read_timeout", h.ReadTimeout)
-	ck.positive("http.write_timeout", h.WriteTimeout)
-	ck.positive("http.idle_timeout", h.IdleTimeout)
-	if h.DrainDelay < 0 {
-		ck.errorf("http.drain_delay", "must not be negative, got %s", formatDuration(h.DrainDelay))
 	}
 	ck.positive("http.shutdown_timeout", h.ShutdownTimeout)
 }
