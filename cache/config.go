@@ -109,7 +109,7 @@ func (c Config) Validate() error {
 	}
 	eviction, ok := ParseEviction(c.Eviction)
 	if !ok {
-		errs = append(errs, fmt.Sprintf("cache.eviction must be lru, 2q or arc (got %q)", c.Eviction))
+		errs = append(errs, fmt.Sprintf("cache.eviction must be lru, 2q or arc (got %q), in any case (lru, 2q, arc, LRU, 2Q, ARC)", c.Eviction))
 	}
 	switch {
 	case c.Shards < 0:
@@ -124,7 +124,7 @@ func (c Config) Validate() error {
 		errs = append(errs, "cache.capacity must be at least 2 with cache.eviction 2q")
 	}
 	if c.NegativeCapacity < 0 {
-		errs = append(errs, fmt.Sprintf("cache.negative_capacity must not be negative (got %d)", c.NegativeCapacity))
+		errs = append(errs, fmt.Sprintf("cache.negative_capacity must not be negative (got %d): use 0 (automatic) or a positive count", c.NegativeCapacity))
 	}
 	if c.NegativeTTL < 0 {
 		errs = append(errs, fmt.Sprintf("cache.negative_ttl must not be negative (got %s)", c.NegativeTTL))

@@ -85,7 +85,7 @@ func (a audienceList) audience() (string, error) {
 
 // request checks b and turns it into an IssueRequest; a body without a
 // format gets defaultFormat (tokens.format).
-func (b *issueBody) request(defaultFormat token.Format) (tokens.IssueRequest, error) {
+func (b *issueBody) request(defaultFormat token.Format, now time.Time) (tokens.IssueRequest, error) {
 	req := tokens.IssueRequest{
 		Username: b.Username, Realm: b.Realm, Name: b.Name,
 		Service: b.Service, ClientID: b.ClientID,
@@ -136,7 +136,7 @@ func (b *issueBody) request(defaultFormat token.Format) (tokens.IssueRequest, er
 		if b.NoExpire {
 			return req, fmt.Errorf("%w: no_expire and expires_in cannot be combined", token.ErrInvalid)
 		}
-		if req.ExpiresIn, err = lifetime("expires_in", *b.ExpiresIn, false); err != nil {
+		if req.ExpiresIn, err = lifetime("expires_in", *b.ExpiresIn, false, now); err != nil {
 			return req, err
 		}
 	}
@@ -153,17 +153,19 @@ func (b *issueBody) request(defaultFormat token.Format) (tokens.IssueRequest, er
 	return req, nil
 }
 
-// lifetime checks a lifetime in seconds: positive (or zero when allowed)
-// and at most MaxLifetime.
-func lifetime(field string, sec int64, zeroOK bool) (time.Duration, error) {
+// lifetime checks the syntax of a lifetime in seconds: positive (or zero
+// when allowed), and ending within what a token.Time holds (maxTime). How
+// long a token may live is the token service's to judge
+// (tokens.max_lifetime, tokens.LifetimeCeiling).
+func lifetime(field string, sec int64, zeroOK bool, now time.Time) (time.Duration, error) {
 	if sec < 0 || (sec == 0 && !zeroOK) {
 		if zeroOK {
 			return 0, fmt.Errorf("%w: %s must not be negative", token.ErrInvalid, field)
 		}
 		return 0, fmt.Errorf("%w: %s must be a positive number of seconds", token.ErrInvalid, field)
 	}
-	if sec > int64(MaxLifetime/time.Second) {
-		return 0, fmt.Errorf("%w: %s must be at most %d seconds (100 years); use no_expire for tokens that never expire", token.ErrInvalid, field, int64(MaxLifetime/time.Second))
+	if sec > int64(maxTime.Sub(now)/time.Second) {
+		return 0, fmt.Errorf("%w: %s is too large: it must end before %d; use no_expire for tokens that never expire", token.ErrInvalid, field, maxTime.Year())
 	}
 	return time.Duration(sec) * time.Second, nil
 }
@@ -176,7 +178,7 @@ func checkIdempotencyKey(ctx *fasthttp.RequestCtx) (string, bool) {
 		return "", true
 	}
 	v := vals[0]
-	ok := len(vals) == 1 && len(v) > 0 && len(v) <= maxIdempotencyKeyLen
+	ok := len(vals) == 1 && len(v) > 0 && len(v) <= tokens.MaxIdempotencyKeyLen
 	for _, c := range v {
 		if c < 0x21 || c > 0x7e {
 			ok = false
@@ -184,7 +186,7 @@ func checkIdempotencyKey(ctx *fasthttp.RequestCtx) (string, bool) {
 	}
 	if !ok {
 		writeError(ctx, fasthttp.StatusBadRequest, codeInvalidRequest,
-			fmt.Sprintf("Idempotency-Key must be one header of 1 to %d visible ASCII characters", maxIdempotencyKeyLen))
+			fmt.Sprintf("Idempotency-Key must be one header of 1 to %d visible ASCII characters", tokens.MaxIdempotencyKeyLen))
 		return "", false
 	}
 	return string(v), true
@@ -199,7 +201,7 @@ func (s *Server) handleIssue(ctx *fasthttp.RequestCtx) {
 	if !decodeJSON(ctx, &body) {
 		return
 	}
-	req, err := body.request(s.cfg.IssueFormat)
+	req, err := body.request(s.cfg.IssueFormat, s.now())
 	if err != nil {
 		s.fail(ctx, routeTokens, err)
 		return
@@ -325,8 +327,8 @@ func (b *modifyBody) request(k token.Key, now time.Time) (tokens.ModifyRequest, 
 		if err != nil {
 			return req, fmt.Errorf("%w: expires must be an RFC 3339 time such as 2030-01-02T15:04:05Z", token.ErrInvalid)
 		}
-		if t.Unix() <= 0 || t.After(now.Add(MaxLifetime)) {
-			return req, fmt.Errorf("%w: expires must be after 1970 and at most 100 years from now", token.ErrInvalid)
+		if t.Unix() <= 0 || t.After(maxTime) {
+			return req, fmt.Errorf("%w: expires must be after 1970 and before %d", token.ErrInvalid, maxTime.Year())
 		}
 		t = t.UTC()
 		req.Expires = &t
@@ -390,7 +392,8 @@ var listParams = map[string]bool{"username": true, "type": true, "limit": true, 
 
 func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
-	q := tokens.ListQuery{Limit: s.cfg.ListLimit}
+	// No limit (0) is the service's default; the service also caps it.
+	var q tokens.ListQuery
 	audit := false
 	for k := range args.All() {
 		if !listParams[string(k)] {
@@ -416,9 +419,8 @@ func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
 	}
 	if args.Has("limit") {
 		n, err := strconv.Atoi(string(args.Peek("limit")))
-		if err != nil || n < 1 || n > s.cfg.MaxListLimit {
-			writeError(ctx, fasthttp.StatusBadRequest, codeInvalidRequest,
-				fmt.Sprintf("limit must be an integer from 1 to %d", s.cfg.MaxListLimit))
+		if err != nil || n < 1 {
+			writeError(ctx, fasthttp.StatusBadRequest, codeInvalidRequest, "limit must be a positive integer")
 			return
 		}
 		q.Limit = n

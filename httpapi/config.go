@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 	"time"
@@ -47,11 +48,9 @@ type Config struct {
 	// (the usual caller is the local gateway, one IP).
 	MaxConnsPerIP int
 
-	// TokenPrefix is the token prefix (tokens.prefix), used to read the
-	// key of a parent token in delegation requests when Formats is nil.
-	TokenPrefix string
 	// Formats read the key of a parent token in delegation requests: the
-	// token service's formats. nil is the opaque format with TokenPrefix.
+	// token service's formats. nil is the opaque format with the default
+	// prefix (tests; the daemon passes the service's formats).
 	Formats *token.Formats
 	// IssueFormat is the format of POST /v1/tokens when the body names none
 	// (tokens.format). The service refuses a format it has no codec for.
@@ -71,11 +70,6 @@ type Config struct {
 	// must be published at least this long before it signs (README, key
 	// rotation).
 	JWKSMaxAge time.Duration
-
-	// ListLimit is the number of tokens a listing returns when it names no
-	// limit; MaxListLimit is the largest limit a caller may ask for.
-	ListLimit    int
-	MaxListLimit int
 
 	// Authz configures the forward-auth endpoint.
 	Authz AuthzConfig
@@ -113,25 +107,24 @@ type AuthzRule struct {
 	Scopes     []string
 }
 
+// maxTime is the last instant a token.Time holds (Unix nanoseconds in an
+// int64, April 2262): a time or lifetime ending later is refused as
+// unrepresentable. How long a token may live is the token service's to
+// judge (tokens.max_lifetime, tokens.LifetimeCeiling).
+var maxTime = time.Unix(0, math.MaxInt64).UTC()
+
 // Limits of the API that are not configuration.
 const (
-	// MaxLifetime bounds expires_in and the expires of a PATCH (100 years):
-	// beyond it, "never" is what the caller means, and token.Time would
-	// overflow near year 2262.
-	MaxLifetime = 100 * 365 * 24 * time.Hour
 	// maxTokenLen bounds a bearer token; longer ones are malformed without
 	// a lookup (the header limit bounds them anyway).
 	maxTokenLen = 4096
-	// maxIdempotencyKeyLen bounds the Idempotency-Key header (as the log
-	// command encoding does).
-	maxIdempotencyKeyLen = 255
 	// maxAuthzRules bounds Config.Authz.Rules (they are scanned per request).
 	maxAuthzRules = 1024
 )
 
 // DefaultConfig returns the defaults: 127.0.0.1:8080, 64 KiB bodies, 8 KiB
 // headers, 5s read and write timeouts, 60s idle timeout, 10s request
-// timeout, listings of 100 (at most 10000), prefix "tc", 2s drain delay,
+// timeout, 2s drain delay,
 // opaque tokens by default, JWKS cacheable for 5 minutes.
 // AdminToken is left empty: the caller must set it.
 func DefaultConfig() Config {
@@ -144,9 +137,6 @@ func DefaultConfig() Config {
 		IdleTimeout:    60 * time.Second,
 		RequestTimeout: 10 * time.Second,
 		Concurrency:    fasthttp.DefaultConcurrency,
-		TokenPrefix:    token.DefaultPrefix,
-		ListLimit:      100,
-		MaxListLimit:   10000,
 		DrainDelay:     2 * time.Second,
 		JWKSMaxAge:     5 * time.Minute,
 	}
@@ -188,15 +178,6 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConnsPerIP < 0 {
 		bad("max_conns_per_ip", "must not be negative (0 = off), got %d", c.MaxConnsPerIP)
-	}
-	if !token.ValidPrefix(c.TokenPrefix) {
-		bad("token_prefix", "%q must be 1 to %d lowercase letters or digits, starting with a letter", c.TokenPrefix, token.MaxPrefixLen)
-	}
-	if c.MaxListLimit <= 0 {
-		bad("max_list_limit", "must be positive, got %d", c.MaxListLimit)
-	}
-	if c.ListLimit <= 0 || (c.MaxListLimit > 0 && c.ListLimit > c.MaxListLimit) {
-		bad("list_limit", "must be between 1 and max_list_limit (%d), got %d", c.MaxListLimit, c.ListLimit)
 	}
 	if c.DrainDelay < 0 {
 		bad("drain_delay", "must not be negative, got %s", c.DrainDelay)

@@ -18,12 +18,10 @@ func TestDefaultConfig(t *testing.T) {
 	for name, got := range map[string]any{
 		"MaxBodyBytes": c.MaxBodyBytes, "MaxHeaderBytes": c.MaxHeaderBytes,
 		"ReadTimeout": c.ReadTimeout, "WriteTimeout": c.WriteTimeout, "IdleTimeout": c.IdleTimeout,
-		"ListLimit": c.ListLimit, "MaxListLimit": c.MaxListLimit, "TokenPrefix": c.TokenPrefix,
 	} {
 		want := map[string]any{
 			"MaxBodyBytes": 64 << 10, "MaxHeaderBytes": 8 << 10,
 			"ReadTimeout": 5 * time.Second, "WriteTimeout": 5 * time.Second, "IdleTimeout": 60 * time.Second,
-			"ListLimit": 100, "MaxListLimit": 10000, "TokenPrefix": "tc",
 		}[name]
 		if got != want {
 			t.Errorf("DefaultConfig().%s = %v, want %v", name, got, want)
@@ -48,9 +46,6 @@ func TestConfigValidate(t *testing.T) {
 		{"request timeout", func(c *Config) { c.RequestTimeout = 0 }, "http.request_timeout"},
 		{"concurrency", func(c *Config) { c.Concurrency = 0 }, "http.concurrency"},
 		{"conns per ip", func(c *Config) { c.MaxConnsPerIP = -1 }, "http.max_conns_per_ip"},
-		{"prefix", func(c *Config) { c.TokenPrefix = "TC" }, "http.token_prefix"},
-		{"list limit", func(c *Config) { c.ListLimit = 20000 }, "http.list_limit"},
-		{"max list limit", func(c *Config) { c.MaxListLimit = 0 }, "http.max_list_limit"},
 		{"drain", func(c *Config) { c.DrainDelay = -1 }, "http.drain_delay"},
 		{"cookie", func(c *Config) { c.Authz.Cookie = "a;b" }, "authz.cookie"},
 		{"rule prefix", func(c *Config) { c.Authz.Rules = []AuthzRule{{PathPrefix: "admin"}} }, "authz.rules[0].path_prefix"},
@@ -70,9 +65,9 @@ func TestConfigValidate(t *testing.T) {
 
 	// Every problem is reported, not just the first.
 	c := testConfig()
-	c.MaxBodyBytes, c.ReadTimeout, c.TokenPrefix = -1, 0, ""
+	c.MaxBodyBytes, c.ReadTimeout, c.Concurrency = -1, 0, 0
 	err := c.Validate()
-	for _, key := range []string{"http.max_body_bytes", "http.read_timeout", "http.token_prefix"} {
+	for _, key := range []string{"http.max_body_bytes", "http.read_timeout", "http.concurrency"} {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("Validate() = %v, want it to name %s", err, key)
 		}

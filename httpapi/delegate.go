@@ -105,15 +105,16 @@ func (s *Server) delegateRequest(k token.Key, parent string, d token.Delegation,
 	if pk != k {
 		return req, fmt.Errorf("%w: parent_token is not the token named by the path", token.ErrInvalid)
 	}
+	now := s.now()
 	var minLife time.Duration
 	if minExpiresIn != nil {
 		var err error
-		if minLife, err = lifetime("min_expires_in", *minExpiresIn, true); err != nil {
+		if minLife, err = lifetime("min_expires_in", *minExpiresIn, true, now); err != nil {
 			return req, err
 		}
 	}
 	if expiresIn != nil {
-		life, err := lifetime("expires_in", *expiresIn, false)
+		life, err := lifetime("expires_in", *expiresIn, false, now)
 		if err != nil {
 			return req, err
 		}
@@ -122,7 +123,7 @@ func (s *Server) delegateRequest(k token.Key, parent string, d token.Delegation,
 		}
 		req.ExpiresIn = life
 	}
-	req.Delegation.MinExpires = token.At(s.now().Add(minLife))
+	req.Delegation.MinExpires = token.At(now.Add(minLife))
 	return req, nil
 }
 

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -225,9 +226,19 @@ func (f *fakeTokens) RevokeToken(ctx context.Context, raw []byte) error {
 	return f.err
 }
 
+// List answers as the service does for its limits (tokens.Config ListLimit
+// and MaxListLimit): no limit is the default, a larger one is ErrInvalid.
+// lastList records the query with the limit the service applies.
 func (f *fakeTokens) List(ctx context.Context, q tokens.ListQuery) ([]*token.Token, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	limits := tokens.DefaultConfig()
+	switch {
+	case q.Limit == 0:
+		q.Limit = limits.ListLimit
+	case q.Limit < 0 || q.Limit > limits.MaxListLimit:
+		return nil, fmt.Errorf("%w: limit must be an integer from 1 to %d", token.ErrInvalid, limits.MaxListLimit)
+	}
 	f.lastList = q
 	if f.err != nil {
 		return nil, f.err

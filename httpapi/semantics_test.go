@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,43 @@ func TestHTTPMaxLifetimeBoundsEveryToken(t *testing.T) {
 	r = free.issueJSON(t, `{"username":"alice","no_expire":true}`)
 	if wantStatus(t, "issue no_expire with no limit", r, 201); r.json(t)["expires"] != nil {
 		t.Errorf("issue no_expire with no limit: %s, want expires null", r.body)
+	}
+}
+
+// With tokens.max_lifetime -1 the HTTP API still refuses a lifetime beyond
+// 100 years with 400 invalid_request and says so: the token service judges
+// it (tokens.LifetimeCeiling), the API only refuses what a token.Time cannot
+// hold.
+func TestHTTPLifetimeCeiling(t *testing.T) {
+	free, clk := mustRealServer(t, func(c *tokens.Config) { c.MaxLifetime = tokens.NoMaxLifetime })
+	r := free.issueJSON(t, fmt.Sprintf(`{"username":"alice","expires_in":%d}`, int64((tokens.LifetimeCeiling+time.Hour)/time.Second)))
+	if wantError(t, "issue beyond 100 years", r, 400, "invalid_request"); !strings.Contains(r.body, "100 years") {
+		t.Errorf("issue beyond 100 years: %s, want the message to say 100 years", r.body)
+	}
+	_, key := free.issued(t, `{"username":"alice"}`)
+	far := clk.Now().Add(tokens.LifetimeCeiling + 24*time.Hour).UTC().Format(time.RFC3339)
+	r = free.do(t, req{method: "PATCH", path: "/v1/tokens/" + key, admin: true, contentType: "application/json", body: `{"expires":"` + far + `"}`})
+	if wantError(t, "PATCH beyond 100 years", r, 400, "invalid_request"); !strings.Contains(r.body, "100 years") {
+		t.Errorf("PATCH beyond 100 years: %s, want the message to say 100 years", r.body)
+	}
+	r = free.do(t, req{method: "PATCH", path: "/v1/tokens/" + key, admin: true, contentType: "application/json", body: `{"expires":"2300-01-01T00:00:00Z"}`})
+	wantError(t, "PATCH beyond token.Time", r, 400, "invalid_request")
+}
+
+// A listing's limit is judged by the token service (tokens.Config
+// MaxListLimit): over the real service a limit above it answers 400
+// invalid_request, the largest one 200, and none the default.
+func TestHTTPListLimitFromService(t *testing.T) {
+	ts, _ := mustRealServer(t, nil)
+	ts.issued(t, `{"username":"alice"}`)
+	max := tokens.DefaultConfig().MaxListLimit
+	r := ts.do(t, req{path: fmt.Sprintf("/v1/tokens?limit=%d", max+1), admin: true})
+	wantError(t, "list above the largest limit", r, 400, "invalid_request")
+	r = ts.do(t, req{path: fmt.Sprintf("/v1/tokens?limit=%d", max), admin: true})
+	wantStatus(t, "list at the largest limit", r, 200)
+	r = ts.do(t, req{path: "/v1/tokens", admin: true})
+	wantStatus(t, "list with the default limit", r, 200)
+	if n := len(r.json(t)["tokens"].([]any)); n != 1 {
+		t.Errorf("list with the default limit: %d tokens, want 1: %s", n, r.body)
 	}
 }

@@ -98,7 +98,7 @@ func New(cfg Config, svc Tokens, log *slog.Logger, reg prometheus.Registerer, ga
 	}
 	formats := cfg.Formats
 	if formats == nil {
-		if formats, err = token.NewFormats(token.NewOpaque(cfg.TokenPrefix, token.NewHasher(nil))); err != nil {
+		if formats, err = token.NewFormats(token.NewOpaque(token.DefaultPrefix, token.NewHasher(nil))); err != nil {
 			return nil, fmt.Errorf("cannot create HTTP API: %w", err)
 		}
 	}

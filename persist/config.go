@@ -18,15 +18,12 @@ const (
 	StoreNone = "none"
 )
 
-// Write modes (persist.write_mode).
-const (
-	WriteThrough = "through"
-	WriteBehind  = "behind"
-)
-
 // Config configures the persistence layer: the persist.* keys of DESIGN §7
-// plus the writer's batching knobs. The zero value is not usable; start from
-// DefaultConfig. A Config is a plain value and safe to copy.
+// that reach the database. The write mode and the writer's batching knobs
+// (persist.write_mode, batch_size, flush_interval, max_pending) configure
+// the store writer, replica.WriterConfig, and are declared there. The zero
+// value is not usable; start from DefaultConfig. A Config is a plain value
+// and safe to copy.
 //
 // Config never prints its password: String, GoString, Format (every fmt
 // verb) and LogValue (log/slog) all redact it.
@@ -82,60 +79,34 @@ type Config struct {
 	// at start (persist.create_tables, default true). When false, missing
 	// tables are ErrNoTables and an older schema is ErrSchemaOutdated.
 	CreateTables bool
-
-	// WriteMode is "through" (a write is acknowledged once it is committed
-	// to the store) or "behind" (acknowledged once applied; the writer
-	// flushes in batches) (persist.write_mode, default "through").
-	WriteMode string
-	// BatchSize is the most changes the writer puts in one Write (default
-	// 512).
-	BatchSize int
-	// FlushInterval is how long the write-behind writer waits to fill a
-	// batch before it writes a partial one (default 50ms).
-	FlushInterval time.Duration
-	// MaxPending bounds the write-behind queue: past it writes are refused
-	// with 503 until the writer catches up (default 100000).
-	MaxPending int
 }
 
 // Defaults (DESIGN §7 and tokenserver's pool settings).
 const (
-	DefaultPoolSize      = 5
-	DefaultMaxOverflow   = 10
-	DefaultPoolRecycle   = time.Duration(-1)
-	DefaultPoolTimeout   = 30 * time.Second
-	DefaultQueryTimeout  = 2 * time.Second
-	DefaultBatchSize     = 512
-	DefaultFlushInterval = 50 * time.Millisecond
-	DefaultMaxPending    = 100000
+	DefaultPoolSize     = 5
+	DefaultMaxOverflow  = 10
+	DefaultPoolRecycle  = time.Duration(-1)
+	DefaultPoolTimeout  = 30 * time.Second
+	DefaultQueryTimeout = 2 * time.Second
 	// DefaultSQLiteFile is the file name of the default SQLite store in the
 	// data dir.
 	DefaultSQLiteFile = "tokens.db"
 )
 
-// Upper bounds that catch typos (a batch of a billion rows is not a setting).
-const (
-	maxBatchSize  = 100000
-	maxMaxPending = 100_000_000
-	maxShards     = 1024
-)
+// maxShards bounds persist.shards (a typo, not a setting, beyond it).
+const maxShards = 1024
 
 // DefaultConfig returns the defaults: SQLite in the data dir, pool 5+10,
-// never recycle, 30s pool timeout, 2s query timeout, create tables, write
-// through, batches of 512 every 50ms at most, 100000 pending changes.
+// never recycle, 30s pool timeout, 2s query timeout, create tables.
 func DefaultConfig() Config {
 	return Config{
-		Store:         StoreSQLite,
-		PoolSize:      DefaultPoolSize,
-		MaxOverflow:   DefaultMaxOverflow,
-		PoolRecycle:   DefaultPoolRecycle,
-		PoolTimeout:   DefaultPoolTimeout,
-		QueryTimeout:  DefaultQueryTimeout,
-		CreateTables:  true,
-		WriteMode:     WriteThrough,
-		BatchSize:     DefaultBatchSize,
-		FlushInterval: DefaultFlushInterval,
-		MaxPending:    DefaultMaxPending,
+		Store:        StoreSQLite,
+		PoolSize:     DefaultPoolSize,
+		MaxOverflow:  DefaultMaxOverflow,
+		PoolRecycle:  DefaultPoolRecycle,
+		PoolTimeout:  DefaultPoolTimeout,
+		QueryTimeout: DefaultQueryTimeout,
+		CreateTables: true,
 	}
 }
 
@@ -226,22 +197,6 @@ func (c Config) Validate() error {
 	if c.QueryTimeout <= 0 {
 		add("persist.query_timeout must be positive, got %s", c.QueryTimeout)
 	}
-	switch c.WriteMode {
-	case WriteThrough, WriteBehind:
-	default:
-		add("persist.write_mode %q is not one of through, behind", c.WriteMode)
-	}
-	if c.BatchSize < 1 || c.BatchSize > maxBatchSize {
-		add("persist.batch_size must be between 1 and %d, got %d", maxBatchSize, c.BatchSize)
-	}
-	if c.FlushInterval <= 0 {
-		add("persist.flush_interval must be positive, got %s", c.FlushInterval)
-	}
-	if c.MaxPending < 1 || c.MaxPending > maxMaxPending {
-		add("persist.max_pending must be between 1 and %d, got %d", maxMaxPending, c.MaxPending)
-	} else if c.BatchSize >= 1 && c.BatchSize <= maxBatchSize && c.MaxPending < c.BatchSize {
-		add("persist.max_pending (%d) must be at least persist.batch_size (%d)", c.MaxPending, c.BatchSize)
-	}
 	if len(probs) == 0 {
 		return nil
 	}
@@ -329,9 +284,5 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("pool_timeout", c.PoolTimeout),
 		slog.Duration("query_timeout", c.QueryTimeout),
 		slog.Bool("create_tables", c.CreateTables),
-		slog.String("write_mode", c.WriteMode),
-		slog.Int("batch_size", c.BatchSize),
-		slog.Duration("flush_interval", c.FlushInterval),
-		slog.Int("max_pending", c.MaxPending),
 	)
 }

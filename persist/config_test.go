@@ -18,8 +18,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 		t.Fatalf("DefaultConfig().Validate() = %v, want nil", err)
 	}
 	want := Config{Store: "sqlite", PoolSize: 5, MaxOverflow: 10, PoolRecycle: -1, PoolTimeout: 30 * time.Second,
-		QueryTimeout: 2 * time.Second, CreateTables: true, WriteMode: "through", BatchSize: 512,
-		FlushInterval: 50 * time.Millisecond, MaxPending: 100000}
+		QueryTimeout: 2 * time.Second, CreateTables: true}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("DefaultConfig() = %+v, want %+v", c, want)
 	}
@@ -49,7 +48,6 @@ func TestValidate(t *testing.T) {
 		{"mysql", ok(func(c *Config) { c.Store = "mysql"; c.URL = "jdbc:mysql://db:3306/tc"; c.Username = "tc" }), nil},
 		{"unlimited overflow", ok(func(c *Config) { c.MaxOverflow = -1 }), nil},
 		{"recycle", ok(func(c *Config) { c.PoolRecycle = time.Hour }), nil},
-		{"behind", ok(func(c *Config) { c.WriteMode = "behind" }), nil},
 		{"unknown store", ok(func(c *Config) { c.Store = "redis" }), []string{`persist.store "redis"`}},
 		{"empty store", ok(func(c *Config) { c.Store = "" }), []string{`persist.store ""`}},
 		{"bad sqlite url", ok(func(c *Config) { c.URL = "sqlite:/x" }), []string{"must start with jdbc:"}},
@@ -58,13 +56,9 @@ func TestValidate(t *testing.T) {
 		{"mysql without url and user", ok(func(c *Config) { c.Store = "mysql" }), []string{"persist.url is required", "persist.username is required"}},
 		{"every number wrong", ok(func(c *Config) {
 			c.PoolSize, c.MaxOverflow, c.PoolTimeout, c.QueryTimeout = 0, -2, 0, -time.Second
-			c.BatchSize, c.FlushInterval, c.MaxPending, c.WriteMode = 0, 0, 0, "sideways"
 		}), []string{"pool_size must be at least 1, got 0", "max_overflow must be -1", "pool_timeout must be positive",
-			"query_timeout must be positive", `write_mode "sideways"`, "batch_size must be between", "flush_interval must be positive",
-			"max_pending must be between"}},
+			"query_timeout must be positive"}},
 		{"negative pool size", ok(func(c *Config) { c.PoolSize = -3 }), []string{"pool_size must be at least 1, got -3"}},
-		{"huge batch", ok(func(c *Config) { c.BatchSize = 1 << 30 }), []string{"batch_size must be between 1 and 100000"}},
-		{"pending below batch", ok(func(c *Config) { c.BatchSize, c.MaxPending = 512, 100 }), []string{"max_pending (100) must be at least persist.batch_size (512)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

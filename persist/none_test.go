@@ -13,8 +13,7 @@ import (
 // Memory, and is the one store Disabled reports.
 func TestNoneKeepsOnlyTombstones(t *testing.T) {
 	ctx := testCtx(t)
-	st, err := Open(ctx, Config{Store: StoreNone, PoolSize: 1, PoolTimeout: 1, QueryTimeout: 1,
-		WriteMode: WriteThrough, BatchSize: 1, FlushInterval: 1, MaxPending: 1}, "", nil)
+	st, err := Open(ctx, Config{Store: StoreNone, PoolSize: 1, PoolTimeout: 1, QueryTimeout: 1}, "", nil)
 	if err != nil {
 		t.Fatalf("Open(store none) = %v", err)
 	}

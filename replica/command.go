@@ -100,7 +100,9 @@ func (c *Command) Sync() bool {
 const (
 	commandVersion = 1
 	maxFieldLen    = 1 << 16 // strings and blobs inside a record
-	maxIdemKeyLen  = 255
+	// MaxIdempotencyKeyLen bounds an idempotency key (the Idempotency-Key
+	// header): the one place this bound is declared.
+	MaxIdempotencyKeyLen = 255
 	// MaxClusterIDLen bounds a cluster id (OpClusterID, snapshots).
 	MaxClusterIDLen = 64
 )
@@ -122,8 +124,8 @@ func (c *Command) AppendBinary(b []byte) ([]byte, error) {
 		for _, t := range c.Puts {
 			b = AppendToken(b, t)
 		}
-		if len(c.IdempotencyKey) > maxIdemKeyLen {
-			return nil, fmt.Errorf("idempotency key longer than %d bytes", maxIdemKeyLen)
+		if len(c.IdempotencyKey) > MaxIdempotencyKeyLen {
+			return nil, fmt.Errorf("idempotency key longer than %d bytes", MaxIdempotencyKeyLen)
 		}
 		b = appendString(b, c.IdempotencyKey)
 	case OpDelete:
@@ -168,7 +170,7 @@ func (c *Command) UnmarshalBinary(data []byte) error {
 		for i := 0; i < n && r.err == nil; i++ {
 			c.Puts = append(c.Puts, r.token())
 		}
-		c.IdempotencyKey = r.string(maxIdemKeyLen)
+		c.IdempotencyKey = r.string(MaxIdempotencyKeyLen)
 	case OpDelete:
 		n := r.count(token.KeySize + 1)
 		c.Deletes = make([]persist.Delete, 0, n)

@@ -123,7 +123,7 @@ func TestCommandRejectsBadInput(t *testing.T) {
 			t.Errorf("%s: UnmarshalBinary error = %v, want ErrBadCommand", name, err)
 		}
 	}
-	long := &Command{Op: OpPut, IdempotencyKey: strings.Repeat("k", maxIdemKeyLen+1)}
+	long := &Command{Op: OpPut, IdempotencyKey: strings.Repeat("k", MaxIdempotencyKeyLen+1)}
 	if _, err := long.MarshalBinary(); err == nil {
 		t.Error("MarshalBinary accepted an over-long idempotency key")
 	}

@@ -202,7 +202,7 @@ func (s *Machine) restore(ctx context.Context, r io.Reader, own bool) error {
 	}
 	idem := newIdempotencyTable()
 	for n := d.uvarint(); d.err == nil && n > 0; n-- {
-		id := string(d.bytes(int(d.uvarintMax(maxIdemKeyLen))))
+		id := string(d.bytes(int(d.uvarintMax(MaxIdempotencyKeyLen))))
 		k := d.key()
 		at := token.Time(d.varint())
 		idem.m[id] = idemEntry{key: k, at: at}

@@ -2,7 +2,6 @@ package replica
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -13,67 +12,6 @@ import (
 	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/token"
 )
-
-// Write modes (persist.write_mode).
-const (
-	WriteThrough = "through"
-	WriteBehind  = "behind"
-)
-
-// WriterConfig configures how applied changes reach the store.
-type WriterConfig struct {
-	// Mode is WriteThrough (a write is acknowledged once its rows are
-	// committed) or WriteBehind (acknowledged once applied; rows follow in
-	// batches).
-	Mode string
-	// BatchSize is the most changes written in one transaction.
-	BatchSize int
-	// FlushInterval is how long write-behind waits to fill a batch.
-	FlushInterval time.Duration
-	// MaxPending bounds the changes applied but not yet persisted; writes
-	// beyond it answer ErrOverloaded. It bounds memory while SQL is down.
-	MaxPending int
-	// Timeout bounds one store transaction.
-	Timeout time.Duration
-	// RetryMax is the longest pause between retries while the store fails.
-	RetryMax time.Duration
-	// Now is the clock that times store transactions (the write metrics);
-	// nil = time.Now. Nothing the writer decides depends on it.
-	Now func() time.Time
-}
-
-// DefaultWriterConfig returns write-through with 512-change batches.
-func DefaultWriterConfig() WriterConfig {
-	return WriterConfig{
-		Mode:          WriteThrough,
-		BatchSize:     512,
-		FlushInterval: 50 * time.Millisecond,
-		MaxPending:    100_000,
-		Timeout:       10 * time.Second,
-		RetryMax:      5 * time.Second,
-	}
-}
-
-// Validate reports every problem with c.
-func (c WriterConfig) Validate() error {
-	var errs []error
-	if c.Mode != WriteThrough && c.Mode != WriteBehind {
-		errs = append(errs, fmt.Errorf("persist.write_mode must be %q or %q, got %q", WriteThrough, WriteBehind, c.Mode))
-	}
-	if c.BatchSize <= 0 {
-		errs = append(errs, errors.New("persist.batch_size must be positive"))
-	}
-	if c.FlushInterval <= 0 {
-		errs = append(errs, errors.New("persist.flush_interval must be positive"))
-	}
-	if c.MaxPending <= 0 {
-		errs = append(errs, errors.New("persist.max_pending must be positive"))
-	}
-	if c.Timeout <= 0 || c.RetryMax <= 0 {
-		errs = append(errs, errors.New("writer timeouts must be positive"))
-	}
-	return errors.Join(errs...)
-}
 
 // Writer persists the cache's pinned changes to the store, in log order, and
 // releases them once committed. With a local store it runs on every node and

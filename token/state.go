@@ -2,6 +2,7 @@ package token
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -61,10 +62,11 @@ func (r Rules) Validate() error {
 		errs = append(errs, "tokens.retention must be positive")
 	}
 	if r.Expiry > 0 && r.Retention > 0 && r.Expiry >= r.Retention {
-		errs = append(errs, fmt.Sprintf("tokens.expiry (%s) must be less than tokens.retention (%s)", r.Expiry, r.Retention))
+		errs = append(errs, fmt.Sprintf("tokens.expiry %s must be less than tokens.retention (%s): a token must be kept longer than it lives",
+			shortDuration(r.Expiry), shortDuration(r.Retention)))
 	}
 	if r.IdleTimeout < 0 {
-		errs = append(errs, "tokens.idle_timeout must not be negative")
+		errs = append(errs, fmt.Sprintf("tokens.idle_timeout must be 0 (off) or a positive duration, got %s", r.IdleTimeout))
 	}
 	if len(errs) == 0 {
 		return nil
@@ -136,6 +138,19 @@ func (r Rules) State(t *Token, now Time, lastUsed Time) State {
 // usable tokens: not revoked and not expired at now.
 func Live(t *Token, now Time) bool {
 	return t.RevokedAt == 0 && (t.Expires == 0 || now < t.Expires)
+}
+
+// shortDuration prints d as a configuration file writes it: "48h", not
+// "48h0m0s".
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 func joinSemicolon(list []string) string {

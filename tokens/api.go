@@ -130,7 +130,7 @@ type DelegateRequest struct {
 type ListQuery struct {
 	Username string
 	Type     token.Type
-	Limit    int // 0 = default
+	Limit    int // 0 = Config.ListLimit; at most Config.MaxListLimit
 }
 
 // Stats is /v1/stats. The token counts come from the store; while it cannot

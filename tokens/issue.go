@@ -13,8 +13,9 @@ import (
 	"github.com/tokencache/tokencache/token"
 )
 
-// maxIdempotencyKeyLen bounds the Idempotency-Key header.
-const maxIdempotencyKeyLen = 255
+// MaxIdempotencyKeyLen bounds the Idempotency-Key header: the bound of the
+// log command that carries it (replica.MaxIdempotencyKeyLen).
+const MaxIdempotencyKeyLen = replica.MaxIdempotencyKeyLen
 
 // Issue mints a token. It runs on the node that received the request: the
 // secret is generated and kept here, and only its hash goes to the leader.
@@ -112,24 +113,35 @@ type AudienceChecker interface {
 	CheckAudience(audience string) error
 }
 
-// checkLifetime applies tokens.max_lifetime to a lifetime asked for (zero:
-// none asked) or to never expiring; field names the lifetime in the message.
-// While the setting is in force no token may outlive it, on every path
-// (issue, delegation, modify), so a token that never expires is refused
-// rather than silently given an expiry its holder did not ask for (a child
-// is bounded by its parent's expiry, and a default lifetime by
-// tokens.expiry, which start-up keeps within the limit).
+// LifetimeCeiling bounds every lifetime the service grants, whatever
+// tokens.max_lifetime says (100 years): beyond it "never" (no_expire) is what
+// the caller means, and an expiry stays far from the end of token.Time
+// (2262). It is the one place this bound lives: the HTTP API only refuses
+// what token.Time cannot hold.
+const LifetimeCeiling = 100 * 365 * 24 * time.Hour
+
+// checkLifetime applies tokens.max_lifetime (and LifetimeCeiling) to a
+// lifetime asked for (zero: none asked) or to never expiring; field names the
+// lifetime in the message. While the setting is in force no token may
+// outlive it, on every path (issue, delegation, modify), so a token that
+// never expires is refused rather than silently given an expiry its holder
+// did not ask for (a child is bounded by its parent's expiry, and a default
+// lifetime by tokens.expiry, which start-up keeps within the limit).
 func (s *Service) checkLifetime(field string, noExpire bool, life time.Duration) error {
 	limit := s.cfg.MaxLifetime
-	if limit == NoMaxLifetime {
-		return nil
-	}
 	if noExpire {
+		if limit == NoMaxLifetime {
+			return nil
+		}
 		return fmt.Errorf("%w: no_expire is refused: no token may outlive tokens.max_lifetime (%s); ask for an expiry within it, or set tokens.max_lifetime to -1 to allow tokens that never expire",
 			token.ErrInvalid, limit)
 	}
-	if life > limit {
+	if limit != NoMaxLifetime && limit < LifetimeCeiling && life > limit {
 		return fmt.Errorf("%w: %s is longer than tokens.max_lifetime (%s)", token.ErrInvalid, field, limit)
+	}
+	if life > LifetimeCeiling {
+		return fmt.Errorf("%w: %s must be at most 100 years (%d seconds) from now; use no_expire for tokens that never expire",
+			token.ErrInvalid, field, int64(LifetimeCeiling/time.Second))
 	}
 	return nil
 }
@@ -177,8 +189,8 @@ func (s *Service) checkIssue(req *IssueRequest) error {
 			}
 		}
 	}
-	if len(req.IdempotencyKey) > maxIdempotencyKeyLen {
-		return fmt.Errorf("%w: Idempotency-Key is longer than %d bytes", token.ErrInvalid, maxIdempotencyKeyLen)
+	if len(req.IdempotencyKey) > MaxIdempotencyKeyLen {
+		return fmt.Errorf("%w: Idempotency-Key is longer than %d bytes", token.ErrInvalid, MaxIdempotencyKeyLen)
 	}
 	if (req.Type == token.TypeInternal || req.Type == token.TypeNotebook) && req.Parent.IsZero() {
 		return fmt.Errorf("%w: %s tokens need a parent (use the delegation endpoints)", token.ErrInvalid, req.Type)

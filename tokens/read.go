@@ -46,12 +46,10 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]*token.Token, error)
 	}
 	limit := q.Limit
 	switch {
-	case limit < 0:
-		return nil, fmt.Errorf("%w: limit must not be negative", token.ErrInvalid)
 	case limit == 0:
 		limit = s.cfg.ListLimit
-	case limit > s.cfg.MaxListLimit:
-		return nil, fmt.Errorf("%w: limit must be at most %d", token.ErrInvalid, s.cfg.MaxListLimit)
+	case limit < 0 || limit > s.cfg.MaxListLimit:
+		return nil, fmt.Errorf("%w: limit must be an integer from 1 to %d", token.ErrInvalid, s.cfg.MaxListLimit)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
 	defer cancel()

@@ -45,10 +45,8 @@ func (s *Service) RevokeToken(ctx context.Context, raw []byte) error {
 		return nil
 	}
 	k := p.Key
-	if f := s.fence.Load(); f != nil {
-		if err := (*f)(); err != nil {
-			return err
-		}
+	if err := s.repl.Fence(); err != nil {
+		return err
 	}
 	if s.selfContained(p) {
 		return s.revokeSelfContained(ctx, p)

@@ -235,3 +235,32 @@ func TestAncestryDepthBounded(t *testing.T) {
 		t.Errorf("Issue with %d ancestors error = %v, want ErrInvalid", maxAncestry+1, err)
 	}
 }
+
+// With tokens.max_lifetime -1 a token may never expire, but a lifetime it
+// asks for is still at most LifetimeCeiling (100 years), on issue,
+// delegation and modify: the service is where this bound lives, so a write
+// that reaches it without the HTTP API (a forward, the CLI) is bounded too.
+func TestLifetimeCeilingWithoutMaxLifetime(t *testing.T) {
+	free := newNode(t, nodeOpts{maxLifetime: NoMaxLifetime})
+	ctx := context.Background()
+	beyond := LifetimeCeiling + time.Hour
+	wantRefused := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, token.ErrInvalid) || !strings.Contains(err.Error(), "100 years") {
+			t.Errorf("%s error = %v, want ErrInvalid saying 100 years", what, err)
+		}
+	}
+	_, err := free.svc.Issue(ctx, IssueRequest{Username: "alice", ExpiresIn: beyond})
+	wantRefused("Issue(expires_in beyond 100 years)", err)
+	parent := free.issue(t, IssueRequest{Scopes: "read", ExpiresIn: LifetimeCeiling})
+	_, err = free.svc.Delegate(ctx, DelegateRequest{ParentToken: parent.Token, ExpiresIn: beyond,
+		Delegation: token.Delegation{Type: token.TypeNotebook}})
+	wantRefused("Delegate(expires_in beyond 100 years)", err)
+	far := free.clock.Now().Add(beyond)
+	_, err = free.svc.Modify(ctx, ModifyRequest{Key: parent.Record.Key, Expires: &far})
+	wantRefused("Modify(expires beyond 100 years)", err)
+	near := free.clock.Now().Add(LifetimeCeiling - time.Hour)
+	if _, err := free.svc.Modify(ctx, ModifyRequest{Key: parent.Record.Key, Expires: &near}); err != nil {
+		t.Errorf("Modify(expires within 100 years) = %v, want nil", err)
+	}
+}

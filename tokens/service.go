@@ -84,42 +84,43 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if !token.ValidPrefix(c.Prefix) {
-		errs = append(errs, fmt.Errorf("tokens.prefix %q must be 1-16 lowercase letters or digits, starting with a letter", c.Prefix))
+		errs = append(errs, fmt.Errorf("tokens.prefix %q must match [a-z][a-z0-9]{0,15}", c.Prefix))
 	}
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MaxLifetime <= 0 && c.MaxLifetime != NoMaxLifetime {
-		errs = append(errs, errors.New("tokens.max_lifetime must be positive, or -1 for no limit"))
+		errs = append(errs, fmt.Errorf("tokens.max_lifetime must be a positive duration, or -1 for no limit, got %s", c.MaxLifetime))
 	}
 	if c.MaxLifetime > 0 && c.Rules.Expiry > c.MaxLifetime {
-		errs = append(errs, fmt.Errorf("tokens.expiry (%s) must not exceed tokens.max_lifetime (%s)", c.Rules.Expiry, c.MaxLifetime))
+		errs = append(errs, fmt.Errorf("tokens.expiry %s must not exceed tokens.max_lifetime (%s)", c.Rules.Expiry, c.MaxLifetime))
 	}
 	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 {
 		errs = append(errs, errors.New("read and write timeouts must be positive"))
 	}
 	if c.LoadBatchSize <= 0 {
-		errs = append(errs, errors.New("cache.load_batch_size must be positive"))
+		errs = append(errs, fmt.Errorf("cache.load_batch_size must be positive, got %d", c.LoadBatchSize))
 	}
-	if c.ReapInterval <= 0 || c.ReapBatch <= 0 {
-		errs = append(errs, errors.New("tokens.reap_interval and the reap batch must be positive"))
+	if c.ReapInterval <= 0 {
+		errs = append(errs, fmt.Errorf("tokens.reap_interval must be a positive duration, got %s", c.ReapInterval))
+	}
+	if c.ReapBatch <= 0 {
+		errs = append(errs, fmt.Errorf("the reap batch must be positive, got %d", c.ReapBatch))
 	}
 	if c.TouchInterval < 0 {
 		errs = append(errs, errors.New("touch interval must not be negative"))
 	}
-	if c.MaxDescendants <= 0 || c.ListLimit <= 0 || c.MaxListLimit < c.ListLimit {
-		errs = append(errs, errors.New("descendant and listing limits must be positive"))
+	if c.MaxDescendants <= 0 {
+		errs = append(errs, fmt.Errorf("the descendant limit must be positive, got %d", c.MaxDescendants))
+	}
+	if c.MaxListLimit <= 0 {
+		errs = append(errs, fmt.Errorf("the largest listing limit must be positive, got %d", c.MaxListLimit))
+	}
+	if c.ListLimit <= 0 || (c.MaxListLimit > 0 && c.ListLimit > c.MaxListLimit) {
+		errs = append(errs, fmt.Errorf("the default listing limit must be between 1 and the largest (%d), got %d", c.MaxListLimit, c.ListLimit))
 	}
 	return errors.Join(errs...)
 }
-
-// fenceFunc and catchUpFunc are Replication.Fence and Replication.CatchUp
-// as values: New keeps them so that the hot path reads them with one atomic
-// load.
-type (
-	fenceFunc   func() error
-	catchUpFunc func(ctx context.Context) bool
-)
 
 // Service answers validations from memory and runs token writes through the
 // log. It is safe for concurrent use.
@@ -140,10 +141,7 @@ type Service struct {
 	now     func() time.Time
 	load    cache.Loader
 
-	repl Replication
-	// fence and catch are repl.Fence and repl.CatchUp, set by New.
-	fence atomic.Pointer[fenceFunc]
-	catch atomic.Pointer[catchUpFunc]
+	repl  Replication
 	locks userLocks
 	memo  *memo
 
@@ -201,9 +199,6 @@ func New(cfg Config, state *replica.Machine, repl Replication, log *slog.Logger)
 		s.now = time.Now
 	}
 	s.load = s.loadFromStore
-	fence, catch := fenceFunc(repl.Fence), catchUpFunc(repl.CatchUp)
-	s.fence.Store(&fence)
-	s.catch.Store(&catch)
 	return s, nil
 }
 

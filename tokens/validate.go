@@ -28,10 +28,8 @@ func (s *Service) Validate(ctx context.Context, raw []byte) Validation {
 		}
 		return Validation{State: token.StateMalformed}
 	}
-	if f := s.fence.Load(); f != nil {
-		if err := (*f)(); err != nil {
-			return Validation{Err: err}
-		}
+	if err := s.repl.Fence(); err != nil {
+		return Validation{Err: err}
 	}
 	k := p.Key
 	var t *token.Token
@@ -184,8 +182,7 @@ func (s *Service) loadFromStore(ctx context.Context, k token.Key) (*token.Token,
 // afterCatchUp retries a lookup of an unknown key once the log has caught up,
 // when this node was behind.
 func (s *Service) afterCatchUp(ctx context.Context, k token.Key) (*token.Token, token.Time) {
-	f := s.catch.Load()
-	if f == nil || !(*f)(ctx) {
+	if !s.repl.CatchUp(ctx) {
 		return nil, 0
 	}
 	t, used, ok := s.cache.Get(k)

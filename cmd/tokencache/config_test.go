@@ -792,3 +792,18 @@ func TestConfigShowRedactsEveryDatabaseSecret(t *testing.T) {
 		}
 	}
 }
+
+// A write-behind queue bound below one batch is refused on the file's keys
+// (moved from persist.Config, which no longer holds the writer's keys; the
+// writer itself works with it).
+func TestMaxPendingBelowBatchSize(t *testing.T) {
+	c := validConfig()
+	c.Persist.BatchSize, c.Persist.MaxPending = 512, 100
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "max_pending (100) must be at least persist.batch_size (512)") {
+		t.Errorf("Validate() = %v, want max_pending (100) must be at least persist.batch_size (512)", err)
+	}
+	if err := writerConfig(c).Validate(); err != nil {
+		t.Errorf("writerConfig().Validate() = %v, want nil: the writer works with it", err)
+	}
+}

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/cluster"
+	"github.com/tokencache/tokencache/httpapi"
 	"github.com/tokencache/tokencache/token"
 )
 
@@ -64,6 +64,16 @@ type checker struct {
 
 func (ck *checker) errorf(key, format string, args ...any) {
 	ck.errs = append(ck.errs, Problem{key, fmt.Sprintf(format, args...)})
+}
+
+// has reports whether a problem is already filed under key.
+func (ck *checker) has(key string) bool {
+	for _, p := range ck.errs {
+		if p.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 func (ck *checker) warnf(key, format string, args ...any) {
@@ -144,6 +154,7 @@ func (c *Config) check() (errs, warns Problems) {
 	c.checkCluster(&ck)
 	c.checkCache(&ck)
 	c.checkPersist(&ck)
+	c.checkKeyed(&ck)
 	c.checkTokens(&ck)
 	c.checkJWT(&ck)
 	c.checkAuthz(&ck)
@@ -157,14 +168,20 @@ func (c *Config) check() (errs, warns Problems) {
 	return ck.errs, ck.warns
 }
 
-// checkPackages validates the configuration each package receives.
-func (c *Config) checkPackages(ck *checker) {
+// httpConfigToCheck returns the HTTP API's configuration as serve builds
+// it, with a placeholder of valid syntax for an admin token generated at
+// first start.
+func (c *Config) httpConfigToCheck() httpapi.Config {
 	admin := c.HTTP.AdminToken.Reveal()
 	if admin == "" {
-		admin = "generated-at-first-start" // a placeholder of valid syntax
+		admin = "generated-at-first-start"
 	}
-	h := httpConfig(c, admin)
-	h.AdminToken = admin
+	return httpConfig(c, admin)
+}
+
+// checkPackages validates the configuration each package receives.
+func (c *Config) checkPackages(ck *checker) {
+	h := c.httpConfigToCheck()
 	// The JWT format as serve builds it: the keys file loaded, every
 	// trusted issuer checked and its JWKS file read.
 	jf, jwtErr := newJWTFormat(c, nil)
@@ -189,6 +206,50 @@ func (c *Config) checkPackages(ck *checker) {
 	}
 }
 
+// checkKeyed runs the validation of the packages that own a key's rule
+// (the store writer's persist.write_mode, batch_size, flush_interval and
+// max_pending; the token service's tokens.* keys and cache.load_batch_size;
+// the cache's cache.* keys; persist's persist.* keys; the HTTP API's http.*
+// keys)
+// and files each problem under the key it names. It runs whatever else is
+// wrong, as these keys have no other check; a problem that names no key is
+// left to checkPackages, which runs the same validations once everything
+// else is right.
+func (c *Config) checkKeyed(ck *checker) {
+	for _, err := range []error{
+		persistConfig(c).Validate(), writerConfig(c).Validate(), tokensConfig(c).Validate(), cacheConfig(c).Validate(),
+		c.httpConfigToCheck().Validate(),
+	} {
+		if err == nil {
+			continue
+		}
+		for _, line := range strings.Split(err.Error(), "\n") {
+			for _, part := range strings.Split(line, "; ") {
+				if p, ok := keyedProblem(part); ok && !ck.has(p.Key) {
+					ck.errs = append(ck.errs, p)
+				}
+			}
+		}
+	}
+}
+
+// keyedProblem files a package's problem text under the configuration key
+// it starts with, after any sentinel prefix ("invalid: tokens.expiry must
+// be positive" is the problem "must be positive" of tokens.expiry).
+func keyedProblem(text string) (Problem, bool) {
+	for range 3 { // the text, then past up to two sentinel prefixes
+		key, msg, _ := strings.Cut(strings.TrimSpace(text), " ")
+		if _, known := keySpecs[strings.TrimSuffix(key, ":")]; known {
+			return Problem{Key: strings.TrimSuffix(key, ":"), Msg: msg}, true
+		}
+		var ok bool
+		if _, text, ok = strings.Cut(text, ": "); !ok {
+			break
+		}
+	}
+	return Problem{}, false
+}
+
 func (c *Config) checkNode(ck *checker) {
 	if !nodeIDRE.MatchString(c.Node.ID) {
 		ck.errorf("node.id", "%q must be 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", c.Node.ID)
@@ -198,25 +259,21 @@ func (c *Config) checkNode(ck *checker) {
 	}
 }
 
+// checkHTTP checks the http.* keys the HTTP API has no rule for, or states
+// in other words; max_body_bytes, the timeouts and drain_delay are the HTTP
+// API's rules (httpapi.Config.Validate, run by checkKeyed).
 func (c *Config) checkHTTP(ck *checker) {
 	h := &c.HTTP
 	ck.address("http.addr", h.Addr, false, true)
 	if n := len(h.AdminToken); n > 0 && n < minSecretLen {
 		ck.errorf("http.admin_token", "is shorter than %d characters; leave it unset to have one generated", minSecretLen)
 	}
-	ck.positiveInt("http.max_body_bytes", h.MaxBodyBytes)
 	ck.positiveInt("http.max_header_bytes", h.MaxHeaderBytes)
 	ck.positiveInt("http.max_conns", h.MaxConns)
 	if h.MaxConnsPerIP < 0 {
 		ck.errorf("http.max_conns_per_ip", "must be 0 (no per-IP limit) or positive, got %d", h.MaxConnsPerIP)
 	} else if h.MaxConnsPerIP > h.MaxConns && h.MaxConns > 0 {
 		ck.warnf("http.max_conns_per_ip", "%d is above http.max_conns (%d): it never applies", h.MaxConnsPerIP, h.MaxConns)
-	}
-	ck.positive("http.read_timeout", h.ReadTimeout)
-	ck.positive("http.write_timeout", h.WriteTimeout)
-	ck.positive("http.idle_timeout", h.IdleTimeout)
-	if h.DrainDelay < 0 {
-		ck.errorf("http.drain_delay", "must not be negative, got %s", formatDuration(h.DrainDelay))
 	}
 	ck.positive("http.shutdown_timeout", h.ShutdownTimeout)
 }
@@ -294,26 +351,28 @@ func (c *Config) checkVoters(ck *checker) {
 }
 
 func (c *Config) checkCache(ck *checker) {
+	// eviction, a shard count's power of two and negative_capacity are the
+	// cache's rules (cache.Config.Validate, run by checkKeyed). The file
+	// also refuses what the cache takes as "automatic" (0 shards) and a
+	// capacity below the shard count. A capacity that is not positive is
+	// refused here in the file's words ("must be positive, got 0"), and the
+	// cache's own words for it are then not repeated (checkKeyed).
 	ca := &c.Cache
 	ck.positiveInt("cache.capacity", ca.Capacity)
-	if _, ok := cache.ParseEviction(ca.Eviction); !ok {
-		ck.errorf("cache.eviction", "unknown value %q (want lru, 2q, arc; any case)", ca.Eviction)
-	}
-	ck.positiveInt("cache.load_batch_size", ca.LoadBatchSize)
 	switch {
-	case ca.Shards <= 0 || ca.Shards&(ca.Shards-1) != 0:
+	case ca.Shards == 0:
 		ck.errorf("cache.shards", "must be a positive power of two, got %d", ca.Shards)
-	case ca.Capacity > 0 && ca.Capacity < ca.Shards:
+	case ca.Capacity > 0 && ca.Shards > 0 && ca.Capacity < ca.Shards:
 		ck.errorf("cache.capacity", "%d must be at least cache.shards (%d)", ca.Capacity, ca.Shards)
-	}
-	if ca.NegativeCapacity < 0 {
-		ck.errorf("cache.negative_capacity", "must be 0 (automatic) or positive, got %d", ca.NegativeCapacity)
 	}
 }
 
 func (c *Config) checkPersist(ck *checker) {
+	// persist.store's values, max_overflow, pool_timeout and query_timeout
+	// are persist's rules (persist.Config.Validate, run by checkKeyed);
+	// pool_size is refused here in the file's words, and persist's words
+	// for it are then not repeated.
 	p := &c.Persist
-	ck.oneOf("persist.store", p.Store, "memory", "sqlite", "mysql", "none")
 	switch p.Store {
 	case "mysql":
 		if p.URL == "" && len(p.Shards) == 0 {
@@ -344,21 +403,15 @@ func (c *Config) checkPersist(ck *checker) {
 		ck.warnf("persist.password", "is set but persist.username is not")
 	}
 	ck.positiveInt("persist.pool_size", p.PoolSize)
-	if p.MaxOverflow < -1 {
-		ck.errorf("persist.max_overflow", "must be -1 (unlimited) or at least 0, got %d", p.MaxOverflow)
-	}
 	if p.PoolRecycle <= 0 && p.PoolRecycle != -1 {
 		ck.errorf("persist.pool_recycle", "must be a positive duration or -1 (never), got %s", formatDuration(p.PoolRecycle))
 	}
-	ck.positive("persist.pool_timeout", p.PoolTimeout)
-	ck.oneOf("persist.write_mode", p.WriteMode, "through", "behind")
-	ck.positiveInt("persist.batch_size", p.BatchSize)
-	ck.positive("persist.flush_interval", p.FlushInterval)
-	ck.positiveInt("persist.max_pending", p.MaxPending)
+	// write_mode, batch_size, flush_interval and max_pending are the store
+	// writer's, checked by checkWriter; a queue bound below one batch
+	// works but is a typo.
 	if p.BatchSize > 0 && p.MaxPending > 0 && p.BatchSize > p.MaxPending {
-		ck.errorf("persist.batch_size", "%d must not exceed persist.max_pending (%d)", p.BatchSize, p.MaxPending)
+		ck.errorf("persist.batch_size", "persist.max_pending (%d) must be at least persist.batch_size (%d)", p.MaxPending, p.BatchSize)
 	}
-	ck.positive("persist.query_timeout", p.QueryTimeout)
 }
 
 // checkStoreURL checks a JDBC-style URL without ever printing it (it may
@@ -385,27 +438,11 @@ func checkStoreURL(ck *checker, key, raw, store string) {
 	}
 }
 
+// checkTokens warns about short secrets. The rules of the tokens.* keys
+// (and cache.load_batch_size) are the token service's own
+// (tokens.Config.Validate, token.Rules.Validate), run by checkKeyed.
 func (c *Config) checkTokens(ck *checker) {
 	t := &c.Tokens
-	ck.positive("tokens.expiry", t.Expiry)
-	ck.positive("tokens.retention", t.Retention)
-	if t.Expiry > 0 && t.Retention > 0 && t.Expiry >= t.Retention {
-		ck.errorf("tokens.expiry", "%s must be less than tokens.retention (%s): a token must be kept longer than it lives",
-			formatDuration(t.Expiry), formatDuration(t.Retention))
-	}
-	if t.IdleTimeout < 0 {
-		ck.errorf("tokens.idle_timeout", "must be 0 (off) or a positive duration, got %s", formatDuration(t.IdleTimeout))
-	}
-	if t.MaxLifetime <= 0 && t.MaxLifetime != -1 {
-		ck.errorf("tokens.max_lifetime", "must be a positive duration, or -1 for no limit, got %s", formatDuration(t.MaxLifetime))
-	}
-	if t.MaxLifetime > 0 && t.Expiry > t.MaxLifetime {
-		ck.errorf("tokens.expiry", "%s must not exceed tokens.max_lifetime (%s)", formatDuration(t.Expiry), formatDuration(t.MaxLifetime))
-	}
-	ck.positive("tokens.reap_interval", t.ReapInterval)
-	if !token.ValidPrefix(t.Prefix) {
-		ck.errorf("tokens.prefix", "%q must match [a-z][a-z0-9]{0,15}", t.Prefix)
-	}
 	if n := len(t.Pepper); n > 0 && n < minSecretLen {
 		ck.warnf("tokens.pepper", "is shorter than %d characters", minSecretLen)
 	}

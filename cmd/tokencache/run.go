@@ -336,10 +336,6 @@ func persistConfig(cfg *Config) persist.Config {
 	p.PoolTimeout = cfg.Persist.PoolTimeout
 	p.QueryTimeout = cfg.Persist.QueryTimeout
 	p.CreateTables = cfg.Persist.CreateTables
-	p.WriteMode = cfg.Persist.WriteMode
-	p.BatchSize = cfg.Persist.BatchSize
-	p.FlushInterval = cfg.Persist.FlushInterval
-	p.MaxPending = cfg.Persist.MaxPending
 	return p
 }
 
@@ -443,6 +439,9 @@ func cacheConfig(cfg *Config) cache.Config {
 	return c
 }
 
+// writerConfig maps the persist.* keys of the store writer (write_mode,
+// batch_size, flush_interval, max_pending), which replica.WriterConfig
+// declares, defaults and validates.
 func writerConfig(cfg *Config) replica.WriterConfig {
 	w := replica.DefaultWriterConfig()
 	w.Mode = cfg.Persist.WriteMode
@@ -481,7 +480,6 @@ func httpConfig(cfg *Config, adminToken string) httpapi.Config {
 	h.WriteTimeout = cfg.HTTP.WriteTimeout
 	h.IdleTimeout = cfg.HTTP.IdleTimeout
 	h.DrainDelay = cfg.HTTP.DrainDelay
-	h.TokenPrefix = cfg.Tokens.Prefix
 	h.Authz.Cookie = cfg.Authz.Cookie
 	for _, r := range cfg.Authz.Rules {
 		h.Authz.Rules = append(h.Authz.Rules, httpapi.AuthzRule{PathPrefix: r.PathPrefix, Scopes: r.Scopes})
