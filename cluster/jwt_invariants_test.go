@@ -31,7 +31,7 @@ func TestInvariant2SelfContainedJWT(t *testing.T) {
 					return f
 				},
 			})
-			l := tc.waitLeader()
+			tc.waitLeader()
 			ext := func() string {
 				now := time.Now()
 				text, _ := js.ExternalToken(t, "erin", now, now.Add(time.Hour))
@@ -92,7 +92,7 @@ func TestInvariant2SelfContainedJWT(t *testing.T) {
 					t.Fatalf("RevokeToken on the majority side: %v", err)
 				}
 			}
-			l = tc.waitLeader()
+			l := tc.waitLeader()
 			// Every node of the majority, not only today's leader: the
 			// healed node may disrupt the term, and whichever node leads
 			// then must have nothing but a snapshot to send it.
