@@ -190,6 +190,9 @@ log:
 	}()
 	addr := "http://" + waitHTTPAddr(t, &stderr, done)
 	waitServeLog(t, &stderr, done, 20*time.Second, func(log string) bool { return strings.Contains(log, "tokencache is serving") })
+	// Serving is not ready: until the node's first freshness check a
+	// write answers stale (503), as a gateway would see through /readyz.
+	waitReady(t, addr, 20*time.Second)
 	env := []string{"TOKENCACHE_ADDR=" + addr, "TOKENCACHE_ADMIN_TOKEN=jwt-test-admin-token-0123456789"}
 
 	code, tok, errOut := runCLI(t, env, "", "token", "issue", "--username", "alice", "--scope", "read", "--audience", "api")
@@ -284,5 +287,24 @@ log:
 	// A whole token as KEY is refused before anything is sent.
 	if code, _, errOut := runCLI(t, env, "", "token", "revoke", tok); code != exitUsage || !strings.Contains(errOut, "or - to read the whole token from stdin") {
 		t.Errorf("token revoke <JWT> = %d %s, want a usage error", code, errOut)
+	}
+}
+
+// waitReady polls addr's /readyz until it answers 200.
+func waitReady(t *testing.T, addr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s/readyz not 200 after %s (last: %v)", addr, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
