@@ -246,3 +246,30 @@ func TestExpiredJWTAnswersExpired(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreNoneLeaderRefusesStoredWrites: a write of a stored token that
+// reaches a store-less leader anyway (forwarded by a node that stores
+// tokens) is refused before it enters the log, so the store, which could
+// never hold it, is not left retrying it and later revocations still land.
+func TestStoreNoneLeaderRefusesStoredWrites(t *testing.T) {
+	n, js := jwtNode(t, persist.NewNone())
+	ctx := context.Background()
+	before := n.state.AppliedIndex()
+	for name, w := range map[string]*WriteRequest{
+		"issue":  {Issue: &IssueSpec{Request: IssueRequest{Username: "alice", Scopes: "read"}, Key: token.NewKey(), Hash: token.Hash{1}}},
+		"modify": {Modify: &ModifySpec{Request: ModifyRequest{Key: token.NewKey()}}},
+	} {
+		if _, err := n.svc.LeaderWrite(ctx, w); !errors.Is(err, ErrStoreDisabled) {
+			t.Errorf("LeaderWrite(%s) on a store-less leader = %v, want ErrStoreDisabled", name, err)
+		}
+	}
+	if got := n.state.AppliedIndex(); got != before {
+		t.Fatalf("applied index moved %d → %d: a refused write entered the log", before, got)
+	}
+	now := n.clock.Now()
+	text, _ := js.ExternalToken(t, "erin", now, now.Add(time.Hour))
+	if err := n.svc.RevokeToken(ctx, []byte(text)); err != nil {
+		t.Fatalf("RevokeToken after the refused writes = %v", err)
+	}
+	wantState(t, n, text, token.StateRevoked)
+}

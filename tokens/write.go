@@ -100,6 +100,13 @@ func (s *Service) LeaderWrite(ctx context.Context, w *WriteRequest) (*WriteResul
 	if s.stopping.Load() {
 		return nil, ErrShuttingDown
 	}
+	if s.noStore && (w.Issue != nil || w.Modify != nil || w.Delegate != nil) {
+		// A write of a stored token, forwarded by a node that stores
+		// tokens (the fingerprint keeps such nodes apart; this keeps the
+		// log clean if one gets here anyway): the store could never hold
+		// it, and its writer would retry it forever.
+		return nil, fmt.Errorf("%w: this leader keeps no token records", ErrStoreDisabled)
+	}
 	switch {
 	case w.Issue != nil:
 		t, replay, err := s.leaderIssue(ctx, w.Issue)

@@ -35,6 +35,11 @@ func TestFingerprintCoversFormat(t *testing.T) {
 		"prefix": func(c *Config) { c.Tokens.Prefix = "xy" },
 		"pepper": func(c *Config) { c.Tokens.Pepper = "pepper-0123456789" },
 		"shared": func(c *Config) { c.Persist.Store = persist.StoreMySQL },
+		"store none": func(c *Config) {
+			// Against a node that stores tokens (sqlite, the default),
+			// which shares no database with it either.
+			c.Persist.Store = persist.StoreNone
+		},
 	} {
 		c := Default()
 		mod(c)

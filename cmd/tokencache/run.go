@@ -406,6 +406,13 @@ func fingerprint(cfg *Config) string {
 	shared := cfg.Persist.Store == persist.StoreMySQL
 	s := fmt.Sprintf("v1|expiry=%s|retention=%s|idle=%s|%s|shared=%t",
 		cfg.Tokens.Expiry, cfg.Tokens.Retention, cfg.Tokens.IdleTimeout, formats.Fingerprint(), shared)
+	if cfg.Persist.Store == persist.StoreNone {
+		// A node without a store judges local JWTs by their claims and
+		// cannot apply a stored token's write: it never shares a log with
+		// a node that stores tokens. (Appended only here, so that every
+		// other setting keeps the fingerprint it had.)
+		s += "|store=none"
+	}
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:8])
 }
