@@ -42,13 +42,14 @@ func TestNoneKeepsOnlyTombstones(t *testing.T) {
 	if got, err := st.Get(ctx, tomb.Key); err != nil || got.RevokedAt != 200 {
 		t.Fatalf("Get(tombstone) = %+v, %v", got, err)
 	}
-	// Kept until its JWT's exp, not from its revocation: the reaper asks
-	// for rows ended before a time.
-	if ended, err := st.Ended(ctx, 999, 10); err != nil || len(ended) != 0 {
-		t.Errorf("Ended(before exp) = %d rows, %v; want none", len(ended), err)
+	// Kept until its JWT's exp and the tombstone margin, not from its
+	// revocation: the reaper asks for rows ended before a time.
+	end := tomb.Expires.Add(token.TombstoneMargin)
+	if ended, err := st.Ended(ctx, end-1, 10); err != nil || len(ended) != 0 {
+		t.Errorf("Ended(before exp + margin) = %d rows, %v; want none", len(ended), err)
 	}
-	if ended, err := st.Ended(ctx, 1001, 10); err != nil || len(ended) != 1 {
-		t.Errorf("Ended(after exp) = %d rows, %v; want the tombstone", len(ended), err)
+	if ended, err := st.Ended(ctx, end+1, 10); err != nil || len(ended) != 1 {
+		t.Errorf("Ended(after exp + margin) = %d rows, %v; want the tombstone", len(ended), err)
 	}
 	if err := st.Write(ctx, &Batch{Deletes: []Delete{{Key: tomb.Key, MaxIndex: 1}}, Index: 2}); err != nil {
 		t.Fatalf("Write(delete) = %v", err)

@@ -78,16 +78,26 @@ func (r Rules) Validate() error {
 // (Retention - Expiry).
 func (r Rules) Grace() time.Duration { return r.Retention - r.Expiry }
 
+// TombstoneMargin is how long after a self-contained token's exp its
+// revocation is still written and kept: at least the largest exp leeway a
+// node may apply (tokens.jwt.leeway is at most 5 minutes), which also covers
+// clock differences between nodes up to that much. A node whose clock is
+// further behind may judge a revoked JWT valid once its tombstone is gone;
+// keep node clocks synchronised (NTP), as for any expiry.
+const TombstoneMargin = 5 * time.Minute
+
 // EndOfUse returns min(expires, revoked_at): the time the token stopped (or
 // will stop) being usable, or zero when it never expires and is not revoked.
 //
 // A revoked JWT (IsTombstone) is the exception: its text proves itself
 // until its exp whatever happens to its record, so the record that says it
-// is revoked must be kept at least that long. Its end of use is its expiry
-// (retention then counts from there, as for a token that expired).
+// is revoked must be kept at least that long, and TombstoneMargin longer
+// (another node's clock may be behind, and a node may accept an exp within
+// its leeway). Its end of use is its expiry plus that margin (retention then
+// counts from there, as for a token that expired).
 func EndOfUse(t *Token) Time {
-	if t.IsTombstone() && t.Expires > t.RevokedAt {
-		return t.Expires
+	if t.IsTombstone() && t.Expires != 0 && t.Expires.Add(TombstoneMargin) > t.RevokedAt {
+		return t.Expires.Add(TombstoneMargin)
 	}
 	switch {
 	case t.Expires == 0:

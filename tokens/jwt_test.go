@@ -273,3 +273,28 @@ func TestStoreNoneLeaderRefusesStoredWrites(t *testing.T) {
 	}
 	wantState(t, n, text, token.StateRevoked)
 }
+
+// TestTombstoneOutlivesExpByMargin: a node whose clock is behind the
+// leader's still accepts a JWT a little past its exp (by its own clock, and
+// within its leeway), so a tombstone is kept until token.TombstoneMargin
+// after exp, even by a purge of everything expired.
+func TestTombstoneOutlivesExpByMargin(t *testing.T) {
+	n, js := jwtNode(t, persist.NewNone())
+	ctx := context.Background()
+	now := n.clock.Now()
+	revoked, key := js.ExternalToken(t, "erin", now, now.Add(time.Hour))
+	if err := n.svc.RevokeToken(ctx, []byte(revoked)); err != nil {
+		t.Fatal(err)
+	}
+	n.clock.Advance(time.Hour + time.Second) // 1 s past exp on this node
+	if _, err := n.svc.Purge(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.store.Get(ctx, key); err != nil {
+		t.Errorf("tombstone 1 s past exp after Purge(include_expired) = %v, want kept for the margin", err)
+	}
+	n.clock.Advance(token.TombstoneMargin)
+	if gone, err := n.svc.Purge(ctx, true); err != nil || len(gone) != 1 || gone[0].Key != key {
+		t.Errorf("Purge(include_expired) past exp + margin = %d, %v; want the tombstone", len(gone), err)
+	}
+}

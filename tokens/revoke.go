@@ -68,14 +68,15 @@ func (s *Service) RevokeToken(ctx context.Context, raw []byte) error {
 // state with RevokedAt, through the ordinary put of a revocation, so that
 // replication, snapshots, retention and purge treat it like any record and
 // the answer comes only once every healthy node applied it (invariant 2).
-// A token past its exp is dead anyway: nothing is written. Idempotent: a
+// A token past its exp by more than token.TombstoneMargin is dead on every
+// node anyway: nothing is written. Idempotent: a
 // second revocation finds the tombstone and only waits for it to be
 // applied everywhere.
 func (s *Service) revokeSelfContained(ctx context.Context, p token.Presented) error {
 	c := p.Claims
 	now := token.At(s.now())
-	if c.Expires != 0 && now >= c.Expires {
-		return nil
+	if c.Expires != 0 && now >= c.Expires.Add(token.TombstoneMargin) {
+		return nil // no node accepts it any more, whatever its clock says
 	}
 	tomb := &token.Token{
 		Key: p.Key, Format: token.FormatJWT, Type: c.Type,
@@ -142,8 +143,8 @@ func (s *Service) writeTombstone(ctx context.Context, tomb *token.Token) (done b
 		return false, root, err
 	}
 	now := token.At(s.now())
-	if tomb.Expires != 0 && now >= tomb.Expires {
-		return true, nil, nil // expired meanwhile: nothing to revoke
+	if tomb.Expires != 0 && now >= tomb.Expires.Add(token.TombstoneMargin) {
+		return true, nil, nil // expired meanwhile, everywhere: nothing to revoke
 	}
 	tomb.RevokedAt = max(now, tomb.Created)
 	if err := tomb.Validate(); err != nil {
