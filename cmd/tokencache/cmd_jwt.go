@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -310,6 +311,19 @@ func writeKeyBlocks(path string, blocks []*pem.Block) (*jwt.KeySet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the keys file would not load, so it is left unchanged: %w", err)
 	}
+	// A keys file reached through a symlink (a mounted secret) is
+	// replaced where it lives, and keeps its owner: the daemon reading
+	// it may run as another user than this command.
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	owner := -1
+	var group int
+	if fi, err := os.Stat(path); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			owner, group = int(st.Uid), int(st.Gid)
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("cannot write keys file: %w", err)
 	}
@@ -321,6 +335,12 @@ func writeKeyBlocks(path string, blocks []*pem.Block) (*jwt.KeySet, error) {
 	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
 		return nil, fmt.Errorf("cannot write keys file: %w", err)
+	}
+	if owner >= 0 && (owner != os.Getuid() || group != os.Getgid()) {
+		if err := tmp.Chown(owner, group); err != nil {
+			tmp.Close()
+			return nil, fmt.Errorf("cannot give the new keys file the owner of the old one (uid %d, gid %d): %w", owner, group, err)
+		}
 	}
 	if _, err := tmp.Write(buf.Bytes()); err != nil {
 		tmp.Close()
@@ -335,6 +355,14 @@ func writeKeyBlocks(path string, blocks []*pem.Block) (*jwt.KeySet, error) {
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return nil, fmt.Errorf("cannot replace keys file: %w", err)
+	}
+	// The rename is durable once the directory is.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return nil, fmt.Errorf("cannot sync the keys file's directory: %w", err)
+		}
 	}
 	return ks, nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -306,5 +307,46 @@ func waitReady(t *testing.T, addr string, timeout time.Duration) {
 			t.Fatalf("%s/readyz not 200 after %s (last: %v)", addr, timeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestJWTKeysFileThroughSymlinkKeepsOwner: a keys file reached through a
+// symlink (a mounted secret) is rewritten where it lives, the link stays,
+// and the new file keeps the old one's owner (the daemon may run as another
+// user than the operator's command).
+func TestJWTKeysFileThroughSymlinkKeepsOwner(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "secret", "keys.pem")
+	if code, _, stderr := runCLI(t, nil, "", "jwt", "keygen", "--kid", "a", "--out", real); code != 0 {
+		t.Fatal(stderr)
+	}
+	link := filepath.Join(dir, "keys.pem")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	const uid, gid = 4321, 4321 // not this process's: chown needs root, which the CI has
+	chowned := os.Chown(real, uid, gid) == nil
+	if code, _, stderr := runCLI(t, nil, "", "jwt", "keygen", "--kid", "b", "--out", link); code != 0 {
+		t.Fatal(stderr)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("after keygen through the link: Lstat = %v, %v; want the symlink kept", fi, err)
+	}
+	ks, err := jwt.LoadKeySet(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ks.Key("b"); !ok {
+		t.Fatalf("the file behind the link lacks key b: %v", ks.Keys())
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); chowned && (st.Uid != uid || st.Gid != gid) {
+		t.Errorf("rewritten keys file owned by %d:%d, want the old owner %d:%d", st.Uid, st.Gid, uid, gid)
+	}
+	if !chowned && os.Getuid() == 0 {
+		t.Error("could not chown as root")
 	}
 }
