@@ -457,8 +457,22 @@ func allClaims(text string) (map[string]any, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, ErrSyntax
 	}
+	// encoding/json matches a struct's field names ignoring case, the last
+	// one winning, so {"exp":1,"EXP":9999999999} would decode to an exp the
+	// exact-name claims (required claims, claim mapping) never see: the two
+	// views of one token must not disagree.
+	for k := range m {
+		for _, name := range claimNames {
+			if k != name && strings.EqualFold(k, name) {
+				return nil, fmt.Errorf("%w: claim %q differs from %q only in case", ErrClaims, k, name)
+			}
+		}
+	}
 	return m, nil
 }
+
+// claimNames are the claims Claims decodes, by their exact JSON names.
+var claimNames = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "realm", "uid", "token_type", "name"}
 
 // mapError translates golang-jwt's error to this package's sentinel. The
 // signature is judged first: a token whose signature fails is a forgery,

@@ -22,9 +22,11 @@
 //   - Issuer (section 3.8): iss picks the issuer; a token of an issuer not
 //     configured is refused. Its kid is looked up only among that issuer's
 //     keys.
-//   - Audience (section 3.9): aud must be present and non-empty, and every
-//     value, whether aud is a string or an array (CVE-2020-26160), must be
-//     in the issuer's allow-list ("*" accepts any value).
+//   - Audience (section 3.9): aud must be present and non-empty, with no
+//     empty value, and, whether aud is a string or an array
+//     (CVE-2020-26160), one of its values must be in the issuer's
+//     allow-list (RFC 7519 section 4.1.3; "*" accepts any value). A token
+//     is minted only for allowed audiences.
 //   - Do not trust received claims (section 3.10): the kid is only a key
 //     of an in-memory map (a kid such as "../x" simply names no key); the
 //     jku, jwk, x5u and x5c header members are never used, and a token

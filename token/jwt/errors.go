@@ -37,8 +37,8 @@ var (
 	ErrExpired = fmt.Errorf("%w: JWT exp has passed", token.ErrExpired)
 	// ErrNotYetValid means nbf (or iat) lies in the future beyond the leeway.
 	ErrNotYetValid = fmt.Errorf("%w: JWT is not valid yet", token.ErrMalformed)
-	// ErrAudience means aud is missing, empty, or names an audience the
-	// issuer's allow-list does not hold.
+	// ErrAudience means aud is missing or empty, holds an empty value, or
+	// names no audience the issuer's allow-list holds.
 	ErrAudience = fmt.Errorf("%w: JWT audience not allowed", token.ErrMalformed)
 	// ErrClaims means a claim is missing or malformed (exp missing, a jti
 	// that is not a token key, a bad scope, ...).

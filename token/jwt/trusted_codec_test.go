@@ -3,6 +3,7 @@ package jwt
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -227,4 +228,21 @@ func TestTrustedDroppedKeyLeavesVerifiedCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.refused(t, "token of a dropped key", s, ErrUnknownKey)
+}
+
+// TestTrustedCaseVariantClaimsRefused: encoding/json matches field names
+// ignoring case (the last wins), so {"exp":…,"EXP":…} would give golang-jwt's
+// view and the exact-name claims (required claims, claim mapping) two
+// different tokens. A trusted issuer's token with a claim that differs from
+// one of ours only in case is refused.
+func TestTrustedCaseVariantClaimsRefused(t *testing.T) {
+	r := newTrustRig(t, TrustedConfig{})
+	for _, variant := range []string{"EXP", "Aud", "Iss", "Sub", "JTI", "Scope"} {
+		cl := r.claims("jti-" + variant)
+		cl[variant] = cl[strings.ToLower(variant)]
+		r.refused(t, "claim "+variant, signTestJWT(t, r.idpK, cl), ErrClaims)
+	}
+	cl := r.claims("jti-exact")
+	cl["email"], cl["Email"] = "a@example.org", "b@example.org" // not one of ours: left to the mapping
+	r.parse(t, signTestJWT(t, r.idpK, cl))
 }
