@@ -106,7 +106,17 @@ func TestInvariant2SelfContainedJWT(t *testing.T) {
 			tc.net.heal()
 			commit := l.node.raft.CommitIndex()
 			waitFor(t, 20*time.Second, "the healed node to catch up", func() bool { return f.state.AppliedIndex() >= commit })
-			if snap := f.node.raft.Stats()["last_snapshot_index"]; snap == "0" || snap == "" {
+			// Raft records the installed snapshot just after the machine's
+			// restore has moved its applied index: wait for that too.
+			var snap string
+			installed := func() bool {
+				snap = f.node.raft.Stats()["last_snapshot_index"]
+				return snap != "0" && snap != ""
+			}
+			for deadline := time.Now().Add(5 * time.Second); !installed() && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !installed() {
 				t.Errorf("healed node's last_snapshot_index = %q, want an installed snapshot", snap)
 			}
 			for _, text := range append(texts, more...) {
