@@ -177,6 +177,7 @@ func (n *Node) identityLoop(ctx context.Context) {
 		if id := n.state.ClusterID(); id != "" && id != n.ClusterID() {
 			n.adoptClusterID(id) // normally done by the FSM already; a retry after a failed write
 		}
+		n.learnClusterIDFromLog()
 		if n.IsLeader() && n.state.ClusterID() == "" {
 			n.commitClusterID(ctx)
 		}
@@ -208,6 +209,28 @@ func (n *Node) commitClusterID(ctx context.Context) {
 		return
 	}
 	n.log.Info("committed the cluster id", "cluster_id", n.state.ClusterID())
+}
+
+// learnClusterIDFromLog gives a node that holds Raft state but no cluster
+// id yet the id its own log proves: the one derived from the bootstrap
+// configuration at index 1, which every voter receives first. A follower
+// cut off from the leader before the OpClusterID entry reached it would
+// otherwise announce state of "no known cluster", and once removed as dead
+// no leader would add it back. It reports whether it learned one.
+func (n *Node) learnClusterIDFromLog() bool {
+	if n.ClusterID() != "" || n.stores == nil || !n.hasRaftState() {
+		return false
+	}
+	id := n.bootstrapClusterID()
+	if id == "" {
+		return false
+	}
+	if err := n.recordClusterID(id); err != nil {
+		n.log.Error("cannot record the cluster id", "err", err)
+		return false
+	}
+	n.log.Info("cluster id learned from the log's bootstrap configuration", "cluster_id", id)
+	return true
 }
 
 // bootstrapClusterID derives the cluster id from the log's first entry, the
