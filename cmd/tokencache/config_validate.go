@@ -185,14 +185,20 @@ func (c *Config) checkPackages(ck *checker) {
 	// The JWT format as serve builds it: the keys file loaded, every
 	// trusted issuer checked and its JWKS file read.
 	jf, jwtErr := newJWTFormat(c, nil)
-	jf.close()
+	defer jf.close()
+	var formats *token.Formats
+	var formatsErr error
+	if jwtErr == nil {
+		formats, formatsErr = tokenFormats(c, jf)
+	}
 	for _, err := range []error{
 		jwtErr,
+		formatsErr,
 		persistConfig(c).Validate(),
 		cacheConfig(c).Validate(),
 		writerConfig(c).Validate(),
 		tokensConfig(c).Validate(),
-		clusterConfig(c).Validate(),
+		clusterConfig(c, formats).Validate(),
 		h.Validate(),
 	} {
 		if err == nil {

@@ -21,7 +21,7 @@ func TestFingerprintPinned(t *testing.T) {
 	} {
 		c := Default()
 		tc.mod(c)
-		if got := fingerprint(c); got != tc.want {
+		if got := fingerprintOf(t, c); got != tc.want {
 			t.Errorf("%s: fingerprint() = %s, want %s", tc.name, got, tc.want)
 		}
 	}
@@ -30,7 +30,7 @@ func TestFingerprintPinned(t *testing.T) {
 // TestFingerprintCoversFormat: every setting the opaque format judges by
 // changes the fingerprint.
 func TestFingerprintCoversFormat(t *testing.T) {
-	base := fingerprint(Default())
+	base := fingerprintOf(t, Default())
 	for name, mod := range map[string]func(*Config){
 		"prefix": func(c *Config) { c.Tokens.Prefix = "xy" },
 		"pepper": func(c *Config) { c.Tokens.Pepper = "pepper-0123456789" },
@@ -43,8 +43,24 @@ func TestFingerprintCoversFormat(t *testing.T) {
 	} {
 		c := Default()
 		mod(c)
-		if got := fingerprint(c); got == base {
+		if got := fingerprintOf(t, c); got == base {
 			t.Errorf("fingerprint() with another %s = %s, the default's", name, got)
 		}
 	}
+}
+
+// fingerprintOf is the fingerprint of c with the token formats serve builds
+// from it.
+func fingerprintOf(t *testing.T, c *Config) string {
+	t.Helper()
+	jf, err := newJWTFormat(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jf.close()
+	formats, err := tokenFormats(c, jf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fingerprint(c, formats)
 }

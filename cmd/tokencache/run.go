@@ -120,7 +120,7 @@ func (d *daemon) open(ctx context.Context) error {
 	}
 	// Every node, alone or not, runs on the Raft log: a single node with the
 	// defaults bootstraps a cluster of one.
-	if d.node, err = cluster.New(clusterConfig(cfg), d.state, d.log); err != nil {
+	if d.node, err = cluster.New(clusterConfig(cfg, formats), d.state, d.log); err != nil {
 		return err
 	}
 	d.node.SetJWTKeys(d.jwt.digest()) // announced from the first gossip on
@@ -339,7 +339,9 @@ func persistConfig(cfg *Config) persist.Config {
 	return p
 }
 
-func clusterConfig(cfg *Config) cluster.Config {
+// clusterConfig maps cluster.* onto the node's Config; formats are the
+// token formats the node runs with (their settings are in the fingerprint).
+func clusterConfig(cfg *Config, formats *token.Formats) cluster.Config {
 	c := cluster.DefaultConfig()
 	c.NodeID = cfg.Node.ID
 	c.DataDir = cfg.Node.DataDir
@@ -364,7 +366,7 @@ func clusterConfig(cfg *Config) cluster.Config {
 	c.LeaderLease = min(c.LeaderLease, cfg.Cluster.ElectionTimeout/2)
 	c.ReconcileInterval = cfg.Cluster.ReconcileInterval
 	c.DeadServerCleanup = cfg.Cluster.DeadServerCleanup
-	c.Fingerprint = fingerprint(cfg)
+	c.Fingerprint = fingerprint(cfg, formats)
 	return c
 }
 
@@ -392,15 +394,10 @@ func splitKeys(s string) []string {
 // settings. The opaque format's part reads exactly as the prefix and pepper
 // parts did before formats had a seam, so the text of a cluster that uses
 // only the opaque format is unchanged; another format adds its own part.
-func fingerprint(cfg *Config) string {
-	jf, err := newJWTFormat(cfg, nil)
-	if err != nil {
-		// run refuses to start with these settings; no node agrees.
-		return "no-formats"
-	}
-	jf.close()
-	formats, err := tokenFormats(cfg, jf)
-	if err != nil {
+// formats are the ones the node runs with (tokenFormats), built once; nil
+// (settings serve refuses) gives a fingerprint no node shares.
+func fingerprint(cfg *Config, formats *token.Formats) string {
+	if formats == nil {
 		return "no-formats"
 	}
 	shared := cfg.Persist.Store == persist.StoreMySQL
