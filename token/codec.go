@@ -102,11 +102,15 @@ var errNoFormat = fmt.Errorf("%w: not a token of any accepted format", ErrMalfor
 // allocates nothing beyond what the codec does. Every failure wraps
 // ErrMalformed.
 func (f *Formats) Parse(raw []byte) (Codec, Presented, error) {
-	if o := f.opaque; o != nil && o.Match(raw) {
-		p, err := o.Parse(raw)
-		return o, p, err
+	rest := f.codecs
+	if o := f.opaque; o != nil {
+		if o.Match(raw) {
+			p, err := o.Parse(raw)
+			return o, p, err
+		}
+		rest = rest[1:] // asked already
 	}
-	for _, c := range f.codecs {
+	for _, c := range rest {
 		if c.Match(raw) {
 			p, err := c.Parse(raw)
 			return c, p, err
