@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/replica"
@@ -40,20 +39,7 @@ func newFollower(t *testing.T, leader *Service) (*Service, *followerLog) {
 		t.Fatal(err)
 	}
 	repl := &followerLog{LocalLog: replica.NewLocalLog(m, 0), leader: leader}
-	svc, err := New(DefaultConfig(), m, repl, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := svc.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	svc := startService(t, DefaultConfig(), m, repl)
 	return svc, repl
 }
 

@@ -119,20 +119,7 @@ func newNode(t testing.TB, o nodeOpts) *testNode {
 	}
 	cfg.ReapInterval = time.Hour // tests purge explicitly
 	cfg.Formats = o.formats
-	svc, err := New(cfg, state, replica.NewLocalLog(state, idx), testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := svc.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	svc := startService(t, cfg, state, replica.NewLocalLog(state, idx))
 	return &testNode{svc: svc, state: state, cache: c, store: o.store, clock: o.clock}
 }
 
@@ -686,4 +673,24 @@ func TestStoreOutage(t *testing.T) {
 			t.Error("the retried cascade did not write the child's revocation")
 		}
 	}
+}
+
+// startService starts the service over m and repl, closed with t.
+func startService(t testing.TB, cfg Config, m *replica.Machine, repl Replication) *Service {
+	t.Helper()
+	svc, err := New(cfg, m, repl, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := svc.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return svc
 }
