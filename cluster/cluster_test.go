@@ -171,8 +171,45 @@ func TestForwardedWriteOnQuietCluster(t *testing.T) {
 	for i := range 5 {
 		iss := issue(t, f, fmt.Sprintf("quiet%d", i))
 		wantValid(t, f, iss.Token, token.StateValid)
+		// Every commit index the follower was told of, it learns from
+		// Raft within a round trip, not with the next append 5s later:
+		// otherwise the fence's lag clause closes it after MaxStaleness.
+		wantAppliedKnownCommit(t, f)
 		time.Sleep(100 * time.Millisecond) // quiet again
 	}
+}
+
+// A follower's consistent read on a quiet cluster: the leader's last write
+// committed, but no append told the followers so yet (CommitTimeout 5s). The
+// read index the leader hands out is that commit index; the leader must make
+// the followers learn it now, not with the next append.
+func TestFollowerConsistentReadOnQuietCluster(t *testing.T) {
+	tc := newTestCluster(t, 3, clusterOpts{commitTimeout: 5 * time.Second})
+	l := tc.waitLeader()
+	f := tc.followers()[0]
+	for i := range 3 {
+		iss := issue(t, l, fmt.Sprintf("quiet%d", i))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := f.svc.Consistent(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Consistent on %s after a write on the quiet leader: %v", f.id, err)
+		}
+		if got := f.state.AppliedIndex(); got < iss.Record.Index {
+			t.Fatalf("after Consistent, %s applied %d < the write's index %d", f.id, got, iss.Record.Index)
+		}
+		wantAppliedKnownCommit(t, f)
+	}
+}
+
+// wantAppliedKnownCommit waits (a second, well below the 5s CommitTimeout of
+// the quiet tests) until tn applied every commit index it knows of.
+func wantAppliedKnownCommit(t *testing.T, tn *testNode) {
+	t.Helper()
+	p := tn.node.proposer
+	waitFor(t, time.Second, tn.id+" applies the commit index it knows of", func() bool {
+		return p.appliedAtLeast(p.commitKnown())
+	})
 }
 
 // An issue received by a follower is forwarded to the leader; the follower

@@ -157,12 +157,18 @@ func (p *proposer) appliedAtLeast(target uint64) bool {
 // nudge makes the leader tell its followers the commit index now. Raft
 // sends the commit index only with an append: when nothing else is written,
 // a follower learns that an entry committed up to CommitTimeout (50 ms by
-// default) later, and a write forwarded through it, or a revocation
-// waiting for it, waits that long. nudgeLoop appends a no-op after the
-// call, so that the followers learn every commit made before it within one
-// round trip. Calls coalesce: at most one no-op is in flight, and calls made
-// meanwhile are served by one more no-op once it committed, so a busy
-// leader adds one small entry per commit round, not one per write.
+// default, and as long as an operator sets) later, and a write forwarded
+// through it, a read index it asked for, or a revocation waiting for it,
+// waits that long. nudgeLoop appends a no-op after the call, so that the
+// followers learn every commit made before it within one round trip. Calls
+// coalesce: at most one no-op is in flight, and calls made meanwhile are
+// served by one more no-op once it committed, so a busy leader adds one
+// small entry per commit round, not one per write.
+//
+// Every index a follower is told to wait for is therefore read before the
+// call: the no-op announces the commits made before it, not its own, and an
+// index read after the call may be the no-op's, which the followers learn
+// only with the append after it.
 func (p *proposer) nudge() {
 	select {
 	case p.nudgeCh <- struct{}{}:

@@ -366,9 +366,11 @@ func (n *Node) handleForward(req *forwardRequest) forwardResponse {
 		return forwardResponse{rpcHeader: rpcHeader{Code: errorCode(err), Msg: err.Error()}}
 	}
 	// The forwarding node waits until it applied the write: let it learn
-	// the commit now rather than with the next append.
+	// the commit now rather than with the next append. The index it waits
+	// for is read before the nudge (see nudge).
+	idx := n.raft.CommitIndex()
 	n.proposer.nudge()
-	return forwardResponse{rpcHeader: rpcHeader{Code: codeOK}, Result: res, Index: n.raft.CommitIndex()}
+	return forwardResponse{rpcHeader: rpcHeader{Code: codeOK}, Result: res, Index: idx}
 }
 
 func (n *Node) handleReadIndex() readIndexResponse {
@@ -381,6 +383,9 @@ func (n *Node) handleReadIndex() readIndexResponse {
 	if err != nil {
 		return readIndexResponse{rpcHeader: rpcHeader{Code: codeNotLeader, Msg: err.Error()}}
 	}
+	// The follower waits until it applied idx, which it learns is
+	// committed only with the next append: nudge one now.
+	n.proposer.nudge()
 	return readIndexResponse{rpcHeader: rpcHeader{Code: codeOK}, Index: idx}
 }
 
