@@ -328,7 +328,7 @@ func (n *Node) handleRPC(typ byte, body []byte, peer string) any {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return bad(err)
 		}
-		return n.handleWaitApplied(&req)
+		return n.handleWaitApplied(&req, peer)
 	case rpcStats:
 		return n.handleStats()
 	case rpcLeave:
@@ -389,12 +389,19 @@ func (n *Node) handleReadIndex() readIndexResponse {
 	return readIndexResponse{rpcHeader: rpcHeader{Code: codeOK}, Index: idx}
 }
 
-func (n *Node) handleWaitApplied(req *waitAppliedRequest) waitAppliedResponse {
+func (n *Node) handleWaitApplied(req *waitAppliedRequest, peer string) waitAppliedResponse {
 	if req.RaftID != n.raftID {
 		return waitAppliedResponse{rpcHeader: rpcHeader{Code: string(errcode.NotFound), Msg: "no server " + req.RaftID + " here"}}
 	}
-	// The index is committed (the leader asks only after its commit).
-	n.proposer.noteCommit(req.Index)
+	// The index is committed: the leader asks only after its commit. Only
+	// the leader's word counts (under TLS, where the caller is known): a
+	// commit index noted here is one the fence's lag clause holds this node
+	// to, and another member's, or an index past any log, would close the
+	// fence until a restart. A leader this node does not know as leader yet
+	// is still answered; the lag clause just does not hear of its index.
+	if _, leader := n.leaderRPCAddr(); peer == "" || peer == leader {
+		n.proposer.noteCommit(req.Index)
+	}
 	ctx, cancel := n.handlerCtx(req.Timeout)
 	defer cancel()
 	if err := n.proposer.waitApplied(ctx, req.Index); err != nil {

@@ -641,3 +641,22 @@ func TestLeaveOnlyForItself(t *testing.T) {
 		t.Fatalf("%s left the configuration on %s's word", victim.id, other.id)
 	}
 }
+
+// Under TLS only the leader's word moves what a follower knows of the
+// commit index: a member that asks a follower to wait for an index far past
+// any log must not close that follower's fence (its lag clause closes a
+// node that stays behind a commit index it knows of for MaxStaleness).
+func TestWaitAppliedCommitOnlyFromTheLeader(t *testing.T) {
+	tc := newTestCluster(t, 3, clusterOpts{})
+	l := tc.waitFormed(3)
+	fs := tc.followers()
+	other, victim := fs[0], fs[1]
+	iss := issue(t, l, "alice")
+	waitFor(t, 5*time.Second, victim.id+" validates the token", func() bool {
+		st, err := validate(victim, iss.Token)
+		return err == nil && st == token.StateValid
+	})
+	victim.node.handleWaitApplied(&waitAppliedRequest{Index: 1 << 60, RaftID: victim.node.raftID, Timeout: 100 * time.Millisecond}, other.id)
+	time.Sleep(victim.cfg.MaxStaleness + time.Second)
+	wantValid(t, victim, iss.Token, token.StateValid)
+}
