@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/tokencache/tokencache/internal/listener"
+	"github.com/tokencache/tokencache/internal/lograte"
 )
 
 // One TCP port carries Raft and the internal RPC (like rqlite's mux): the
@@ -93,6 +94,9 @@ type mux struct {
 	rpcLimit   *connLimiter
 	pending    chan struct{}
 	pendingIPs *connLimiter
+	// Refusals anyone who reaches the port can cause are logged at most
+	// once a second each, with the count they stand for.
+	refusedLog, tooManyLog, unknownLog *lograte.Limiter
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // accepted RPC connections, closed with the mux
@@ -116,6 +120,9 @@ func newMux(ln net.Listener, advertise, self, raftID string, hooks netHooks, log
 		rpcLimit:   newConnLimiter(maxRPCConnsPerPeer),
 		pending:    make(chan struct{}, maxPendingHandshakes),
 		pendingIPs: newConnLimiter(maxPendingHandshakesPerIP),
+		refusedLog: lograte.New(time.Second, nil),
+		tooManyLog: lograte.New(time.Second, nil),
+		unknownLog: lograte.New(time.Second, nil),
 		conns:      make(map[net.Conn]struct{}),
 		closed:     make(chan struct{}),
 	}
@@ -169,7 +176,9 @@ func (m *mux) route(c net.Conn) {
 		if errors.Is(err, errNoProtocol) {
 			m.log.Debug("dropping connection", "remote", c.RemoteAddr().String(), "err", err)
 		} else {
-			m.log.Warn("refusing connection", "remote", c.RemoteAddr().String(), "err", err)
+			if ok, suppressed := m.refusedLog.Allow(); ok {
+				m.log.Warn("refusing connection", "remote", c.RemoteAddr().String(), "err", err, "suppressed", suppressed)
+			}
 		}
 		c.Close()
 		return
@@ -200,7 +209,9 @@ func (m *mux) route(c net.Conn) {
 			key, _, _ = net.SplitHostPort(c.RemoteAddr().String())
 		}
 		if !m.rpcLimit.acquire(key) {
-			m.log.Warn("refusing rpc connection: too many open from this peer", "peer", key, "max", maxRPCConnsPerPeer)
+			if ok, suppressed := m.tooManyLog.Allow(); ok {
+				m.log.Warn("refusing rpc connection: too many open from this peer", "peer", key, "max", maxRPCConnsPerPeer, "suppressed", suppressed)
+			}
 			c.Close()
 			return
 		}
@@ -227,7 +238,9 @@ func (m *mux) route(c net.Conn) {
 		}
 		m.rpcServe(c, peer)
 	default:
-		m.log.Warn("dropping connection with unknown protocol byte", "byte", proto, "remote", c.RemoteAddr().String())
+		if ok, suppressed := m.unknownLog.Allow(); ok {
+			m.log.Warn("dropping connection with unknown protocol byte", "byte", proto, "remote", c.RemoteAddr().String(), "suppressed", suppressed)
+		}
 		c.Close()
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tokencache/tokencache/internal/lograte"
 )
 
 // The accept loop. fasthttp's Serve returns on any accept error that is not
@@ -32,15 +34,12 @@ const (
 type Retrying struct {
 	net.Listener
 	log   *slog.Logger
-	now   func() time.Time
 	sleep func(d time.Duration, stop <-chan struct{}) bool // false: stopped
 
 	closeOnce sync.Once
 	closed    chan struct{}
 
-	// Accept's own state.
-	lastLog    time.Time
-	suppressed int
+	logRate *lograte.Limiter
 }
 
 // NewRetrying wraps ln; it logs to log and reads the time from now (nil:
@@ -49,7 +48,8 @@ func NewRetrying(ln net.Listener, log *slog.Logger, now func() time.Time) *Retry
 	if now == nil {
 		now = time.Now
 	}
-	return &Retrying{Listener: ln, log: log, now: now, sleep: sleepOrStop, closed: make(chan struct{})}
+	return &Retrying{Listener: ln, log: log, sleep: sleepOrStop, closed: make(chan struct{}),
+		logRate: lograte.New(acceptLogEvery, now)}
 }
 
 // sleepOrStop sleeps for d, or until stop is closed (then it returns false).
@@ -85,12 +85,9 @@ func (l *Retrying) Accept() (net.Conn, error) {
 		} else {
 			delay = min(2*delay, acceptMaxDelay)
 		}
-		if now := l.now(); now.Sub(l.lastLog) >= acceptLogEvery {
+		if ok, suppressed := l.logRate.Allow(); ok {
 			l.log.Warn("cannot accept a connection; retrying (raise the file descriptor limit, or bound the connections: http.max_conns)", "addr", l.Addr().String(),
-				"err", err, "retry_in", delay, "suppressed", l.suppressed)
-			l.lastLog, l.suppressed = now, 0
-		} else {
-			l.suppressed++
+				"err", err, "retry_in", delay, "suppressed", suppressed)
 		}
 		if !l.sleep(delay, l.closed) {
 			return nil, net.ErrClosed
