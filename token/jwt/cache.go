@@ -33,26 +33,46 @@ func (v *verified) stillTrusted() bool {
 	return ok && k != nil && (k == v.key || k.sameMaterial(v.key))
 }
 
+// The verified-token cache's memory bound. An entry is charged
+// entryCost(text): its text, about as much again for the parsed claims
+// (they hold the payload, decoded), and entryOverhead for the entry, its
+// key, claims and map slot. The cache holds at most its size in entries and
+// its size × bytesPerEntry in charges, so large texts (a trusted IdP's
+// tokens, up to the 16 KiB a token may have) are fewer, not bigger in sum:
+// 128 MiB at the default size of 65,536, where an entry bound alone let
+// 65,536 texts of 16 KiB take 2 GiB.
+const (
+	bytesPerEntry = 2 << 10
+	entryOverhead = 256
+)
+
+// entryCost is what an entry for text is charged against the byte bound.
+func entryCost(text string) int { return 2*len(text) + entryOverhead }
+
 // cache is the verified-token cache: token texts whose signature and
 // claims were verified, keyed by the whole text, so that a forged variant
 // (one character of header, payload or signature changed) misses and is
-// verified in full. It is bounded: a full shard drops an arbitrary entry
-// (Go's map iteration starts at a random place) to make room. A lookup
-// allocates nothing (m[string(b)] does not copy b). Safe for concurrent use.
+// verified in full. It is bounded in entries and in bytes (above): a full
+// shard drops arbitrary entries (Go's map iteration starts at a random
+// place) to make room. A lookup allocates nothing (m[string(b)] does not
+// copy b). Safe for concurrent use.
 type cache struct {
 	seed     maphash.Seed
-	perShard int
+	perShard int // entries
+	maxBytes int // charges, per shard
 	shards   [cacheShards]cacheShard
 }
 
 type cacheShard struct {
-	mu sync.RWMutex
-	m  map[string]*verified
-	_  [40]byte // keep shards on separate cache lines
+	mu    sync.RWMutex
+	m     map[string]*verified
+	bytes int      // the charges of the entries in m
+	_     [24]byte // keep shards on separate cache lines (64 bytes)
 }
 
 func newCache(size int) *cache {
-	c := &cache{seed: maphash.MakeSeed(), perShard: (size + cacheShards - 1) / cacheShards}
+	per := (size + cacheShards - 1) / cacheShards
+	c := &cache{seed: maphash.MakeSeed(), perShard: per, maxBytes: per * bytesPerEntry}
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]*verified)
 	}
@@ -84,20 +104,37 @@ func (c *cache) put(h uint64, text string, v *verified, st *state, cur *atomic.P
 	if cur.Load() != st {
 		return
 	}
-	if _, ok := s.m[text]; !ok && len(s.m) >= c.perShard {
-		for k := range s.m {
-			delete(s.m, k)
+	cost := entryCost(text)
+	if cost > c.maxBytes {
+		return // larger than the shard's whole share
+	}
+	if _, ok := s.m[text]; ok {
+		s.m[text] = v
+		return
+	}
+	for k := range s.m {
+		if len(s.m) < c.perShard && s.bytes+cost <= c.maxBytes {
 			break
 		}
+		s.drop(k)
 	}
 	s.m[text] = v
+	s.bytes += cost
+}
+
+// drop deletes the entry of text (the shard's lock held).
+func (s *cacheShard) drop(text string) {
+	if _, ok := s.m[text]; ok {
+		delete(s.m, text)
+		s.bytes -= entryCost(text)
+	}
 }
 
 // remove drops the entry of raw.
 func (c *cache) remove(raw []byte) {
 	s := c.shard(raw)
 	s.mu.Lock()
-	delete(s.m, string(raw))
+	s.drop(string(raw))
 	s.mu.Unlock()
 }
 
@@ -108,11 +145,23 @@ func (c *cache) purge(drop func(v *verified) bool) {
 		s.mu.Lock()
 		for k, v := range s.m {
 			if drop(v) {
-				delete(s.m, k)
+				s.drop(k)
 			}
 		}
 		s.mu.Unlock()
 	}
+}
+
+// bytes returns the charges of the entries held.
+func (c *cache) bytes() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += s.bytes
+		s.mu.RUnlock()
+	}
+	return n
 }
 
 // len returns the number of entries.

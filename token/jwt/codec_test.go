@@ -2,6 +2,7 @@ package jwt
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -470,6 +471,55 @@ func TestCacheIsBounded(t *testing.T) {
 	// 64 shards of ceil(100/64) = 2 entries.
 	if n := c.cache.len(); n > 128 || n < 64 {
 		t.Errorf("cache holds %d entries after 1000 tokens, want at most 128 (size 100 over 64 shards)", n)
+	}
+}
+
+// Large tokens (a trusted IdP's may carry kilobytes of claims) are fewer,
+// not bigger in sum: the cache stays within its byte bound, its size × 2 KiB.
+func TestCacheIsBoundedInBytes(t *testing.T) {
+	clk := newTestClock()
+	k := mustKey(t, AlgHS256)
+	const size = 640
+	c, err := New(Config{Issuer: testIssuer, Audiences: []string{"api"}, CacheSize: size, Now: clk.Now}, mustSet(t, k.ID(), k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sc []string
+	for i := range 60 {
+		sc = append(sc, fmt.Sprintf("scope:%02d:%s", i, strings.Repeat("r", 70)))
+	}
+	scopes := strings.Join(sc, " ") // a text of about 6 KiB
+	texts := 0
+	for i := 0; i < 2000; i++ {
+		rec := newRecord(clk.Now())
+		rec.Scopes = token.Scopes(scopes)
+		text := mustEncode(t, c, rec)
+		texts = len(text)
+		mustParse(t, c, text)
+	}
+	budget := size * 2 << 10
+	held := 0
+	for i := range c.cache.shards {
+		for text := range c.cache.shards[i].m {
+			held += 2*len(text) + 256
+		}
+	}
+	if held > budget {
+		t.Errorf("cache holds %d entries of %d-byte texts charged %d bytes, want at most %d (size %d × 2 KiB)",
+			c.cache.len(), texts, held, budget, size)
+	}
+	if got := c.cache.bytes(); got != held {
+		t.Errorf("cache tracks %d bytes of charges, holds %d", got, held)
+	}
+	if c.cache.len() == 0 {
+		t.Error("cache holds no entry: a large token must still be cached")
+	}
+	// Small tokens still fill the cache up to its entry bound.
+	for i := 0; i < 2000; i++ {
+		mustParse(t, c, mustEncode(t, c, newRecord(clk.Now())))
+	}
+	if n := c.cache.len(); n < size/2 {
+		t.Errorf("cache holds %d small entries, want about %d", n, size)
 	}
 }
 
