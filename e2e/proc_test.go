@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokencache/tokencache/internal/testport"
 )
 
 // binary is the tokencache binary built once for the package.
@@ -66,15 +67,10 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// freePort returns a loopback port for a process to bind (testport.Free).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testport.Free(t)
 }
 
 // node is one running tokencache process.

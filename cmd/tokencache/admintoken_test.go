@@ -6,10 +6,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokencache/tokencache/internal/testport"
 )
 
 // serveBriefly runs `serve` with the given environment and arguments and
@@ -30,14 +33,10 @@ func serveBriefly(t *testing.T, environ []string, args ...string) (int, string) 
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago.
+// freeAddr returns a loopback address for a node to bind (testport.Free).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testport.Free(t)))
 }
 
 func TestServeRefusesUnprotectedAdminTokenFile(t *testing.T) {

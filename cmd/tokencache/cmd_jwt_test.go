@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokencache/tokencache/internal/testport"
 	"github.com/tokencache/tokencache/token/jwt"
 )
 
@@ -131,16 +131,6 @@ func TestJWTKeygenRotation(t *testing.T) {
 	run(exitError, "jwt", "keygen", "--out", jwks)
 }
 
-func testFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestJWTServeCLI runs a real node with a keys file and drives it with the
 // CLI: token issue --format jwt --audience, token validate of the JWT,
 // the JWKS, and a key added to the file reaching the JWKS by itself.
@@ -175,7 +165,7 @@ tokens:
         audiences: [api]
 log:
   format: json
-`, filepath.Join(dir, "data"), testFreePort(t), testFreePort(t), keys, writeFile(t, "idp.jwks", string(publicJWKS(t)))))
+`, filepath.Join(dir, "data"), testport.Free(t), testport.Free(t), keys, writeFile(t, "idp.jwks", string(publicJWKS(t)))))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr syncBuffer
