@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -107,13 +108,67 @@ func (n *Node) initSecurity() error {
 }
 
 // authorizePeers lets the mux accept authenticated peers once this node
-// can tell who is a member (under TLS; without it, every peer is let in).
+// can tell who is a member (under TLS; without it, every peer is let in),
+// and tells it the members' addresses, which it still lets in when
+// strangers hold every handshake slot.
 func (n *Node) authorizePeers() {
+	ip := n.isMemberIP
+	n.mux.memberIP.Store(&ip)
 	if n.tls == nil {
 		return
 	}
 	f := n.knownPeer
 	n.mux.authorize.Store(&f)
+}
+
+// memberIPs caches the IP addresses of the members: the gossip and Raft
+// addresses gossip announces, and the servers of the Raft configuration.
+// It is recomputed at most once every memberIPsFor: the mux asks only while
+// every handshake slot is taken, and then possibly once per connection of
+// a flood.
+type memberIPs struct {
+	mu  sync.Mutex
+	at  time.Time
+	ips map[string]bool
+}
+
+const memberIPsFor = time.Second
+
+// isMemberIP reports whether ip is a member's address (memberIPs).
+func (n *Node) isMemberIP(ip string) bool {
+	c := &n.memberIPs
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ips == nil || time.Since(c.at) >= memberIPsFor {
+		c.ips, c.at = n.collectMemberIPs(), time.Now()
+	}
+	return c.ips[ip]
+}
+
+func (n *Node) collectMemberIPs() map[string]bool {
+	ips := make(map[string]bool)
+	add := func(hostport string) {
+		if host, _, err := net.SplitHostPort(hostport); err == nil {
+			ips[host] = true
+		}
+	}
+	if n.disc != nil {
+		for _, m := range n.disc.snapshot() {
+			add(m.gossipAddr)
+			add(m.meta.RaftAddr)
+		}
+	}
+	if n.raft != nil {
+		ctx, cancel := context.WithTimeout(n.runCtx, time.Second)
+		defer cancel()
+		if cf := n.raft.GetConfiguration(); waitFuture(ctx, cf) == nil {
+			for _, s := range cf.Configuration().Servers {
+				hostport, _ := splitRaftAddress(s.Address)
+				add(hostport)
+			}
+		}
+	}
+	return ips
 }
 
 // knownPeer accepts a peer whose certificate names a gossip member (alive

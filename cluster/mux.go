@@ -89,6 +89,11 @@ type mux struct {
 	// to this node at all (nil until the node can tell: refused).
 	tls       *tlsManager
 	authorize atomic.Pointer[func(peer string) error]
+	// memberIP tells whether a remote IP address is a member's (gossip or
+	// Raft configuration). When every handshake slot is taken, a member's
+	// connection is still let in (under its per-IP cap): strangers who
+	// fill the slots cannot cut the members off. nil: no one is.
+	memberIP atomic.Pointer[func(ip string) bool]
 	// rpcLimit caps RPC connections per peer; pending caps connections
 	// still in their handshake (frame.go).
 	rpcLimit   *connLimiter
@@ -162,15 +167,23 @@ func (m *mux) route(c net.Conn) {
 		c.Close() // too many connections from this host still in their handshake
 		return
 	}
+	slot := true
 	select {
 	case m.pending <- struct{}{}:
 	default:
-		m.pendingIPs.release(ip)
-		c.Close() // too many connections still in their handshake
-		return
+		// Every slot taken: only a member's address still gets in, bounded
+		// by its per-IP cap alone.
+		if f := m.memberIP.Load(); f == nil || !(*f)(ip) {
+			m.pendingIPs.release(ip)
+			c.Close() // too many connections still in their handshake
+			return
+		}
+		slot = false
 	}
 	c, peer, proto, err := m.accept(c)
-	<-m.pending
+	if slot {
+		<-m.pending
+	}
 	m.pendingIPs.release(ip)
 	if err != nil {
 		if errors.Is(err, errNoProtocol) {

@@ -66,6 +66,7 @@ type Node struct {
 	jwtKeys atomic.Pointer[string]
 
 	membership *membership // peers, join and reconcile state (membership.go)
+	memberIPs  memberIPs   // the members' addresses, for the mux (joinauth.go)
 	metrics    *metrics
 
 	// Leadership: the term in which this node's readiness barrier applied
