@@ -1,9 +1,11 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
 	"fmt"
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -19,12 +21,15 @@ import (
 // acknowledged revoke is revoked everywhere, and no node ever answered valid
 // for a token after its revoke was acknowledged. It runs one short round by
 // default and many with TOKENCACHE_CHAOS=1 (make chaos).
+// chaos reports whether the long fault loops run (make chaos).
+func chaos() bool { return os.Getenv("TOKENCACHE_CHAOS") == "1" }
+
 func TestChaos(t *testing.T) {
 	rounds := 1
 	if chaos() {
 		rounds = 12
 	}
-	tc := newTestCluster(t, 5, clusterOpts{expect: 3})
+	tc := clustertest.New(t, 5, clustertest.Options{Expect: 3})
 	type revoked struct {
 		text string
 		at   time.Time
@@ -46,8 +51,8 @@ func TestChaos(t *testing.T) {
 						return
 					default:
 					}
-					up := tc.up()
-					svc, _ := tc.svcOf(up[rand.IntN(len(up))])
+					up := tc.Up()
+					svc, _ := tc.SvcOf(up[rand.IntN(len(up))])
 					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 					if i%3 == 2 {
 						mu.Lock()
@@ -83,7 +88,7 @@ func TestChaos(t *testing.T) {
 		}
 		// Watchers: no valid answer after a revoke's ack, on any node.
 		var violations []string
-		for _, tn := range tc.nodes {
+		for _, tn := range tc.Nodes {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -93,7 +98,7 @@ func TestChaos(t *testing.T) {
 						return
 					case <-time.After(20 * time.Millisecond):
 					}
-					svc, up := tc.svcOf(tn)
+					svc, up := tc.SvcOf(tn)
 					if !up {
 						continue
 					}
@@ -103,7 +108,7 @@ func TestChaos(t *testing.T) {
 					for _, r := range check {
 						if v := svc.Validate(context.Background(), []byte(r.text)); v.Err == nil && v.State == token.StateValid {
 							mu.Lock()
-							violations = append(violations, fmt.Sprintf("%s answered valid %s after a revoke was acknowledged", tn.id, time.Since(r.at)))
+							violations = append(violations, fmt.Sprintf("%s answered valid %s after a revoke was acknowledged", tn.ID, time.Since(r.at)))
 							mu.Unlock()
 						}
 					}
@@ -114,36 +119,36 @@ func TestChaos(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		switch fault := rand.IntN(3); fault {
 		case 0: // isolate a random node
-			victim := tc.nodes[rand.IntN(len(tc.nodes))]
+			victim := tc.Nodes[rand.IntN(len(tc.Nodes))]
 			var rest []string
-			for _, tn := range tc.nodes {
+			for _, tn := range tc.Nodes {
 				if tn != victim {
-					rest = append(rest, tn.id)
+					rest = append(rest, tn.ID)
 				}
 			}
-			t.Logf("round %d: isolating %s", round, victim.id)
-			tc.net.partition([]string{victim.id}, rest)
+			t.Logf("round %d: isolating %s", round, victim.ID)
+			tc.Net.Partition([]string{victim.ID}, rest)
 			time.Sleep(2 * time.Second)
-			tc.net.heal()
+			tc.Net.Heal()
 		case 1: // isolate the leader
-			if l := tc.leader(); l != nil {
+			if l := tc.Leader(); l != nil {
 				var rest []string
-				for _, tn := range tc.nodes {
+				for _, tn := range tc.Nodes {
 					if tn != l {
-						rest = append(rest, tn.id)
+						rest = append(rest, tn.ID)
 					}
 				}
-				t.Logf("round %d: isolating the leader %s", round, l.id)
-				tc.net.partition([]string{l.id}, rest)
+				t.Logf("round %d: isolating the leader %s", round, l.ID)
+				tc.Net.Partition([]string{l.ID}, rest)
 				time.Sleep(2 * time.Second)
-				tc.net.heal()
+				tc.Net.Heal()
 			}
 		case 2: // crash a node and restart it (a new identity in memory mode)
-			victim := tc.nodes[rand.IntN(len(tc.nodes))]
-			t.Logf("round %d: crashing and restarting %s", round, victim.id)
-			tc.kill(victim)
+			victim := tc.Nodes[rand.IntN(len(tc.Nodes))]
+			t.Logf("round %d: crashing and restarting %s", round, victim.ID)
+			tc.Kill(victim)
 			time.Sleep(time.Second)
-			tc.restart(victim)
+			tc.Restart(victim)
 		}
 		time.Sleep(500 * time.Millisecond)
 		close(stop)
@@ -152,17 +157,17 @@ func TestChaos(t *testing.T) {
 			t.Fatalf("round %d: invariant 2 broken: %v", round, violations)
 		}
 		// Heal and converge, then check every node.
-		tc.net.heal()
-		waitFor(t, 60*time.Second, "3 voters and every node ready", func() bool {
-			l := tc.leader()
+		tc.Net.Heal()
+		clustertest.WaitFor(t, 60*time.Second, "3 voters and every node ready", func() bool {
+			l := tc.Leader()
 			if l == nil {
 				return false
 			}
-			if v, _ := countSuffrage(tc.configuration(l)); v != 3 {
+			if v, _ := clustertest.CountSuffrage(tc.Configuration(l)); v != 3 {
 				return false
 			}
-			for _, tn := range tc.up() {
-				if tn.node.Ready(context.Background(), true) != nil {
+			for _, tn := range tc.Up() {
+				if tn.Node.Ready(context.Background(), true) != nil {
 					return false
 				}
 			}
@@ -171,18 +176,18 @@ func TestChaos(t *testing.T) {
 		mu.Lock()
 		liveNow, goneNow := append([]string(nil), live...), append([]revoked(nil), gone...)
 		mu.Unlock()
-		for _, tn := range tc.up() {
+		for _, tn := range tc.Up() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := tn.svc.Consistent(ctx)
+			err := tn.Svc.Consistent(ctx)
 			cancel()
 			if err != nil {
-				t.Fatalf("round %d: Consistent on %s: %v", round, tn.id, err)
+				t.Fatalf("round %d: Consistent on %s: %v", round, tn.ID, err)
 			}
 			for _, text := range liveNow {
-				wantValid(t, tn, text, token.StateValid)
+				clustertest.WantValid(t, tn, text, token.StateValid)
 			}
 			for _, r := range goneNow {
-				wantValid(t, tn, r.text, token.StateRevoked)
+				clustertest.WantValid(t, tn, r.text, token.StateRevoked)
 			}
 		}
 		t.Logf("round %d: %d live and %d revoked tokens agree on every node", round, len(liveNow), len(goneNow))

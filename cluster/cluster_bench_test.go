@@ -1,8 +1,10 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
 	"fmt"
+	"github.com/tokencache/tokencache/cluster"
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -79,14 +81,14 @@ func runClients(b *testing.B, c int, op func(i int) error) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
 
-func benchCluster(b *testing.B, policy string) *testCluster {
-	tc := newTestCluster(b, 3, clusterOpts{policy: policy, raftStore: StoreBoltDB, logLevel: slog.LevelError, prodTiming: true})
-	tc.waitLeader()
+func benchCluster(b *testing.B, policy string) *clustertest.Cluster {
+	tc := clustertest.New(b, 3, clustertest.Options{Policy: policy, RaftStore: cluster.StoreBoltDB, LogLevel: slog.LevelError, ProdTiming: true})
+	tc.WaitLeader()
 	return tc
 }
 
 func BenchmarkIssue(b *testing.B) {
-	for _, policy := range []string{PolicySync, PolicyAsync} {
+	for _, policy := range []string{cluster.PolicySync, cluster.PolicyAsync} {
 		b.Run(policy, func(b *testing.B) {
 			tc := benchCluster(b, policy)
 			benchIssues(b, tc)
@@ -96,18 +98,18 @@ func BenchmarkIssue(b *testing.B) {
 
 // benchIssues measures issues on tc sent to the leader and to a follower
 // (forwarded), by each count of concurrent clients.
-func benchIssues(b *testing.B, tc *testCluster) {
+func benchIssues(b *testing.B, tc *clustertest.Cluster) {
 	for _, via := range []string{"leader", "follower"} {
 		for _, c := range benchClients {
 			b.Run(fmt.Sprintf("%s/c%d", via, c), func(b *testing.B) {
-				tn := tc.waitLeader()
+				tn := tc.WaitLeader()
 				if via == "follower" {
-					tn = tc.followers()[0]
+					tn = tc.Followers()[0]
 				}
 				runClients(b, c, func(i int) error {
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					defer cancel()
-					_, err := tn.svc.Issue(ctx, tokens.IssueRequest{Username: fmt.Sprintf("u%d", i%512), Type: token.TypeUser, Scopes: "read"})
+					_, err := tn.Svc.Issue(ctx, tokens.IssueRequest{Username: fmt.Sprintf("u%d", i%512), Type: token.TypeUser, Scopes: "read"})
 					return err
 				})
 			})
@@ -122,11 +124,11 @@ func benchIssues(b *testing.B, tc *testCluster) {
 func BenchmarkIssueMutualTLS(b *testing.B) {
 	for _, transport := range []string{"plain", "mtls"} {
 		b.Run(transport, func(b *testing.B) {
-			o := clusterOpts{policy: PolicySync, raftStore: StoreBoltDB, logLevel: slog.LevelError, prodTiming: true}
+			o := clustertest.Options{Policy: cluster.PolicySync, RaftStore: cluster.StoreBoltDB, LogLevel: slog.LevelError, ProdTiming: true}
 			if transport == "mtls" {
-				o = newTestPKI(b).opts(o)
+				o = pkiOpts(cluster.NewTestPKI(b), o)
 			}
-			tc := newTestCluster(b, 3, o)
+			tc := clustertest.New(b, 3, o)
 			benchIssues(b, tc)
 		})
 	}
@@ -168,13 +170,13 @@ func bareRaft(b *testing.B) []*raft.Raft {
 		if err != nil {
 			b.Fatal(err)
 		}
-		logs, _ := raft.NewLogCache(logCacheSize, bolt)
+		logs, _ := raft.NewLogCache(cluster.LogCacheSize, bolt)
 		rc := raft.DefaultConfig()
 		rc.LocalID = raft.ServerID(fmt.Sprint(i))
-		d := DefaultConfig() // the same timing as benchCluster
+		d := cluster.DefaultConfig() // the same timing as benchCluster
 		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLease
 		rc.CommitTimeout = d.CommitTimeout
-		rc.BatchApplyCh, rc.MaxAppendEntries = true, maxAppendEntries
+		rc.BatchApplyCh, rc.MaxAppendEntries = true, cluster.MaxAppendEntries
 		rc.Logger = hclog.NewNullLogger()
 		r, err := raft.NewRaft(rc, noopFSM{}, logs, bolt, raft.NewInmemSnapshotStore(), p.trans)
 		if err != nil {
@@ -216,16 +218,16 @@ func BenchmarkBareRaft(b *testing.B) {
 // the fence wait) and how long after the ack the last node still answered
 // anything but revoked (0 when every node had applied it at the ack).
 func BenchmarkRevocation(b *testing.B) {
-	tc := benchCluster(b, PolicySync)
-	l := tc.waitLeader()
-	f := tc.followers()[0]
+	tc := benchCluster(b, cluster.PolicySync)
+	l := tc.WaitLeader()
+	f := tc.Followers()[0]
 	texts := make([]string, b.N)
 	for i := range texts {
-		texts[i] = issue(b, l, fmt.Sprintf("r%d", i%64)).Token
+		texts[i] = clustertest.Issue(b, l, fmt.Sprintf("r%d", i%64)).Token
 	}
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.Nodes {
 		for _, text := range texts {
-			waitFor(b, 5*time.Second, "token everywhere", func() bool { st, err := validate(tn, text); return err == nil && st == token.StateValid })
+			clustertest.WaitFor(b, 5*time.Second, "token everywhere", func() bool { st, err := clustertest.Validate(tn, text); return err == nil && st == token.StateValid })
 		}
 	}
 	var worst, total time.Duration
@@ -234,15 +236,15 @@ func BenchmarkRevocation(b *testing.B) {
 	for i, text := range texts {
 		k, _, _ := token.Parse("tc", []byte(text))
 		t0 := time.Now()
-		if _, err := f.svc.Revoke(context.Background(), k); err != nil {
+		if _, err := f.Svc.Revoke(context.Background(), k); err != nil {
 			b.Fatal(err)
 		}
 		ack := time.Now()
 		lat[i] = ack.Sub(t0)
 		var last time.Duration
-		for _, tn := range tc.nodes {
+		for _, tn := range tc.Nodes {
 			for {
-				if st, _ := validate(tn, text); st == token.StateRevoked {
+				if st, _ := clustertest.Validate(tn, text); st == token.StateRevoked {
 					break
 				}
 				last = time.Since(ack)
@@ -272,29 +274,29 @@ func BenchmarkFailover(b *testing.B) {
 }
 
 func benchFailover(b *testing.B, prod bool) {
-	tc := newTestCluster(b, 3, clusterOpts{logLevel: slog.LevelError, prodTiming: prod})
+	tc := clustertest.New(b, 3, clustertest.Options{LogLevel: slog.LevelError, ProdTiming: prod})
 	var total, worst time.Duration
 	for i := 0; i < b.N; i++ {
-		l := tc.waitLeader()
-		var f *testNode
-		for _, tn := range tc.up() {
+		l := tc.WaitLeader()
+		var f *clustertest.Node
+		for _, tn := range tc.Up() {
 			if tn != l {
 				f = tn
 			}
 		}
-		issue(b, f, "fo")
+		clustertest.Issue(b, f, "fo")
 		start := time.Now()
-		tc.kill(l)
+		tc.Kill(l)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_, err := f.svc.Issue(ctx, tokens.IssueRequest{Username: "fo", Type: token.TypeUser})
+			_, err := f.Svc.Issue(ctx, tokens.IssueRequest{Username: "fo", Type: token.TypeUser})
 			cancel()
 			if err == nil {
 				break
 			}
 			if time.Since(start) > 30*time.Second {
-				for _, tn := range tc.up() {
-					b.Logf("%s: state %v, config %+v", tn.id, tn.node.raft.State(), tc.configuration(tn).Servers)
+				for _, tn := range tc.Up() {
+					b.Logf("%s: state %v, config %+v", tn.ID, tn.Node.Raft().State(), tc.Configuration(tn).Servers)
 				}
 				b.Fatalf("no write acknowledged 30s after the leader crashed: %v", err)
 			}
@@ -303,17 +305,17 @@ func benchFailover(b *testing.B, prod bool) {
 		total += d
 		worst = max(worst, d)
 		b.StopTimer()
-		tc.restart(l)
+		tc.Restart(l)
 		// Wait until the restarted node's new identity votes and the old
 		// one is gone (else the next kill leaves no quorum).
-		waitFor(b, 30*time.Second, "three live voters again", func() bool {
-			nl := tc.leader()
+		clustertest.WaitFor(b, 30*time.Second, "three live voters again", func() bool {
+			nl := tc.Leader()
 			if nl == nil {
 				return false
 			}
-			c := tc.configuration(nl)
+			c := tc.Configuration(nl)
 			for _, s := range c.Servers {
-				if s.Suffrage != raft.Voter || tc.node(nodeOfRaftID(string(s.ID))).node.RaftID() != string(s.ID) {
+				if s.Suffrage != raft.Voter || tc.Node(cluster.NodeOfRaftID(string(s.ID))).Node.RaftID() != string(s.ID) {
 					return false
 				}
 			}
@@ -323,5 +325,5 @@ func benchFailover(b *testing.B, prod bool) {
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "failover-ms")
 	b.ReportMetric(float64(worst.Milliseconds()), "worst-failover-ms")
-	b.ReportMetric(float64(tc.nodes[0].cfg.ElectionTimeout.Milliseconds()), "election-timeout-ms")
+	b.ReportMetric(float64(tc.Nodes[0].Cfg.ElectionTimeout.Milliseconds()), "election-timeout-ms")
 }

@@ -1,10 +1,13 @@
-package cluster
+package cluster_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tokencache/tokencache/cluster"
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +20,12 @@ import (
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
+
+// containsSecret reports whether p contains the secret of a token text.
+func containsSecret(p []byte, text string) bool {
+	i := strings.LastIndexByte(text, '.')
+	return i >= 0 && bytes.Contains(p, []byte(text[i+1:]))
+}
 
 func TestClusterFormsWithTargetVoters(t *testing.T) {
 	for _, tt := range []struct {
@@ -31,28 +40,28 @@ func TestClusterFormsWithTargetVoters(t *testing.T) {
 		{n: 4, r: -1, voters: 4, nonvoters: 0, expect: 3, wantTarget: 4},
 	} {
 		t.Run(fmt.Sprintf("n%d_r%d", tt.n, tt.r), func(t *testing.T) {
-			tc := newTestCluster(t, tt.n, clusterOpts{r: intp(tt.r), expect: tt.expect})
-			var l *testNode
-			waitFor(t, 20*time.Second, fmt.Sprintf("%d voters and %d non-voters", tt.voters, tt.nonvoters), func() bool {
-				l = tc.leader()
+			tc := clustertest.New(t, tt.n, clustertest.Options{R: clustertest.Intp(tt.r), Expect: tt.expect})
+			var l *clustertest.Node
+			clustertest.WaitFor(t, 20*time.Second, fmt.Sprintf("%d voters and %d non-voters", tt.voters, tt.nonvoters), func() bool {
+				l = tc.Leader()
 				if l == nil {
 					return false
 				}
-				v, nv := countSuffrage(tc.configuration(l))
+				v, nv := clustertest.CountSuffrage(tc.Configuration(l))
 				return v == tt.voters && nv == tt.nonvoters
 			})
 			// It stays that way (no flapping promotions or demotions).
-			time.Sleep(3 * tc.nodes[0].cfg.ServerStabilization)
-			l = tc.waitLeader()
-			if v, nv := countSuffrage(tc.configuration(l)); v != tt.voters || nv != tt.nonvoters {
+			time.Sleep(3 * tc.Nodes[0].Cfg.ServerStabilization)
+			l = tc.WaitLeader()
+			if v, nv := clustertest.CountSuffrage(tc.Configuration(l)); v != tt.voters || nv != tt.nonvoters {
 				t.Fatalf("configuration = %d voters, %d non-voters; want %d, %d", v, nv, tt.voters, tt.nonvoters)
 			}
-			for _, tn := range tc.nodes {
-				var st Status
-				waitFor(t, 10*time.Second, tn.id+" status with the leader, every member and the target met", func() bool {
-					st = tn.node.Status(context.Background())
-					l := tc.leader()
-					return l != nil && st.LeaderID == l.id && len(st.Members) == tt.n &&
+			for _, tn := range tc.Nodes {
+				var st cluster.Status
+				clustertest.WaitFor(t, 10*time.Second, tn.ID+" status with the leader, every member and the target met", func() bool {
+					st = tn.Node.Status(context.Background())
+					l := tc.Leader()
+					return l != nil && st.LeaderID == l.ID && len(st.Members) == tt.n &&
 						st.Replication.VotersTarget == tt.wantTarget && st.Replication.Met
 				})
 				voters := 0
@@ -62,7 +71,7 @@ func TestClusterFormsWithTargetVoters(t *testing.T) {
 					}
 				}
 				if voters != tt.voters {
-					t.Errorf("%s: Status() shows %d voters, want %d: %+v", tn.id, voters, tt.voters, st.Members)
+					t.Errorf("%s: cluster.Status() shows %d voters, want %d: %+v", tn.ID, voters, tt.voters, st.Members)
 				}
 			}
 		})
@@ -70,12 +79,12 @@ func TestClusterFormsWithTargetVoters(t *testing.T) {
 }
 
 func TestStatusJSONAndMetrics(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{})
-	l := tc.waitLeader()
-	f := tc.followers()[0]
-	issue(t, l, "alice")
-	waitFor(t, 5*time.Second, "applied indexes reported", func() bool {
-		st := f.node.Status(context.Background())
+	tc := clustertest.New(t, 3, clustertest.Options{})
+	l := tc.WaitLeader()
+	f := tc.Followers()[0]
+	clustertest.Issue(t, l, "alice")
+	clustertest.WaitFor(t, 5*time.Second, "applied indexes reported", func() bool {
+		st := f.Node.Status(context.Background())
 		for _, m := range st.Members {
 			if m.AppliedIndex == nil {
 				return false
@@ -83,7 +92,7 @@ func TestStatusJSONAndMetrics(t *testing.T) {
 		}
 		return true
 	})
-	b, err := json.Marshal(f.node.Status(context.Background()))
+	b, err := json.Marshal(f.Node.Status(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,8 +105,8 @@ func TestStatusJSONAndMetrics(t *testing.T) {
 			t.Errorf("Status JSON lacks %q: %s", k, b)
 		}
 	}
-	if got["leader_id"] != l.id || got["leader_http_addr"] != l.cfg.HTTPAddr || got["node_id"] != f.id {
-		t.Errorf("Status JSON = %s; want leader %s at %s", b, l.id, l.cfg.HTTPAddr)
+	if got["leader_id"] != l.ID || got["leader_http_addr"] != l.Cfg.HTTPAddr || got["node_id"] != f.ID {
+		t.Errorf("Status JSON = %s; want leader %s at %s", b, l.ID, l.Cfg.HTTPAddr)
 	}
 	members := got["members"].([]any)
 	m0 := members[0].(map[string]any)
@@ -111,7 +120,7 @@ func TestStatusJSONAndMetrics(t *testing.T) {
 	}
 
 	reg := prometheus.NewRegistry()
-	if err := reg.Register(l.node.Collector()); err != nil {
+	if err := reg.Register(l.Node.Collector()); err != nil {
 		t.Fatal(err)
 	}
 	mfs, err := reg.Gather()
@@ -160,17 +169,17 @@ func TestStatusJSONAndMetrics(t *testing.T) {
 // Raft tells followers the commit index only with an append, or after
 // CommitTimeout when nothing is written. A write forwarded through a quiet
 // follower must not wait for that: the leader appends a no-op right after
-// (Node.nudge), and the follower answers once it applied its write. Here
+// (cluster.Node.nudge), and the follower answers once it applied its write. Here
 // CommitTimeout is longer than the follower waits (1s), so without the
 // nudge the follower would answer before it applied the write and not find
 // the token.
 func TestForwardedWriteOnQuietCluster(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{commitTimeout: 5 * time.Second})
-	tc.waitLeader()
-	f := tc.followers()[0]
+	tc := clustertest.New(t, 3, clustertest.Options{CommitTimeout: 5 * time.Second})
+	tc.WaitLeader()
+	f := tc.Followers()[0]
 	for i := range 5 {
-		iss := issue(t, f, fmt.Sprintf("quiet%d", i))
-		wantValid(t, f, iss.Token, token.StateValid)
+		iss := clustertest.Issue(t, f, fmt.Sprintf("quiet%d", i))
+		clustertest.WantValid(t, f, iss.Token, token.StateValid)
 		// Every commit index the follower was told of, it learns from
 		// Raft within a round trip, not with the next append 5s later:
 		// otherwise the fence's lag clause closes it after MaxStaleness.
@@ -184,19 +193,19 @@ func TestForwardedWriteOnQuietCluster(t *testing.T) {
 // read index the leader hands out is that commit index; the leader must make
 // the followers learn it now, not with the next append.
 func TestFollowerConsistentReadOnQuietCluster(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{commitTimeout: 5 * time.Second})
-	l := tc.waitLeader()
-	f := tc.followers()[0]
+	tc := clustertest.New(t, 3, clustertest.Options{CommitTimeout: 5 * time.Second})
+	l := tc.WaitLeader()
+	f := tc.Followers()[0]
 	for i := range 3 {
-		iss := issue(t, l, fmt.Sprintf("quiet%d", i))
+		iss := clustertest.Issue(t, l, fmt.Sprintf("quiet%d", i))
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := f.svc.Consistent(ctx)
+		err := f.Svc.Consistent(ctx)
 		cancel()
 		if err != nil {
-			t.Fatalf("Consistent on %s after a write on the quiet leader: %v", f.id, err)
+			t.Fatalf("Consistent on %s after a write on the quiet leader: %v", f.ID, err)
 		}
-		if got := f.state.AppliedIndex(); got < iss.Record.Index {
-			t.Fatalf("after Consistent, %s applied %d < the write's index %d", f.id, got, iss.Record.Index)
+		if got := f.State.AppliedIndex(); got < iss.Record.Index {
+			t.Fatalf("after Consistent, %s applied %d < the write's index %d", f.ID, got, iss.Record.Index)
 		}
 		wantAppliedKnownCommit(t, f)
 	}
@@ -204,11 +213,11 @@ func TestFollowerConsistentReadOnQuietCluster(t *testing.T) {
 
 // wantAppliedKnownCommit waits (a second, well below the 5s CommitTimeout of
 // the quiet tests) until tn applied every commit index it knows of.
-func wantAppliedKnownCommit(t *testing.T, tn *testNode) {
+func wantAppliedKnownCommit(t *testing.T, tn *clustertest.Node) {
 	t.Helper()
-	p := tn.node.proposer
-	waitFor(t, time.Second, tn.id+" applies the commit index it knows of", func() bool {
-		return p.appliedAtLeast(p.commitKnown())
+	p := tn.Node.Proposer()
+	clustertest.WaitFor(t, time.Second, tn.ID+" applies the commit index it knows of", func() bool {
+		return p.AppliedAtLeast(p.CommitKnown())
 	})
 }
 
@@ -216,27 +225,27 @@ func wantAppliedKnownCommit(t *testing.T, tn *testNode) {
 // sees its own write at once, every node validates it, and no token secret
 // crosses the network.
 func TestForwardedIssueValidatesEverywhere(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{})
+	tc := clustertest.New(t, 3, clustertest.Options{})
 	var mu sync.Mutex
 	var sent [][]byte
-	tc.net.setTap(func(from, to string, p []byte) {
+	tc.Net.SetTap(func(from, to string, p []byte) {
 		mu.Lock()
 		sent = append(sent, append([]byte(nil), p...))
 		mu.Unlock()
 	})
-	tc.waitLeader()
-	f := tc.followers()[0]
+	tc.WaitLeader()
+	f := tc.Followers()[0]
 	var texts []string
 	for i := 0; i < 20; i++ {
-		iss := issue(t, f, fmt.Sprintf("user%d", i%3))
+		iss := clustertest.Issue(t, f, fmt.Sprintf("user%d", i%3))
 		texts = append(texts, iss.Token)
 		// Read-your-writes on the node that took the request.
-		wantValid(t, f, iss.Token, token.StateValid)
+		clustertest.WantValid(t, f, iss.Token, token.StateValid)
 	}
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.Nodes {
 		for _, text := range texts {
-			waitFor(t, 5*time.Second, tn.id+" validates a forwarded token", func() bool {
-				st, err := validate(tn, text)
+			clustertest.WaitFor(t, 5*time.Second, tn.ID+" validates a forwarded token", func() bool {
+				st, err := clustertest.Validate(tn, text)
 				return err == nil && st == token.StateValid
 			})
 		}
@@ -257,23 +266,23 @@ func TestForwardedIssueValidatesEverywhere(t *testing.T) {
 
 // A follower's consistent read sees a write acknowledged just before.
 func TestFollowerConsistentReadSeesAckedWrite(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{})
-	l := tc.waitLeader()
-	fs := tc.followers()
+	tc := clustertest.New(t, 3, clustertest.Options{})
+	l := tc.WaitLeader()
+	fs := tc.Followers()
 	for i := 0; i < 20; i++ {
-		iss := issue(t, l, "bob")
+		iss := clustertest.Issue(t, l, "bob")
 		f := fs[i%len(fs)]
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := f.svc.Consistent(ctx)
+		err := f.Svc.Consistent(ctx)
 		cancel()
 		if err != nil {
-			t.Fatalf("Consistent on %s: %v", f.id, err)
+			t.Fatalf("Consistent on %s: %v", f.ID, err)
 		}
-		if got := f.state.AppliedIndex(); got < iss.Record.Index {
-			t.Fatalf("after Consistent, %s applied %d < the write's index %d", f.id, got, iss.Record.Index)
+		if got := f.State.AppliedIndex(); got < iss.Record.Index {
+			t.Fatalf("after Consistent, %s applied %d < the write's index %d", f.ID, got, iss.Record.Index)
 		}
-		if _, _, ok := f.cache.Get(iss.Record.Key); !ok {
-			t.Fatalf("after Consistent, %s does not hold the token just issued", f.id)
+		if _, _, ok := f.Cache.Get(iss.Record.Key); !ok {
+			t.Fatalf("after Consistent, %s does not hold the token just issued", f.ID)
 		}
 	}
 }
@@ -283,8 +292,8 @@ func TestFollowerConsistentReadSeesAckedWrite(t *testing.T) {
 func TestInvariant1SyncWritesSurviveLossOfR(t *testing.T) {
 	for _, tt := range []struct{ n, r int }{{3, 1}, {5, 2}} {
 		t.Run(fmt.Sprintf("n%d_r%d", tt.n, tt.r), func(t *testing.T) {
-			tc := newTestCluster(t, tt.n, clusterOpts{r: intp(tt.r)})
-			l := tc.waitLeader()
+			tc := clustertest.New(t, tt.n, clustertest.Options{R: clustertest.Intp(tt.r)})
+			l := tc.WaitLeader()
 			var mu sync.Mutex
 			var acked []tokens.Issued
 			var wg sync.WaitGroup
@@ -293,9 +302,9 @@ func TestInvariant1SyncWritesSurviveLossOfR(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for i := 0; i < 15; i++ {
-						tn := tc.nodes[(w+i)%len(tc.nodes)]
+						tn := tc.Nodes[(w+i)%len(tc.Nodes)]
 						ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-						iss, err := tn.svc.Issue(ctx, tokens.IssueRequest{Username: fmt.Sprintf("u%d", w), Type: token.TypeUser})
+						iss, err := tn.Svc.Issue(ctx, tokens.IssueRequest{Username: fmt.Sprintf("u%d", w), Type: token.TypeUser})
 						cancel()
 						if err == nil {
 							mu.Lock()
@@ -310,27 +319,27 @@ func TestInvariant1SyncWritesSurviveLossOfR(t *testing.T) {
 				t.Fatalf("only %d of 60 writes acknowledged on a healthy cluster", len(acked))
 			}
 			// Kill R nodes, the leader first, right after the last ack.
-			victims := []*testNode{l}
-			for _, f := range tc.followers() {
+			victims := []*clustertest.Node{l}
+			for _, f := range tc.Followers() {
 				if len(victims) == tt.r {
 					break
 				}
 				victims = append(victims, f)
 			}
 			for _, v := range victims {
-				tc.kill(v)
+				tc.Kill(v)
 			}
-			nl := tc.waitLeader()
-			t.Logf("killed %d nodes incl. leader %s; new leader %s", len(victims), l.id, nl.id)
-			for _, tn := range tc.up() {
+			nl := tc.WaitLeader()
+			t.Logf("killed %d nodes incl. leader %s; new leader %s", len(victims), l.ID, nl.ID)
+			for _, tn := range tc.Up() {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				if err := tn.svc.Consistent(ctx); err != nil {
-					t.Fatalf("Consistent on %s: %v", tn.id, err)
+				if err := tn.Svc.Consistent(ctx); err != nil {
+					t.Fatalf("Consistent on %s: %v", tn.ID, err)
 				}
 				cancel()
-				waitFor(t, 5*time.Second, tn.id+" fence open", func() bool { return tn.node.Fence() == nil })
+				clustertest.WaitFor(t, 5*time.Second, tn.ID+" fence open", func() bool { return tn.Node.Fence() == nil })
 				for _, iss := range acked {
-					wantValid(t, tn, iss.Token, token.StateValid)
+					clustertest.WantValid(t, tn, iss.Token, token.StateValid)
 				}
 			}
 		})
@@ -342,50 +351,50 @@ func TestInvariant1SyncWritesSurviveLossOfR(t *testing.T) {
 // yields one token.
 func TestInvariant5IndeterminateAndIdempotentRetry(t *testing.T) {
 	t.Run("leader lost mid-commit", func(t *testing.T) {
-		tc := newTestCluster(t, 3, clusterOpts{})
-		l := tc.waitLeader()
+		tc := clustertest.New(t, 3, clustertest.Options{})
+		l := tc.WaitLeader()
 		var others []string
-		for _, f := range tc.followers() {
-			others = append(others, f.id)
+		for _, f := range tc.Followers() {
+			others = append(others, f.ID)
 		}
-		tc.net.partition([]string{l.id}, others)
+		tc.Net.Partition([]string{l.ID}, others)
 		req := tokens.IssueRequest{Username: "carol", Type: token.TypeUser, IdempotencyKey: "idem-1"}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := l.svc.Issue(ctx, req)
+		_, err := l.Svc.Issue(ctx, req)
 		cancel()
 		if !errors.Is(err, tokens.ErrIndeterminate) || errors.Is(err, tokens.ErrNoLeader) {
 			t.Fatalf("Issue on a leader cut off mid-commit = %v, want ErrIndeterminate", err)
 		}
-		tc.net.heal()
-		waitFor(t, 20*time.Second, "a leader among all three", func() bool {
-			nl := tc.leader()
-			return nl != nil && nl.node.Ready(context.Background(), true) == nil && l.node.Ready(context.Background(), true) == nil
+		tc.Net.Heal()
+		clustertest.WaitFor(t, 20*time.Second, "a leader among all three", func() bool {
+			nl := tc.Leader()
+			return nl != nil && nl.Node.Ready(context.Background(), true) == nil && l.Node.Ready(context.Background(), true) == nil
 		})
 		retryUntilOK(t, l, req)
 		retryUntilOK(t, l, req)
 		assertOneToken(t, tc, "carol")
 	})
 	t.Run("answer lost after commit", func(t *testing.T) {
-		tc := newTestCluster(t, 3, clusterOpts{})
-		l := tc.waitLeader()
-		f := tc.followers()[0]
+		tc := clustertest.New(t, 3, clustertest.Options{})
+		l := tc.WaitLeader()
+		f := tc.Followers()[0]
 		// Cut follower→leader as soon as the forwarded write has been sent:
 		// the leader commits it, the follower never hears back.
 		var once sync.Once
-		tc.net.setTap(func(from, to string, p []byte) {
-			if from == f.id && to == l.id && strings.Contains(string(p), "idem-2") {
-				once.Do(func() { tc.net.cutLink(f.id, l.id) }) // this frame goes out; nothing comes back
+		tc.Net.SetTap(func(from, to string, p []byte) {
+			if from == f.ID && to == l.ID && strings.Contains(string(p), "idem-2") {
+				once.Do(func() { tc.Net.CutLink(f.ID, l.ID) }) // this frame goes out; nothing comes back
 			}
 		})
 		req := tokens.IssueRequest{Username: "dave", Type: token.TypeUser, IdempotencyKey: "idem-2"}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		_, err := f.svc.Issue(ctx, req)
+		_, err := f.Svc.Issue(ctx, req)
 		cancel()
 		if !errors.Is(err, tokens.ErrIndeterminate) {
 			t.Fatalf("Issue whose answer was lost = %v, want ErrIndeterminate", err)
 		}
-		tc.net.setTap(nil)
-		tc.net.heal()
+		tc.Net.SetTap(nil)
+		tc.Net.Heal()
 		// The retry may even reach the leader before the first attempt (both
 		// carry the key the receiving node remembered): one token either way.
 		iss := retryUntilOK(t, f, req)
@@ -397,58 +406,58 @@ func TestInvariant5IndeterminateAndIdempotentRetry(t *testing.T) {
 	})
 }
 
-func retryUntilOK(t *testing.T, tn *testNode, req tokens.IssueRequest) tokens.Issued {
+func retryUntilOK(t *testing.T, tn *clustertest.Node, req tokens.IssueRequest) tokens.Issued {
 	t.Helper()
 	var iss tokens.Issued
 	var err error
-	waitFor(t, 20*time.Second, "a retry to succeed", func() bool {
+	clustertest.WaitFor(t, 20*time.Second, "a retry to succeed", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		iss, err = tn.svc.Issue(ctx, req)
+		iss, err = tn.Svc.Issue(ctx, req)
 		if err != nil {
-			t.Logf("retry on %s: %v", tn.id, err)
+			t.Logf("retry on %s: %v", tn.ID, err)
 		}
 		return err == nil
 	})
 	return iss
 }
 
-func assertOneToken(t *testing.T, tc *testCluster, user string) {
+func assertOneToken(t *testing.T, tc *clustertest.Cluster, user string) {
 	t.Helper()
-	for _, tn := range tc.up() {
+	for _, tn := range tc.Up() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := tn.svc.Consistent(ctx); err != nil {
-			t.Fatalf("Consistent on %s: %v", tn.id, err)
+		if err := tn.Svc.Consistent(ctx); err != nil {
+			t.Fatalf("Consistent on %s: %v", tn.ID, err)
 		}
-		ts, err := tn.svc.List(ctx, tokens.ListQuery{Username: user})
+		ts, err := tn.Svc.List(ctx, tokens.ListQuery{Username: user})
 		cancel()
 		if err != nil {
-			t.Fatalf("List on %s: %v", tn.id, err)
+			t.Fatalf("List on %s: %v", tn.ID, err)
 		}
 		if len(ts) != 1 {
-			t.Fatalf("%s lists %d tokens for %s, want exactly 1", tn.id, len(ts), user)
+			t.Fatalf("%s lists %d tokens for %s, want exactly 1", tn.ID, len(ts), user)
 		}
 	}
 }
 
 // A leader crash: writes resume within a few election timeouts.
 func TestLeaderCrashWritesResume(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{})
-	l := tc.waitLeader()
-	f := tc.followers()[0]
-	issue(t, f, "erin")
+	tc := clustertest.New(t, 3, clustertest.Options{})
+	l := tc.WaitLeader()
+	f := tc.Followers()[0]
+	clustertest.Issue(t, f, "erin")
 	start := time.Now()
-	tc.kill(l)
+	tc.Kill(l)
 	var elapsed time.Duration
-	waitFor(t, 20*time.Second, "a write after the leader crashed", func() bool {
+	clustertest.WaitFor(t, 20*time.Second, "a write after the leader crashed", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_, err := f.svc.Issue(ctx, tokens.IssueRequest{Username: "erin", Type: token.TypeUser})
+		_, err := f.Svc.Issue(ctx, tokens.IssueRequest{Username: "erin", Type: token.TypeUser})
 		elapsed = time.Since(start)
 		return err == nil
 	})
 	t.Logf("first acknowledged write %s after the leader crashed", elapsed)
-	if limit := 30 * f.cfg.ElectionTimeout; elapsed > limit {
+	if limit := 30 * f.Cfg.ElectionTimeout; elapsed > limit {
 		t.Fatalf("writes resumed after %s, want within %s", elapsed, limit)
 	}
 }
@@ -467,51 +476,51 @@ func TestFingerprintMismatchNeverVotes(t *testing.T) {
 }
 
 func testFingerprintMismatchNeverVotes(t *testing.T, expect int) {
-	tc := buildTestCluster(t, 3, clusterOpts{r: intp(-1), expect: expect, fingerprint: func(i int) string {
+	tc := clustertest.Build(t, 3, clustertest.Options{R: clustertest.Intp(-1), Expect: expect, Fingerprint: func(i int) string {
 		if i == 2 {
 			return "fp-other"
 		}
 		return "fp-1"
 	}})
-	odd := tc.nodes[2]
+	odd := tc.Nodes[2]
 	if expect == 1 {
-		tc.startNodes(tc.nodes[0], tc.nodes[1])
-		waitFor(t, 20*time.Second, "a leader with two voters before the odd node starts", func() bool {
-			l := tc.leader()
-			return l != nil && len(tc.configuration(l).Servers) == 2
+		tc.StartNodes(tc.Nodes[0], tc.Nodes[1])
+		clustertest.WaitFor(t, 20*time.Second, "a leader with two voters before the odd node starts", func() bool {
+			l := tc.Leader()
+			return l != nil && len(tc.Configuration(l).Servers) == 2
 		})
-		tc.startNodes(odd)
+		tc.StartNodes(odd)
 	} else {
-		tc.startNodes(tc.nodes...)
+		tc.StartNodes(tc.Nodes...)
 	}
-	var l *testNode
-	waitFor(t, 20*time.Second, "a leader with two voters", func() bool {
-		l = tc.leader()
-		return l != nil && len(tc.configuration(l).Servers) == 2
+	var l *clustertest.Node
+	clustertest.WaitFor(t, 20*time.Second, "a leader with two voters", func() bool {
+		l = tc.Leader()
+		return l != nil && len(tc.Configuration(l).Servers) == 2
 	})
 	// Long enough for promotion (R=-1 would make every eligible node vote).
-	deadline := time.Now().Add(10 * odd.cfg.ServerStabilization)
+	deadline := time.Now().Add(10 * odd.Cfg.ServerStabilization)
 	for time.Now().Before(deadline) {
-		if l = tc.leader(); l != nil {
-			for _, s := range tc.configuration(l).Servers {
-				if nodeOfRaftID(string(s.ID)) == odd.id {
+		if l = tc.Leader(); l != nil {
+			for _, s := range tc.Configuration(l).Servers {
+				if cluster.NodeOfRaftID(string(s.ID)) == odd.ID {
 					t.Fatalf("mismatched node is in the raft configuration as %v", s.Suffrage)
 				}
 			}
 		}
-		if odd.node.hasRaftState() {
+		if odd.Node.HasRaftState() {
 			t.Fatal("mismatched node has raft state (it bootstrapped a cluster of its own)")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if odd.node.IsLeader() {
+	if odd.Node.IsLeader() {
 		t.Fatal("mismatched node leads")
 	}
-	l = tc.waitLeader()
-	st := l.node.Status(context.Background())
+	l = tc.WaitLeader()
+	st := l.Node.Status(context.Background())
 	found := false
 	for _, m := range st.Members {
-		if m.ID == odd.id {
+		if m.ID == odd.ID {
 			found = true
 			if !m.FingerprintMismatch || m.Suffrage == "voter" {
 				t.Errorf("Status member %+v, want fingerprint_mismatch and no vote", m)
@@ -521,25 +530,25 @@ func testFingerprintMismatchNeverVotes(t *testing.T, expect int) {
 	if !found {
 		t.Errorf("Status members %+v lack the mismatched node", st.Members)
 	}
-	if err := odd.node.Fence(); !errors.Is(err, tokens.ErrStale) {
+	if err := odd.Node.Fence(); !errors.Is(err, tokens.ErrStale) {
 		t.Errorf("mismatched node's fence = %v, want ErrStale", err)
 	}
-	if err := odd.node.Ready(context.Background(), false); err == nil || !strings.Contains(err.Error(), "fingerprint") {
+	if err := odd.Node.Ready(context.Background(), false); err == nil || !strings.Contains(err.Error(), "fingerprint") {
 		t.Errorf("mismatched node's Ready() = %v, want an error naming the fingerprint", err)
 	}
-	if ost := odd.node.Status(context.Background()); !ost.FingerprintMismatch || ost.NotReady == "" || ost.ClusterID != "" {
-		t.Errorf("mismatched node's Status() = fingerprint_mismatch %v, not_ready %q, cluster_id %q; want true, a reason, none",
+	if ost := odd.Node.Status(context.Background()); !ost.FingerprintMismatch || ost.NotReady == "" || ost.ClusterID != "" {
+		t.Errorf("mismatched node's cluster.Status() = fingerprint_mismatch %v, not_ready %q, cluster_id %q; want true, a reason, none",
 			ost.FingerprintMismatch, ost.NotReady, ost.ClusterID)
 	}
 	if st.ClusterID == "" {
-		t.Error("the leader's Status() has no cluster id")
+		t.Error("the leader's cluster.Status() has no cluster id")
 	}
 	if expect == 2 {
 		// Whichever node leads first, the committed id is the one the
 		// bootstrapping node derived from the bootstrap configuration.
-		want := deriveClusterID(tc.nodes[0].cfg.Name, []string{tc.nodes[0].node.RaftID(), tc.nodes[1].node.RaftID()})
-		waitFor(t, 10*time.Second, "the derived cluster id committed and held by both voters", func() bool {
-			return l.state.ClusterID() == want && tc.nodes[0].node.ClusterID() == want && tc.nodes[1].node.ClusterID() == want
+		want := cluster.DeriveClusterID(tc.Nodes[0].Cfg.Name, []string{tc.Nodes[0].Node.RaftID(), tc.Nodes[1].Node.RaftID()})
+		clustertest.WaitFor(t, 10*time.Second, "the derived cluster id committed and held by both voters", func() bool {
+			return l.State.ClusterID() == want && tc.Nodes[0].Node.ClusterID() == want && tc.Nodes[1].Node.ClusterID() == want
 		})
 	}
 }
@@ -550,57 +559,57 @@ func testFingerprintMismatchNeverVotes(t *testing.T, expect int) {
 // name: gossip refuses to merge members of two cluster ids, so neither
 // leader ever adds (and overwrites) the other's node.
 func TestNodeOfAnotherClusterNeverJoins(t *testing.T) {
-	a := newTestCluster(t, 1, clusterOpts{name: "alpha"})
-	b := newTestCluster(t, 1, clusterOpts{name: "alpha", idPrefix: "m"})
-	an, bn := a.nodes[0], b.nodes[0]
-	waitFor(t, 10*time.Second, "both cluster ids committed", func() bool {
-		return an.node.ClusterID() != "" && bn.node.ClusterID() != "" && an.state.ClusterID() != ""
+	a := clustertest.New(t, 1, clustertest.Options{Name: "alpha"})
+	b := clustertest.New(t, 1, clustertest.Options{Name: "alpha", IDPrefix: "m"})
+	an, bn := a.Nodes[0], b.Nodes[0]
+	clustertest.WaitFor(t, 10*time.Second, "both cluster ids committed", func() bool {
+		return an.Node.ClusterID() != "" && bn.Node.ClusterID() != "" && an.State.ClusterID() != ""
 	})
-	if an.node.ClusterID() == bn.node.ClusterID() {
-		t.Fatalf("two clusters bootstrapped apart share the id %s", an.node.ClusterID())
+	if an.Node.ClusterID() == bn.Node.ClusterID() {
+		t.Fatalf("two clusters bootstrapped apart share the id %s", an.Node.ClusterID())
 	}
-	if n, err := bn.node.disc.ml.Join([]string{an.cfg.GossipAddr}); err == nil && n > 0 {
+	if n, err := bn.Node.Memberlist().Join([]string{an.Cfg.GossipAddr}); err == nil && n > 0 {
 		t.Fatalf("Join across cluster ids contacted %d nodes", n)
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
-		if v, nv := countSuffrage(a.configuration(an)); v+nv != 1 {
+		if v, nv := clustertest.CountSuffrage(a.Configuration(an)); v+nv != 1 {
 			t.Fatalf("alpha's raft configuration has %d servers, want 1", v+nv)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if got := an.node.disc.ml.NumMembers(); got != 1 {
+	if got := an.Node.Memberlist().NumMembers(); got != 1 {
 		t.Errorf("alpha has %d gossip members, want 1", got)
 	}
 }
 
 func TestClustersWithDifferentNamesNeverMerge(t *testing.T) {
-	a := newTestCluster(t, 1, clusterOpts{name: "alpha"})
-	b := startTestCluster(t, 1, clusterOpts{name: "beta"})
+	a := clustertest.New(t, 1, clustertest.Options{Name: "alpha"})
+	b := clustertest.Start(t, 1, clustertest.Options{Name: "beta"})
 	// Point beta's node at alpha's gossip port: it keeps trying.
-	bn := b.nodes[0]
-	an := a.nodes[0]
+	bn := b.Nodes[0]
+	an := a.Nodes[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if n, err := bn.node.disc.ml.Join([]string{an.cfg.GossipAddr}); err == nil && n > 0 {
+	if n, err := bn.Node.Memberlist().Join([]string{an.Cfg.GossipAddr}); err == nil && n > 0 {
 		t.Fatalf("Join across cluster names contacted %d nodes", n)
 	}
 	<-ctx.Done()
-	if got := an.node.disc.ml.NumMembers(); got != 1 {
+	if got := an.Node.Memberlist().NumMembers(); got != 1 {
 		t.Errorf("alpha has %d gossip members, want 1", got)
 	}
-	if got := bn.node.disc.ml.NumMembers(); got != 1 {
+	if got := bn.Node.Memberlist().NumMembers(); got != 1 {
 		t.Errorf("beta has %d gossip members, want 1", got)
 	}
-	if v, nv := countSuffrage(a.configuration(an)); v+nv != 1 {
+	if v, nv := clustertest.CountSuffrage(a.Configuration(an)); v+nv != 1 {
 		t.Errorf("alpha's raft configuration has %d servers, want 1", v+nv)
 	}
 	// Control: a node of the same name does merge (the test can fail).
-	c := startTestCluster(t, 1, clusterOpts{name: "alpha", expect: 2, idPrefix: "m"})
-	if n, err := c.nodes[0].node.disc.ml.Join([]string{an.cfg.GossipAddr}); err != nil || n != 1 {
+	c := clustertest.Start(t, 1, clustertest.Options{Name: "alpha", Expect: 2, IDPrefix: "m"})
+	if n, err := c.Nodes[0].Node.Memberlist().Join([]string{an.Cfg.GossipAddr}); err != nil || n != 1 {
 		t.Fatalf("Join within one cluster name = %d, %v; want 1 contacted", n, err)
 	}
-	waitFor(t, 5*time.Second, "same-name node in alpha's gossip", func() bool { return an.node.disc.ml.NumMembers() == 2 })
+	clustertest.WaitFor(t, 5*time.Second, "same-name node in alpha's gossip", func() bool { return an.Node.Memberlist().NumMembers() == 2 })
 }
 
 // bootstrap_expect=3 with three nodes started at once forms one cluster,
@@ -612,20 +621,20 @@ func TestBootstrapExpectSimultaneousStart(t *testing.T) {
 	}
 	for i := 0; i < runs; i++ {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			tc := startTestCluster(t, 3, clusterOpts{expect: 3})
-			l := tc.waitFormed(3)
-			term := l.node.raft.CurrentTerm()
-			for _, tn := range tc.nodes {
-				_, id := tn.node.raft.LeaderWithID()
-				if nodeOfRaftID(string(id)) != l.id {
-					t.Errorf("%s follows %q, want %s", tn.id, id, l.id)
+			tc := clustertest.Start(t, 3, clustertest.Options{Expect: 3})
+			l := tc.WaitFormed(3)
+			term := l.Node.Raft().CurrentTerm()
+			for _, tn := range tc.Nodes {
+				_, id := tn.Node.Raft().LeaderWithID()
+				if cluster.NodeOfRaftID(string(id)) != l.ID {
+					t.Errorf("%s follows %q, want %s", tn.ID, id, l.ID)
 				}
-				c := tc.configuration(tn)
-				if v, _ := countSuffrage(c); v != 3 {
-					t.Errorf("%s: configuration %+v, want 3 voters", tn.id, c.Servers)
+				c := tc.Configuration(tn)
+				if v, _ := clustertest.CountSuffrage(c); v != 3 {
+					t.Errorf("%s: configuration %+v, want 3 voters", tn.ID, c.Servers)
 				}
-				if got := tn.node.raft.CurrentTerm(); got != term {
-					t.Errorf("%s: term %d, leader's %d", tn.id, got, term)
+				if got := tn.Node.Raft().CurrentTerm(); got != term {
+					t.Errorf("%s: term %d, leader's %d", tn.ID, got, term)
 				}
 			}
 		})
@@ -635,31 +644,31 @@ func TestBootstrapExpectSimultaneousStart(t *testing.T) {
 // A memory-mode node that restarts comes back under a new Raft identity;
 // the stale one is removed and the new one takes its vote.
 func TestMemoryModeRestartGetsNewIdentity(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{})
-	tc.waitLeader()
-	f := tc.followers()[0]
-	old := f.node.RaftID()
-	iss := issue(t, tc.leader(), "frank")
-	tc.kill(f)
-	tc.restart(f)
-	if f.node.RaftID() == old {
+	tc := clustertest.New(t, 3, clustertest.Options{})
+	tc.WaitLeader()
+	f := tc.Followers()[0]
+	old := f.Node.RaftID()
+	iss := clustertest.Issue(t, tc.Leader(), "frank")
+	tc.Kill(f)
+	tc.Restart(f)
+	if f.Node.RaftID() == old {
 		t.Fatalf("restarted memory-mode node kept raft id %s", old)
 	}
-	waitFor(t, 30*time.Second, "the new identity voting and the old one gone", func() bool {
-		l := tc.leader()
+	clustertest.WaitFor(t, 30*time.Second, "the new identity voting and the old one gone", func() bool {
+		l := tc.Leader()
 		if l == nil {
 			return false
 		}
-		c := tc.configuration(l)
+		c := tc.Configuration(l)
 		newVoter, oldIn := false, false
 		for _, s := range c.Servers {
 			oldIn = oldIn || string(s.ID) == old
-			newVoter = newVoter || (string(s.ID) == f.node.RaftID() && s.Suffrage == raft.Voter)
+			newVoter = newVoter || (string(s.ID) == f.Node.RaftID() && s.Suffrage == raft.Voter)
 		}
 		return newVoter && !oldIn && len(c.Servers) == 3
 	})
-	waitFor(t, 10*time.Second, "the restarted node to hold earlier tokens", func() bool {
-		st, err := validate(f, iss.Token)
+	clustertest.WaitFor(t, 10*time.Second, "the restarted node to hold earlier tokens", func() bool {
+		st, err := clustertest.Validate(f, iss.Token)
 		return err == nil && st == token.StateValid
 	})
 }
@@ -667,20 +676,20 @@ func TestMemoryModeRestartGetsNewIdentity(t *testing.T) {
 // A boltdb-mode node keeps its identity and its log across restarts, and a
 // data dir refuses another node id.
 func TestBoltRestartKeepsIdentity(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{raftStore: StoreBoltDB, persist: "sqlite"})
-	tc.waitLeader()
-	f := tc.followers()[0]
-	old := f.node.RaftID()
-	iss := issue(t, tc.leader(), "gina")
-	tc.stopNode(f, true)
-	tc.restart(f)
-	if f.node.RaftID() != old {
-		t.Fatalf("restarted node has raft id %s, want %s", f.node.RaftID(), old)
+	tc := clustertest.New(t, 3, clustertest.Options{RaftStore: cluster.StoreBoltDB, Persist: "sqlite"})
+	tc.WaitLeader()
+	f := tc.Followers()[0]
+	old := f.Node.RaftID()
+	iss := clustertest.Issue(t, tc.Leader(), "gina")
+	tc.StopNode(f, true)
+	tc.Restart(f)
+	if f.Node.RaftID() != old {
+		t.Fatalf("restarted node has raft id %s, want %s", f.Node.RaftID(), old)
 	}
-	waitFor(t, 20*time.Second, "restarted node ready", func() bool { return f.node.Ready(context.Background(), true) == nil })
-	wantValid(t, f, iss.Token, token.StateValid)
-	if _, err := loadIdentity(f.node.raftDir(), "someone-else"); !errors.Is(err, ErrIdentityMismatch) {
-		t.Fatalf("loadIdentity with another node id = %v, want ErrIdentityMismatch", err)
+	clustertest.WaitFor(t, 20*time.Second, "restarted node ready", func() bool { return f.Node.Ready(context.Background(), true) == nil })
+	clustertest.WantValid(t, f, iss.Token, token.StateValid)
+	if _, err := cluster.LoadIdentity(f.Node.RaftDir(), "someone-else"); !errors.Is(err, cluster.ErrIdentityMismatch) {
+		t.Fatalf("loadIdentity with another node id = %v, want cluster.ErrIdentityMismatch", err)
 	}
 }
 
@@ -688,104 +697,104 @@ func TestBoltRestartKeepsIdentity(t *testing.T) {
 // false) and reaches every node; a revocation is proposed synchronously
 // whatever the policy, so invariant 2 holds under async too.
 func TestAsyncPolicy(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{policy: PolicyAsync})
-	l := tc.waitLeader()
-	a, err := l.node.Propose(context.Background(), &replica.Command{Op: replica.OpTouch})
+	tc := clustertest.New(t, 3, clustertest.Options{Policy: cluster.PolicyAsync})
+	l := tc.WaitLeader()
+	a, err := l.Node.Propose(context.Background(), &replica.Command{Op: replica.OpTouch})
 	if err != nil || a.Done || a.Index != 0 {
 		t.Fatalf("async Propose = %+v, %v; want accepted, not done", a, err)
 	}
-	f := tc.followers()[0]
+	f := tc.Followers()[0]
 	var texts []string
 	for i := 0; i < 10; i++ {
-		texts = append(texts, issue(t, f, "async").Token)
+		texts = append(texts, clustertest.Issue(t, f, "async").Token)
 	}
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.Nodes {
 		for _, text := range texts {
-			waitFor(t, 5*time.Second, tn.id+" validates an async write", func() bool {
-				st, err := validate(tn, text)
+			clustertest.WaitFor(t, 5*time.Second, tn.ID+" validates an async write", func() bool {
+				st, err := clustertest.Validate(tn, text)
 				return err == nil && st == token.StateValid
 			})
 		}
 	}
 	k, _, _ := token.Parse("tc", []byte(texts[0]))
-	if _, err := f.svc.Revoke(context.Background(), k); err != nil {
+	if _, err := f.Svc.Revoke(context.Background(), k); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
-	for _, tn := range tc.nodes {
-		wantValid(t, tn, texts[0], token.StateRevoked)
+	for _, tn := range tc.Nodes {
+		clustertest.WantValid(t, tn, texts[0], token.StateRevoked)
 	}
 }
 
 // Leave removes a node from the Raft configuration for good; a non-voter
 // takes its vote.
 func TestLeave(t *testing.T) {
-	tc := newTestCluster(t, 4, clusterOpts{expect: 3})
-	l := tc.waitLeader()
-	waitFor(t, 10*time.Second, "3 voters and a non-voter", func() bool {
-		v, nv := countSuffrage(tc.configuration(l))
+	tc := clustertest.New(t, 4, clustertest.Options{Expect: 3})
+	l := tc.WaitLeader()
+	clustertest.WaitFor(t, 10*time.Second, "3 voters and a non-voter", func() bool {
+		v, nv := clustertest.CountSuffrage(tc.Configuration(l))
 		return v == 3 && nv == 1
 	})
-	var leaver *testNode
-	for _, f := range tc.followers() {
-		for _, s := range tc.configuration(l).Servers {
-			if string(s.ID) == f.node.RaftID() && s.Suffrage == raft.Voter {
+	var leaver *clustertest.Node
+	for _, f := range tc.Followers() {
+		for _, s := range tc.Configuration(l).Servers {
+			if string(s.ID) == f.Node.RaftID() && s.Suffrage == raft.Voter {
 				leaver = f
 			}
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := leaver.node.Leave(ctx); err != nil {
+	if err := leaver.Node.Leave(ctx); err != nil {
 		t.Fatalf("Leave: %v", err)
 	}
 	// The leaver keeps running for a while (as `cluster leave` before the
 	// process stops): the leader must not add it back.
 	inConfig := func() bool {
-		l := tc.leader()
+		l := tc.Leader()
 		if l == nil {
 			return true
 		}
-		for _, s := range tc.configuration(l).Servers {
-			if string(s.ID) == leaver.node.RaftID() {
+		for _, s := range tc.Configuration(l).Servers {
+			if string(s.ID) == leaver.Node.RaftID() {
 				return true
 			}
 		}
 		return false
 	}
-	waitFor(t, 10*time.Second, "the leaver out of the configuration", func() bool { return !inConfig() })
-	deadline := time.Now().Add(5 * leaver.cfg.ReconcileInterval)
+	clustertest.WaitFor(t, 10*time.Second, "the leaver out of the configuration", func() bool { return !inConfig() })
+	deadline := time.Now().Add(5 * leaver.Cfg.ReconcileInterval)
 	for time.Now().Before(deadline) {
 		if inConfig() {
 			t.Fatal("the leader added a node that left back into the configuration")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	tc.stopNode(leaver, true)
-	waitFor(t, 20*time.Second, "3 voters without the leaver", func() bool {
-		l := tc.leader()
+	tc.StopNode(leaver, true)
+	clustertest.WaitFor(t, 20*time.Second, "3 voters without the leaver", func() bool {
+		l := tc.Leader()
 		if l == nil {
 			return false
 		}
-		c := tc.configuration(l)
+		c := tc.Configuration(l)
 		for _, s := range c.Servers {
-			if string(s.ID) == leaver.node.RaftID() {
+			if string(s.ID) == leaver.Node.RaftID() {
 				return false
 			}
 		}
-		v, nv := countSuffrage(c)
+		v, nv := clustertest.CountSuffrage(c)
 		return v == 3 && nv == 0
 	})
 }
 
 // The only server of a cluster cannot leave it: it answers at once.
 func TestLeaveLastServer(t *testing.T) {
-	tc := newTestCluster(t, 1, clusterOpts{})
-	n := tc.waitLeader()
+	tc := clustertest.New(t, 1, clustertest.Options{})
+	n := tc.WaitLeader()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := n.node.Leave(ctx); !errors.Is(err, ErrLastServer) {
-		t.Fatalf("Leave(only server) = %v, want ErrLastServer", err)
+	if err := n.Node.Leave(ctx); !errors.Is(err, cluster.ErrLastServer) {
+		t.Fatalf("Leave(only server) = %v, want cluster.ErrLastServer", err)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Leave(only server) took %s, want an immediate answer", d)
@@ -797,24 +806,24 @@ func TestLeaveLastServer(t *testing.T) {
 func TestGossipEncryption(t *testing.T) {
 	keyA := "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 	keyB := "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB="
-	tc := startTestCluster(t, 3, clusterOpts{expect: 2, encryptKey: func(i int) string {
+	tc := clustertest.Start(t, 3, clustertest.Options{Expect: 2, EncryptKey: func(i int) string {
 		if i == 2 {
 			return keyB
 		}
 		return keyA
 	}})
-	var l *testNode
-	waitFor(t, 20*time.Second, "the two nodes sharing a key to form", func() bool {
-		l = tc.leader()
-		return l != nil && len(tc.configuration(l).Servers) == 2
+	var l *clustertest.Node
+	clustertest.WaitFor(t, 20*time.Second, "the two nodes sharing a key to form", func() bool {
+		l = tc.Leader()
+		return l != nil && len(tc.Configuration(l).Servers) == 2
 	})
 	time.Sleep(time.Second)
-	for _, tn := range tc.nodes[:2] {
-		if got := tn.node.disc.ml.NumMembers(); got != 2 {
-			t.Errorf("%s has %d gossip members, want 2 (the node with another key must stay out)", tn.id, got)
+	for _, tn := range tc.Nodes[:2] {
+		if got := tn.Node.Memberlist().NumMembers(); got != 2 {
+			t.Errorf("%s has %d gossip members, want 2 (the node with another key must stay out)", tn.ID, got)
 		}
 	}
-	if got := tc.nodes[2].node.disc.ml.NumMembers(); got != 1 {
+	if got := tc.Nodes[2].Node.Memberlist().NumMembers(); got != 1 {
 		t.Errorf("node with another key sees %d members, want 1", got)
 	}
 }

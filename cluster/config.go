@@ -133,6 +133,10 @@ type Config struct {
 	// Logger receives the node's logs (and raft's and memberlist's, bridged);
 	// nil = discard. New's log argument, when non-nil, wins.
 	Logger *slog.Logger
+	// Network, when set, sees this node's outgoing traffic (Raft, RPC and
+	// gossip): the test seam for partitions (package clustertest). Nil in
+	// production.
+	Network NetworkHooks
 }
 
 // GossipConfig is the memberlist timing.

@@ -162,8 +162,8 @@ func newDiscovery(n *Node) (*discovery, error) {
 	mc.AdvertiseAddr, mc.AdvertisePort = advHost, advPort
 	d.advertise = net.JoinHostPort(advHost, strconv.Itoa(advPort))
 	mc.Transport = nt
-	if n.hooks != nil {
-		mc.Transport = &hookedTransport{Transport: nt, hooks: n.hooks, self: c.NodeID}
+	if n.cfg.Network != nil {
+		mc.Transport = &hookedTransport{Transport: nt, hooks: n.cfg.Network, self: c.NodeID}
 	}
 	d.ml, err = memberlist.Create(mc)
 	if err != nil {
@@ -593,11 +593,11 @@ func (c *conflictDelegate) NotifyConflict(existing, other *memberlist.Node) {
 		"existing_addr", existing.Address(), "other_addr", other.Address())
 }
 
-// hookedTransport applies netHooks to gossip (tests): packets and streams to
+// hookedTransport applies NetworkHooks to gossip (tests): packets and streams to
 // a blocked peer are dropped.
 type hookedTransport struct {
 	memberlist.Transport
-	hooks netHooks
+	hooks NetworkHooks
 	self  string
 }
 

@@ -1,10 +1,12 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tokencache/tokencache/cluster"
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"sync"
 	"testing"
 	"time"
@@ -15,49 +17,30 @@ import (
 	"github.com/tokencache/tokencache/tokens"
 )
 
-// Every error the API tells apart answers the same status and code whether
-// the leader ran the write itself or a follower forwarded it: the leader's
-// error crosses the RPC as errorCode and its message (handleForward), and
-// the follower rebuilds it with errorFromCode (forwardOnce).
-func TestForwardedErrorsAnswerAsOnTheLeader(t *testing.T) {
-	for _, sentinel := range httpapi.MappedErrors() {
-		onLeader := fmt.Errorf("cannot run the write: %w", sentinel)
-		status, code := httpapi.ErrorStatus(onLeader)
-		forwarded := errorFromCode(errorCode(onLeader), onLeader.Error())
-		fstatus, fcode := httpapi.ErrorStatus(forwarded)
-		if fstatus != status || fcode != code {
-			t.Errorf("%v through a follower answers %d %s, on the leader %d %s", sentinel, fstatus, fcode, status, code)
-		}
-		if !errors.Is(forwarded, sentinel) {
-			t.Errorf("%v through a follower = %v, which is not it (errors.Is)", sentinel, forwarded)
-		}
-	}
-}
-
 // The same through a real follower of a real cluster, for the writes the
 // RPC table once missed: a modify of a revoked token is 409 token_not_valid
 // through either node, never 500 internal.
 func TestForwardedTokenNotValid(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{})
-	lead := tc.waitLeader()
-	f := tc.followers()[0]
+	tc := clustertest.New(t, 3, clustertest.Options{})
+	lead := tc.WaitLeader()
+	f := tc.Followers()[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	iss := issue(t, lead, "alice")
-	if _, err := lead.svc.Revoke(ctx, iss.Record.Key); err != nil {
+	iss := clustertest.Issue(t, lead, "alice")
+	if _, err := lead.Svc.Revoke(ctx, iss.Record.Key); err != nil {
 		t.Fatal(err)
 	}
 	name := "laptop"
-	for _, tn := range []*testNode{lead, f} {
-		_, err := tn.svc.Modify(ctx, tokens.ModifyRequest{Key: iss.Record.Key, Name: &name})
+	for _, tn := range []*clustertest.Node{lead, f} {
+		_, err := tn.Svc.Modify(ctx, tokens.ModifyRequest{Key: iss.Record.Key, Name: &name})
 		if !errors.Is(err, tokens.ErrTokenNotValid) {
-			t.Errorf("Modify(revoked) on %s error = %v, want ErrTokenNotValid", tn.id, err)
+			t.Errorf("Modify(revoked) on %s error = %v, want ErrTokenNotValid", tn.ID, err)
 		}
 		if status, code := httpapi.ErrorStatus(err); status != 409 || code != "token_not_valid" {
-			t.Errorf("Modify(revoked) on %s answers %d %s, want 409 token_not_valid", tn.id, status, code)
+			t.Errorf("Modify(revoked) on %s answers %d %s, want 409 token_not_valid", tn.ID, status, code)
 		}
 	}
-	wantValid(t, f, iss.Token, token.StateRevoked)
+	clustertest.WantValid(t, f, iss.Token, token.StateRevoked)
 }
 
 // failingWriter is a leader's write handler that fails every write with err.
@@ -86,12 +69,12 @@ func (w *failingWriter) HandleWrite(context.Context, []byte) ([]byte, error) {
 // anything was appended" (no_leader, shutting_down) make the follower try
 // again until its deadline, so it answers no_leader: nothing was applied.
 func TestEveryErrorAnswersTheSameThroughFollowerAndLeader(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{})
-	lead := tc.waitLeader()
-	f := tc.followers()[0]
+	tc := clustertest.New(t, 3, clustertest.Options{})
+	lead := tc.WaitLeader()
+	f := tc.Followers()[0]
 	fw := &failingWriter{}
-	var lw WriteHandler = fw
-	lead.node.svc.Store(&lw)
+	var lw cluster.WriteHandler = fw
+	lead.Node.HandleWrites(lw)
 
 	errs := append(errcode.Errors(), errors.New("an error without a code"))
 	if len(errs) < len(httpapi.MappedErrors())+1 {
@@ -104,8 +87,8 @@ func TestEveryErrorAnswersTheSameThroughFollowerAndLeader(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, onLeader := lead.node.Forward(ctx, w)
-		_, onFollower := f.node.Forward(ctx, w)
+		_, onLeader := lead.Node.Forward(ctx, w)
+		_, onFollower := f.Node.Forward(ctx, w)
 		cancel()
 		if !errors.Is(onLeader, sentinel) {
 			t.Fatalf("%v on the leader = %v, which is not it", sentinel, onLeader)
@@ -131,17 +114,5 @@ func TestEveryErrorAnswersTheSameThroughFollowerAndLeader(t *testing.T) {
 		if errcode.Of(onFollower) != errcode.Of(want) {
 			t.Errorf("%v through a follower has code %s, want %s", sentinel, errcode.Of(onFollower), errcode.Of(want))
 		}
-	}
-}
-
-// POST /v1/cluster/leave answers through the same table: the last server
-// is 409 last_server, a failed leave 503 leave_failed with its reason.
-func TestLeaveErrorsAnswerThroughTheTable(t *testing.T) {
-	if status, code := httpapi.ErrorStatus(ErrLastServer); status != 409 || code != "last_server" {
-		t.Errorf("ErrorStatus(ErrLastServer) = %d %s, want 409 last_server", status, code)
-	}
-	failed := fmt.Errorf("%w: no leader removed this node: %w", ErrLeaveFailed, context.DeadlineExceeded)
-	if status, code := httpapi.ErrorStatus(failed); status != 503 || code != "leave_failed" {
-		t.Errorf("ErrorStatus(%v) = %d %s, want 503 leave_failed", failed, status, code)
 	}
 }

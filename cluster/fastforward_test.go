@@ -1,23 +1,19 @@
-package cluster
+package cluster_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/tokencache/tokencache/cluster"
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"log/slog"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
-	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/persist/mysqltest"
-	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
@@ -90,18 +86,18 @@ func retryable(err error) bool {
 
 // issueRetry issues a token through tn, retrying an election's errors
 // with the same Idempotency-Key (one token whatever happened).
-func issueRetry(t *testing.T, tn *testNode, user string) tokens.Issued {
+func issueRetry(t *testing.T, tn *clustertest.Node, user string) tokens.Issued {
 	t.Helper()
 	req := tokens.IssueRequest{Username: user, Type: token.TypeUser, Scopes: "read", IdempotencyKey: token.NewKey().String()}
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		iss, err := tn.svc.Issue(ctx, req)
+		iss, err := tn.Svc.Issue(ctx, req)
 		cancel()
 		if err == nil {
 			return iss
 		}
 		if !retryable(err) || attempt == 5 {
-			t.Fatalf("Issue on %s (attempt %d): %v", tn.id, attempt, err)
+			t.Fatalf("Issue on %s (attempt %d): %v", tn.ID, attempt, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -109,17 +105,17 @@ func issueRetry(t *testing.T, tn *testNode, user string) tokens.Issued {
 
 // revoke revokes k through tn, retrying an election's errors (revoking
 // again is harmless).
-func revoke(t *testing.T, tn *testNode, k token.Key) {
+func revoke(t *testing.T, tn *clustertest.Node, k token.Key) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := tn.svc.Revoke(ctx, k)
+		_, err := tn.Svc.Revoke(ctx, k)
 		cancel()
 		if err == nil {
 			return
 		}
 		if !retryable(err) || attempt == 5 {
-			t.Fatalf("Revoke %s via %s (attempt %d): %v", k, tn.id, attempt, err)
+			t.Fatalf("Revoke %s via %s (attempt %d): %v", k, tn.ID, attempt, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -127,21 +123,21 @@ func revoke(t *testing.T, tn *testNode, k token.Key) {
 
 // fastForwardedPast checks that this log was fast-forwarded past p (by its
 // leader) before anything was written, and that every node applied past it.
-func fastForwardedPast(t *testing.T, tc *testCluster, p uint64) {
+func fastForwardedPast(t *testing.T, tc *clustertest.Cluster, p uint64) {
 	t.Helper()
 	var by []string
-	for _, tn := range tc.up() {
-		if ff := tn.node.fastForwarded.Load(); ff != 0 {
+	for _, tn := range tc.Up() {
+		if ff := tn.Node.FastForwarded(); ff != 0 {
 			if ff <= p {
-				t.Errorf("%s fast-forwarded to %d, not past %d", tn.id, ff, p)
+				t.Errorf("%s fast-forwarded to %d, not past %d", tn.ID, ff, p)
 			}
-			by = append(by, tn.id+"@"+strconv.FormatUint(ff, 10))
+			by = append(by, tn.ID+"@"+strconv.FormatUint(ff, 10))
 		}
-		if a := tn.state.AppliedIndex(); a <= p {
-			t.Errorf("%s applied index %d, not past the store's %d", tn.id, a, p)
+		if a := tn.State.AppliedIndex(); a <= p {
+			t.Errorf("%s applied index %d, not past the store's %d", tn.ID, a, p)
 		}
-		if tn.node.fsm.foreign.Load() {
-			t.Errorf("%s still holds a foreign store", tn.id)
+		if tn.Node.FSMForeign() {
+			t.Errorf("%s still holds a foreign store", tn.ID)
 		}
 	}
 	if len(by) == 0 {
@@ -184,39 +180,39 @@ func testFastForwardShared(t *testing.T, open func() (persist.Store, error)) {
 	if !direct.Shared() {
 		t.Fatal("the store is not shared")
 	}
-	opts := clusterOpts{store: func(*testNode) (persist.Store, error) { return open() }}
+	opts := clustertest.Options{Store: func(*clustertest.Node) (persist.Store, error) { return open() }}
 
 	// An earlier cluster writes tokens, then stops for good.
-	earlier := newTestCluster(t, 3, opts)
+	earlier := clustertest.New(t, 3, opts)
 	var old []tokens.Issued
 	for i := 0; i < 6; i++ {
-		old = append(old, issueRetry(t, earlier.nodes[i%3], "old"+strconv.Itoa(i%2)))
+		old = append(old, issueRetry(t, earlier.Nodes[i%3], "old"+strconv.Itoa(i%2)))
 	}
-	revoke(t, earlier.waitLeader(), old[0].Record.Key)
-	earlier.closeAll()
+	revoke(t, earlier.WaitLeader(), old[0].Record.Key)
+	earlier.CloseAll()
 	// Its log went on to index 500 (a long history, shortened).
 	const p = 500
 	restamp(t, direct, p)
 
-	tc := newTestCluster(t, 3, opts)
-	l := tc.waitLeader()
+	tc := clustertest.New(t, 3, opts)
+	l := tc.WaitLeader()
 	fastForwardedPast(t, tc, p)
-	for _, tn := range tc.nodes {
-		wantValid(t, tn, old[0].Token, token.StateRevoked)
+	for _, tn := range tc.Nodes {
+		clustertest.WantValid(t, tn, old[0].Token, token.StateRevoked)
 		for _, o := range old[1:] {
-			wantValid(t, tn, o.Token, token.StateValid)
+			clustertest.WantValid(t, tn, o.Token, token.StateValid)
 		}
 	}
 
-	f := tc.followers()[0]
+	f := tc.Followers()[0]
 	viaLeader, viaFollower, toRevoke := issueRetry(t, l, "new"), issueRetry(t, f, "new"), issueRetry(t, f, "new")
 	revoke(t, f, toRevoke.Record.Key)
 	revoke(t, l, old[1].Record.Key)
-	for _, tn := range tc.nodes {
-		wantValid(t, tn, viaLeader.Token, token.StateValid)
-		wantValid(t, tn, viaFollower.Token, token.StateValid)
-		wantValid(t, tn, toRevoke.Token, token.StateRevoked)
-		wantValid(t, tn, old[1].Token, token.StateRevoked)
+	for _, tn := range tc.Nodes {
+		clustertest.WantValid(t, tn, viaLeader.Token, token.StateValid)
+		clustertest.WantValid(t, tn, viaFollower.Token, token.StateValid)
+		clustertest.WantValid(t, tn, toRevoke.Token, token.StateRevoked)
+		clustertest.WantValid(t, tn, old[1].Token, token.StateRevoked)
 	}
 	wantRow(t, direct, "shared", viaLeader.Record.Key, p, false)
 	wantRow(t, direct, "shared", viaFollower.Record.Key, p, false)
@@ -228,19 +224,19 @@ func testFastForwardShared(t *testing.T, open func() (persist.Store, error)) {
 	}
 
 	// A whole-cluster restart: new logs again, over the same store.
-	l = tc.restartAll()
+	l = tc.RestartAll()
 	fastForwardedPast(t, tc, p2)
-	for _, tn := range tc.nodes {
-		wantValid(t, tn, viaLeader.Token, token.StateValid)
-		wantValid(t, tn, viaFollower.Token, token.StateValid)
-		wantValid(t, tn, toRevoke.Token, token.StateRevoked)
-		wantValid(t, tn, old[0].Token, token.StateRevoked)
-		wantValid(t, tn, old[1].Token, token.StateRevoked)
+	for _, tn := range tc.Nodes {
+		clustertest.WantValid(t, tn, viaLeader.Token, token.StateValid)
+		clustertest.WantValid(t, tn, viaFollower.Token, token.StateValid)
+		clustertest.WantValid(t, tn, toRevoke.Token, token.StateRevoked)
+		clustertest.WantValid(t, tn, old[0].Token, token.StateRevoked)
+		clustertest.WantValid(t, tn, old[1].Token, token.StateRevoked)
 		for _, o := range old[2:] {
-			wantValid(t, tn, o.Token, token.StateValid)
+			clustertest.WantValid(t, tn, o.Token, token.StateValid)
 		}
 	}
-	after := issueRetry(t, tc.followers()[0], "after")
+	after := issueRetry(t, tc.Followers()[0], "after")
 	revoke(t, l, viaLeader.Record.Key)
 	wantRow(t, direct, "shared", after.Record.Key, p2, false)
 	wantRow(t, direct, "shared", viaLeader.Record.Key, p2, true)
@@ -251,49 +247,49 @@ func testFastForwardShared(t *testing.T, open func() (persist.Store, error)) {
 // index. The leader's store becomes the new log's state; the tokens of
 // before validate on every node, and new writes reach every node's store.
 func TestFastForwardLocalStoresAfterWholeClusterRestart(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{persist: persist.StoreSQLite})
+	tc := clustertest.New(t, 3, clustertest.Options{Persist: persist.StoreSQLite})
 	var old []tokens.Issued
 	for i := 0; i < 15; i++ {
-		old = append(old, issueRetry(t, tc.nodes[i%3], "u"+strconv.Itoa(i%4)))
+		old = append(old, issueRetry(t, tc.Nodes[i%3], "u"+strconv.Itoa(i%4)))
 	}
-	revoke(t, tc.waitLeader(), old[0].Record.Key)
-	for _, tn := range tc.nodes {
-		wantRow(t, tn.store, tn.id, old[0].Record.Key, 0, true)
+	revoke(t, tc.WaitLeader(), old[0].Record.Key)
+	for _, tn := range tc.Nodes {
+		wantRow(t, tn.Store, tn.ID, old[0].Record.Key, 0, true)
 		for _, o := range old[1:] {
-			wantRow(t, tn.store, tn.id, o.Record.Key, 0, false)
+			wantRow(t, tn.Store, tn.ID, o.Record.Key, 0, false)
 		}
 	}
 
-	l := tc.restartAll()
+	l := tc.RestartAll()
 	var p uint64
-	for _, tn := range tc.nodes {
-		if ff := tn.node.fastForwarded.Load(); ff != 0 {
+	for _, tn := range tc.Nodes {
+		if ff := tn.Node.FastForwarded(); ff != 0 {
 			p = ff - 1
 		}
 	}
 	fastForwardedPast(t, tc, 15) // at least the 15 issues of before
-	for _, tn := range tc.nodes {
-		if got, err := tn.store.PersistedIndex(context.Background()); err != nil || got > p {
-			t.Errorf("%s: store persisted index %d, %v; the log restarted at %d", tn.id, got, err, p+1)
+	for _, tn := range tc.Nodes {
+		if got, err := tn.Store.PersistedIndex(context.Background()); err != nil || got > p {
+			t.Errorf("%s: store persisted index %d, %v; the log restarted at %d", tn.ID, got, err, p+1)
 		}
-		wantValid(t, tn, old[0].Token, token.StateRevoked)
+		clustertest.WantValid(t, tn, old[0].Token, token.StateRevoked)
 		for _, o := range old[1:] {
-			wantValid(t, tn, o.Token, token.StateValid)
+			clustertest.WantValid(t, tn, o.Token, token.StateValid)
 		}
 	}
 
-	f := tc.followers()[0]
+	f := tc.Followers()[0]
 	viaLeader, viaFollower := issueRetry(t, l, "new"), issueRetry(t, f, "new")
 	revoke(t, f, viaFollower.Record.Key)
 	revoke(t, l, old[1].Record.Key)
-	for _, tn := range tc.nodes {
-		wantValid(t, tn, viaLeader.Token, token.StateValid)
-		wantValid(t, tn, viaFollower.Token, token.StateRevoked)
-		wantValid(t, tn, old[1].Token, token.StateRevoked)
-		wantRow(t, tn.store, tn.id, viaLeader.Record.Key, p, false)
-		wantRow(t, tn.store, tn.id, viaFollower.Record.Key, p, true)
-		wantRow(t, tn.store, tn.id, old[1].Record.Key, p, true)
-		wantRow(t, tn.store, tn.id, old[2].Record.Key, 0, false)
+	for _, tn := range tc.Nodes {
+		clustertest.WantValid(t, tn, viaLeader.Token, token.StateValid)
+		clustertest.WantValid(t, tn, viaFollower.Token, token.StateRevoked)
+		clustertest.WantValid(t, tn, old[1].Token, token.StateRevoked)
+		wantRow(t, tn.Store, tn.ID, viaLeader.Record.Key, p, false)
+		wantRow(t, tn.Store, tn.ID, viaFollower.Record.Key, p, true)
+		wantRow(t, tn.Store, tn.ID, old[1].Record.Key, p, true)
+		wantRow(t, tn.Store, tn.ID, old[2].Record.Key, 0, false)
 	}
 }
 
@@ -302,159 +298,93 @@ func TestFastForwardLocalStoresAfterWholeClusterRestart(t *testing.T) {
 // are emptied before they serve or write, so every node agrees with the
 // leader, and the new log's writes reach every store.
 func TestForeignLocalStoreReplacedUnderEmptyLeader(t *testing.T) {
-	earlier := newTestCluster(t, 2, clusterOpts{persist: persist.StoreSQLite, idPrefix: "e"})
+	earlier := clustertest.New(t, 2, clustertest.Options{Persist: persist.StoreSQLite, IDPrefix: "e"})
 	var old []tokens.Issued
 	for i := 0; i < 10; i++ {
-		old = append(old, issueRetry(t, earlier.nodes[i%2], "old"))
+		old = append(old, issueRetry(t, earlier.Nodes[i%2], "old"))
 	}
-	for _, tn := range earlier.nodes {
+	for _, tn := range earlier.Nodes {
 		for _, o := range old {
-			wantRow(t, tn.store, tn.id, o.Record.Key, 0, false)
+			wantRow(t, tn.Store, tn.ID, o.Record.Key, 0, false)
 		}
 	}
-	earlier.closeAll()
+	earlier.CloseAll()
 
-	tc := buildTestCluster(t, 3, clusterOpts{persist: persist.StoreSQLite})
-	n1, n2, n3 := tc.nodes[0], tc.nodes[1], tc.nodes[2]
+	tc := clustertest.Build(t, 3, clustertest.Options{Persist: persist.StoreSQLite})
+	n1, n2, n3 := tc.Nodes[0], tc.Nodes[1], tc.Nodes[2]
 	// n1 (empty data dir) bootstraps alone and leads; n2 and n3 start over
 	// the earlier stores and are added by it (their bootstrap_expect of 3
 	// is never met, so they never bootstrap a cluster of their own).
-	n1.cfg.Join, n1.cfg.BootstrapExpect = nil, 1
-	n2.dir, n3.dir = earlier.nodes[0].dir, earlier.nodes[1].dir
-	tc.startNodes(n1)
-	waitFor(t, 20*time.Second, "n1 to lead", n1.node.IsLeader)
-	tc.startNodes(n2, n3)
-	l := tc.waitFormed(3)
+	n1.Cfg.Join, n1.Cfg.BootstrapExpect = nil, 1
+	n2.Dir, n3.Dir = earlier.Nodes[0].Dir, earlier.Nodes[1].Dir
+	tc.StartNodes(n1)
+	clustertest.WaitFor(t, 20*time.Second, "n1 to lead", n1.Node.IsLeader)
+	tc.StartNodes(n2, n3)
+	l := tc.WaitFormed(3)
 	if l != n1 {
-		t.Fatalf("leader is %s, want n1", l.id)
+		t.Fatalf("leader is %s, want n1", l.ID)
 	}
-	for _, tn := range tc.nodes {
-		if ff := tn.node.fastForwarded.Load(); ff != 0 {
-			t.Errorf("%s fast-forwarded to %d; nothing was to adopt", tn.id, ff)
+	for _, tn := range tc.Nodes {
+		if ff := tn.Node.FastForwarded(); ff != 0 {
+			t.Errorf("%s fast-forwarded to %d; nothing was to adopt", tn.ID, ff)
 		}
-		if tn.node.fsm.foreign.Load() {
-			t.Errorf("%s still holds a foreign store", tn.id)
+		if tn.Node.FSMForeign() {
+			t.Errorf("%s still holds a foreign store", tn.ID)
 		}
 		// The leader never had the earlier tokens; nobody answers valid.
 		for _, o := range old {
-			wantValid(t, tn, o.Token, token.StateUnknown)
+			clustertest.WantValid(t, tn, o.Token, token.StateUnknown)
 		}
 	}
-	for _, tn := range []*testNode{n2, n3} {
-		if _, err := tn.store.Get(context.Background(), old[0].Record.Key); err == nil {
-			t.Errorf("%s's store still holds a row of the earlier cluster", tn.id)
+	for _, tn := range []*clustertest.Node{n2, n3} {
+		if _, err := tn.Store.Get(context.Background(), old[0].Record.Key); err == nil {
+			t.Errorf("%s's store still holds a row of the earlier cluster", tn.ID)
 		}
 	}
 	iss, gone := issueRetry(t, n2, "new"), issueRetry(t, n3, "new")
 	revoke(t, n2, gone.Record.Key)
-	for _, tn := range tc.nodes {
-		wantValid(t, tn, iss.Token, token.StateValid)
-		wantValid(t, tn, gone.Token, token.StateRevoked)
-		wantRow(t, tn.store, tn.id, iss.Record.Key, 0, false)
-		wantRow(t, tn.store, tn.id, gone.Record.Key, 0, true)
+	for _, tn := range tc.Nodes {
+		clustertest.WantValid(t, tn, iss.Token, token.StateValid)
+		clustertest.WantValid(t, tn, gone.Token, token.StateRevoked)
+		wantRow(t, tn.Store, tn.ID, iss.Record.Key, 0, false)
+		wantRow(t, tn.Store, tn.ID, gone.Record.Key, 0, true)
 	}
 }
 
 // A single node with its boltdb log and its sqlite store kept across a
 // restart: the log covers the store, so there is no fast-forward.
 func TestNoFastForwardWhenTheLogCoversTheStore(t *testing.T) {
-	tc := newTestCluster(t, 1, clusterOpts{raftStore: StoreBoltDB, persist: persist.StoreSQLite})
-	tn := tc.waitLeader()
+	tc := clustertest.New(t, 1, clustertest.Options{RaftStore: cluster.StoreBoltDB, Persist: persist.StoreSQLite})
+	tn := tc.WaitLeader()
 	var old []tokens.Issued
 	for i := 0; i < 5; i++ {
 		old = append(old, issueRetry(t, tn, "u"))
 	}
 	revoke(t, tn, old[0].Record.Key)
-	wantRow(t, tn.store, tn.id, old[0].Record.Key, 0, true)
-	tc.stopNode(tn, true)
-	tc.restart(tn)
-	tc.waitLeader()
-	if !tn.node.hadState {
+	wantRow(t, tn.Store, tn.ID, old[0].Record.Key, 0, true)
+	tc.StopNode(tn, true)
+	tc.Restart(tn)
+	tc.WaitLeader()
+	if !tn.Node.HadState() {
 		t.Fatal("the restarted node has no raft state")
 	}
-	p, err := tn.store.PersistedIndex(context.Background())
+	p, err := tn.Store.PersistedIndex(context.Background())
 	if err != nil || p == 0 {
 		t.Fatalf("PersistedIndex = %d, %v", p, err)
 	}
-	if ff := tn.node.fastForwarded.Load(); ff != 0 {
-		t.Errorf("fast-forwarded to %d although the log (last index %d) covers the store (%d)", ff, tn.node.raft.LastIndex(), p)
+	if ff := tn.Node.FastForwarded(); ff != 0 {
+		t.Errorf("fast-forwarded to %d although the log (last index %d) covers the store (%d)", ff, tn.Node.Raft().LastIndex(), p)
 	}
-	if tn.node.fsm.foreign.Load() {
+	if tn.Node.FSMForeign() {
 		t.Error("a node that kept its raft log took its store for foreign")
 	}
-	if snap := tn.node.lastSnapshotIndex(); snap > p+10 {
+	if snap := tn.Node.LastSnapshotIndex(); snap > p+10 {
 		t.Errorf("last snapshot index %d, past the store's %d", snap, p)
 	}
-	wantValid(t, tn, old[0].Token, token.StateRevoked)
+	clustertest.WantValid(t, tn, old[0].Token, token.StateRevoked)
 	for _, o := range old[1:] {
-		wantValid(t, tn, o.Token, token.StateValid)
+		clustertest.WantValid(t, tn, o.Token, token.StateValid)
 	}
 	iss := issueRetry(t, tn, "u")
-	wantRow(t, tn.store, tn.id, iss.Record.Key, p, false)
-}
-
-// The FSM side of a foreign local store: entries that change nothing keep
-// it (the node may still lead and adopt it), the first change empties it
-// first, and a successful restore clears the mark.
-func TestFSMDropsForeignStoreBeforeFirstChange(t *testing.T) {
-	ctx := context.Background()
-	store := persist.NewMemory()
-	t.Cleanup(func() { store.Close() })
-	oldKey := token.NewKey()
-	if err := store.Write(ctx, &persist.Batch{Index: 40, Puts: []*token.Token{{
-		Key: oldKey, Hash: token.Hash{1}, Created: 1, Username: "u", Realm: "default", Type: token.TypeUser,
-		Format: token.FormatOpaque, Index: 40,
-	}}}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.New(cache.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := replica.NewMachine(replica.DefaultWriterConfig(), c, store, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err := st.LoadPersistedIndex(ctx); err != nil || p != 40 || st.PersistedIndex() != 40 {
-		t.Fatalf("LoadPersistedIndex = %d, %v (PersistedIndex %d); want 40", p, err, st.PersistedIndex())
-	}
-	f := newFSM(ctx, st, testLogger(t, 0), nil)
-	f.foreign.Store(true) // as Node.Start marks it
-	f.ApplyBatch([]*raft.Log{
-		{Index: 1, Type: raft.LogConfiguration},
-		{Index: 2, Type: raft.LogCommand, Data: noopCommand},
-	})
-	if _, err := store.Get(ctx, oldKey); err != nil || !f.foreign.Load() {
-		t.Fatalf("entries that change nothing dropped the foreign store (Get: %v, foreign %v)", err, f.foreign.Load())
-	}
-	f.ApplyBatch([]*raft.Log{{Index: 3, Type: raft.LogCommand, Data: putCommand(t)}})
-	if f.foreign.Load() {
-		t.Fatal("the first change left the store foreign")
-	}
-	if _, err := store.Get(ctx, oldKey); err == nil {
-		t.Error("the first change was applied over the foreign store's rows")
-	}
-	if p, err := store.PersistedIndex(ctx); err != nil || p != 0 || st.PersistedIndex() != 0 {
-		t.Errorf("persisted index after the drop = %d (store), %d (state), %v; want 0", p, st.PersistedIndex(), err)
-	}
-	if got, pinned := st.AppliedIndex(), c.Pinned(); got != 3 || pinned != 1 {
-		t.Errorf("applied index %d, pinned %d; want 3 and the put pinned", got, pinned)
-	}
-
-	// A restore clears the mark as well.
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
-	f.foreign.Store(true)
-	if err := f.Restore(io.NopCloser(bytes.NewReader(sink.buf.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
-	if f.foreign.Load() {
-		t.Error("a restore left the store foreign")
-	}
+	wantRow(t, tn.Store, tn.ID, iss.Record.Key, p, false)
 }

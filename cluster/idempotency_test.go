@@ -1,8 +1,9 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
 	"errors"
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"testing"
 	"time"
 
@@ -17,43 +18,43 @@ import (
 // every node's replicated table (which a refused request never reached)
 // then knows the key.
 func TestRefusedIssueThroughFollowerFreesKey(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{})
-	lead := tc.waitLeader()
-	f := tc.followers()[0]
+	tc := clustertest.New(t, 3, clustertest.Options{})
+	lead := tc.WaitLeader()
+	f := tc.Followers()[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := lead.svc.Issue(ctx, tokens.IssueRequest{Username: "alice", Type: token.TypeUser, Name: "laptop"}); err != nil {
+	if _, err := lead.Svc.Issue(ctx, tokens.IssueRequest{Username: "alice", Type: token.TypeUser, Name: "laptop"}); err != nil {
 		t.Fatal(err)
 	}
 	dup := tokens.IssueRequest{Username: "alice", Type: token.TypeUser, Name: "laptop", IdempotencyKey: "k2"}
 	var err error
-	waitFor(t, 10*time.Second, f.id+" refuses the duplicate name", func() bool {
-		_, err = f.svc.Issue(ctx, dup)
+	clustertest.WaitFor(t, 10*time.Second, f.ID+" refuses the duplicate name", func() bool {
+		_, err = f.Svc.Issue(ctx, dup)
 		return errors.Is(err, tokens.ErrDuplicateName)
 	})
 	fixed := dup
 	fixed.Name = "desktop"
-	first, err := f.svc.Issue(ctx, fixed)
+	first, err := f.Svc.Issue(ctx, fixed)
 	if err != nil {
-		t.Fatalf("Issue(corrected, same key) on %s: %v", f.id, err)
+		t.Fatalf("Issue(corrected, same key) on %s: %v", f.ID, err)
 	}
-	again, err := f.svc.Issue(ctx, fixed)
+	again, err := f.Svc.Issue(ctx, fixed)
 	if err != nil || again.Token != first.Token || !again.Reused {
-		t.Errorf("Issue(replay) on %s = reused %v, %v; want the first token again", f.id, again.Reused, err)
+		t.Errorf("Issue(replay) on %s = reused %v, %v; want the first token again", f.ID, again.Reused, err)
 	}
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.Nodes {
 		wantValidEventually(t, tn, first.Token)
-		if _, err := tn.svc.Issue(ctx, tokens.IssueRequest{Username: "alice", Type: token.TypeUser, Name: "tablet", IdempotencyKey: "k2"}); !errors.Is(err, tokens.ErrIdempotencyConflict) {
-			t.Errorf("Issue(another request, used key) on %s error = %v, want ErrIdempotencyConflict", tn.id, err)
+		if _, err := tn.Svc.Issue(ctx, tokens.IssueRequest{Username: "alice", Type: token.TypeUser, Name: "tablet", IdempotencyKey: "k2"}); !errors.Is(err, tokens.ErrIdempotencyConflict) {
+			t.Errorf("Issue(another request, used key) on %s error = %v, want ErrIdempotencyConflict", tn.ID, err)
 		}
 	}
 }
 
 // wantValidEventually waits until tn answers valid for text.
-func wantValidEventually(t *testing.T, tn *testNode, text string) {
+func wantValidEventually(t *testing.T, tn *clustertest.Node, text string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, tn.id+" validates "+text[:8], func() bool {
-		st, err := validate(tn, text)
+	clustertest.WaitFor(t, 10*time.Second, tn.ID+" validates "+text[:8], func() bool {
+		st, err := clustertest.Validate(tn, text)
 		return err == nil && st == token.StateValid
 	})
 }

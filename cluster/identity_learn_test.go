@@ -1,6 +1,7 @@
-package cluster
+package cluster_test
 
 import (
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"testing"
 	"time"
 )
@@ -13,34 +14,34 @@ import (
 // state of no known cluster" for a node partitioned 0.4 s after forming).
 // Its own log proves its cluster: it learns the id the leader committed.
 func TestFollowerLearnsClusterIDFromItsLog(t *testing.T) {
-	tc := startTestCluster(t, 3, clusterOpts{})
-	l := tc.waitFormed(3)
+	tc := clustertest.Start(t, 3, clustertest.Options{})
+	l := tc.WaitFormed(3)
 	var want string
-	waitFor(t, 10*time.Second, "every node to hold the cluster id", func() bool {
-		want = l.state.ClusterID()
-		for _, tn := range tc.nodes {
-			if tn.node.ClusterID() != want {
+	clustertest.WaitFor(t, 10*time.Second, "every node to hold the cluster id", func() bool {
+		want = l.State.ClusterID()
+		for _, tn := range tc.Nodes {
+			if tn.Node.ClusterID() != want {
 				return false
 			}
 		}
 		return want != ""
 	})
-	f := tc.followers()[0]
-	f.node.clusterID.Store(nil) // as before the OpClusterID entry reached it
-	if why := l.node.foreignState(true, f.node.ClusterID()); why == "" {
+	f := tc.Followers()[0]
+	f.Node.ForgetClusterID() // as before the OpClusterID entry reached it
+	if why := l.Node.ForeignState(true, f.Node.ClusterID()); why == "" {
 		t.Fatal("the leader would add a member holding state of no known cluster")
 	}
-	if !f.node.learnClusterIDFromLog() {
+	if !f.Node.LearnClusterIDFromLog() {
 		t.Fatal("a follower holding the bootstrap configuration learned no cluster id from it")
 	}
-	if got := f.node.ClusterID(); got != want {
+	if got := f.Node.ClusterID(); got != want {
 		t.Fatalf("learned cluster id %q, want the committed %q", got, want)
 	}
-	if why := l.node.foreignState(true, f.node.ClusterID()); why != "" {
+	if why := l.Node.ForeignState(true, f.Node.ClusterID()); why != "" {
 		t.Errorf("after learning, the leader still refuses it: %s", why)
 	}
 	// A node that knows its id learns nothing more.
-	if f.node.learnClusterIDFromLog() {
+	if f.Node.LearnClusterIDFromLog() {
 		t.Error("learnClusterIDFromLog replaced a known id")
 	}
 }

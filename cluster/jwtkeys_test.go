@@ -2,10 +2,8 @@ package cluster
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"testing"
-	"time"
 )
 
 // TestMetaJWTKeys checks the version-3 metadata: the JWT key digest round
@@ -42,56 +40,6 @@ func TestMetaJWTKeys(t *testing.T) {
 	} {
 		if _, err := decodeMeta(in); !errors.Is(err, errBadMeta) {
 			t.Errorf("decodeMeta(%s) = %v, want errBadMeta", name, err)
-		}
-	}
-}
-
-// TestStatusJWTKeysDisagree checks that GET /v1/cluster reports the JWT
-// key digest of every member and whether they agree, and that a
-// disagreement (a rotation half done) keeps every node ready.
-func TestStatusJWTKeysDisagree(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{})
-	for _, tn := range tc.nodes {
-		tn.node.SetJWTKeys("aaaa")
-	}
-	ctx := context.Background()
-	agree := func(n *Node, want bool, digests map[string]string) bool {
-		st := n.Status(ctx)
-		if st.JWTKeysAgree != want {
-			return false
-		}
-		for _, m := range st.Members {
-			if m.JWTKeys != digests[m.ID] {
-				return false
-			}
-		}
-		return true
-	}
-	all := map[string]string{"n1": "aaaa", "n2": "aaaa", "n3": "aaaa"}
-	waitFor(t, 10*time.Second, "every node reports the same JWT keys", func() bool {
-		for _, tn := range tc.nodes {
-			if !agree(tn.node, true, all) {
-				return false
-			}
-		}
-		return true
-	})
-	tc.nodes[1].node.SetJWTKeys("bbbb")
-	mixed := map[string]string{"n1": "aaaa", "n2": "bbbb", "n3": "aaaa"}
-	waitFor(t, 10*time.Second, "every node reports n2's different JWT keys", func() bool {
-		for _, tn := range tc.nodes {
-			if !agree(tn.node, false, mixed) {
-				return false
-			}
-		}
-		return true
-	})
-	for _, tn := range tc.nodes {
-		if err := tn.node.Ready(ctx, false); err != nil {
-			t.Errorf("%s: Ready() = %v while JWT keys differ, want nil (a rotation must not take nodes out)", tn.id, err)
-		}
-		if st := tn.node.Status(ctx); st.NotReady != "" || st.JWTKeys != mixed[tn.id] {
-			t.Errorf("%s: Status() = not_ready %q, jwt_keys %q; want ready and %q", tn.id, st.NotReady, st.JWTKeys, mixed[tn.id])
 		}
 	}
 }

@@ -1,9 +1,11 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tokencache/tokencache/cluster"
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"log/slog"
 	"math/rand/v2"
 	"testing"
@@ -46,13 +48,13 @@ func TestLinearizableHistories(t *testing.T) {
 	faults := lincheck.Faults(t, faultPartitionFollower, faultPartitionLeader, faultCrashFollower, faultCrashLeader,
 		faultRejoinRemoved, faultJoinMismatched, faultJoinLeaderless)
 	length := lincheck.Length(20 * time.Second)
-	tc := buildTestCluster(t, 5, clusterOpts{expect: 3, raftStore: StoreBoltDB, logLevel: slog.LevelWarn})
-	servers, odd, fresh := tc.nodes[:3], tc.nodes[3], tc.nodes[4]
-	odd.cfg.Fingerprint = "fp-other"
-	odd.cfg.BootstrapExpect = 1
-	fresh.cfg.BootstrapExpect = 1
-	tc.startNodes(servers...)
-	tc.waitFormed(3)
+	tc := clustertest.Build(t, 5, clustertest.Options{Expect: 3, RaftStore: cluster.StoreBoltDB, LogLevel: slog.LevelWarn})
+	servers, odd, fresh := tc.Nodes[:3], tc.Nodes[3], tc.Nodes[4]
+	odd.Cfg.Fingerprint = "fp-other"
+	odd.Cfg.BootstrapExpect = 1
+	fresh.Cfg.BootstrapExpect = 1
+	tc.StartNodes(servers...)
+	tc.WaitFormed(3)
 
 	rec := lincheck.NewRecorder()
 	clients := lincheck.Workload{Seed: seed, ReadTimeout: 2 * time.Second}.NewClients(rec, svcTarget{tc})
@@ -69,20 +71,20 @@ func TestLinearizableHistories(t *testing.T) {
 }
 
 // svcTarget sends the workload's requests to the services of tc's nodes.
-type svcTarget struct{ tc *testCluster }
+type svcTarget struct{ tc *clustertest.Cluster }
 
 func (s svcTarget) Nodes() []string {
 	var ids []string
-	for _, tn := range s.tc.up() {
-		ids = append(ids, tn.id)
+	for _, tn := range s.tc.Up() {
+		ids = append(ids, tn.ID)
 	}
 	return ids
 }
 
 func (s svcTarget) svc(node string) (*tokens.Service, bool) {
-	for _, tn := range s.tc.nodes {
-		if tn.id == node {
-			return s.tc.svcOf(tn)
+	for _, tn := range s.tc.Nodes {
+		if tn.ID == node {
+			return s.tc.SvcOf(tn)
 		}
 	}
 	return nil, false
@@ -178,12 +180,12 @@ func (s svcTarget) Validate(ctx context.Context, node string, tok lincheck.Token
 
 // nemesis injects one fault at a time into tc and records each in rec.
 type nemesis struct {
-	tc      *testCluster
+	tc      *clustertest.Cluster
 	rec     *lincheck.Recorder
 	rnd     *rand.Rand
-	servers []*testNode
-	odd     *testNode // mismatched fingerprint, bootstrap_expect 1
-	fresh   *testNode // same settings, bootstrap_expect 1
+	servers []*clustertest.Node
+	odd     *clustertest.Node // mismatched fingerprint, bootstrap_expect 1
+	fresh   *clustertest.Node // same settings, bootstrap_expect 1
 }
 
 func (nm *nemesis) sleep(lo, hi time.Duration) { lincheck.Pause(nm.rnd, lo, hi) }
@@ -194,21 +196,21 @@ func (nm *nemesis) run(kinds []string, length time.Duration) error {
 	return lincheck.Schedule(nm.rnd, kinds, length, nm.inject, func() error { return nm.recover(30 * time.Second) })
 }
 
-func (nm *nemesis) leader() *testNode {
+func (nm *nemesis) leader() *clustertest.Node {
 	for _, tn := range nm.servers {
-		if svc, up := nm.tc.svcOf(tn); up && svc != nil && tn.node.IsLeader() {
+		if svc, up := nm.tc.SvcOf(tn); up && svc != nil && tn.Node.IsLeader() {
 			return tn
 		}
 	}
 	return nil
 }
 
-func (nm *nemesis) pick(leader bool) *testNode {
+func (nm *nemesis) pick(leader bool) *clustertest.Node {
 	l := nm.leader()
 	if leader {
 		return l
 	}
-	var fs []*testNode
+	var fs []*clustertest.Node
 	for _, tn := range nm.servers {
 		if tn != l {
 			fs = append(fs, tn)
@@ -217,10 +219,10 @@ func (nm *nemesis) pick(leader bool) *testNode {
 	return fs[nm.rnd.IntN(len(fs))]
 }
 
-func ids(ns []*testNode) []string {
+func ids(ns []*clustertest.Node) []string {
 	var out []string
 	for _, tn := range ns {
-		out = append(out, tn.id)
+		out = append(out, tn.ID)
 	}
 	return out
 }
@@ -233,44 +235,44 @@ func (nm *nemesis) inject(kind string) error {
 		if victim == nil {
 			return nil
 		}
-		var rest []*testNode
-		for _, tn := range tc.nodes {
+		var rest []*clustertest.Node
+		for _, tn := range tc.Nodes {
 			if tn != victim {
 				rest = append(rest, tn)
 			}
 		}
-		end := nm.rec.Fault(kind, victim.id+" cut off")
-		tc.net.partition([]string{victim.id}, ids(rest))
+		end := nm.rec.Fault(kind, victim.ID+" cut off")
+		tc.Net.Partition([]string{victim.ID}, ids(rest))
 		nm.sleep(time.Second, 3*time.Second)
-		tc.net.heal()
+		tc.Net.Heal()
 		end()
 	case faultCrashFollower, faultCrashLeader:
 		victim := nm.pick(kind == faultCrashLeader)
 		if victim == nil {
 			return nil
 		}
-		end := nm.rec.Fault(kind, victim.id+" crashed and restarted")
-		tc.kill(victim)
+		end := nm.rec.Fault(kind, victim.ID+" crashed and restarted")
+		tc.Kill(victim)
 		nm.sleep(500*time.Millisecond, 2*time.Second)
-		tc.net.heal()
-		err := tc.startNode(victim)
+		tc.Net.Heal()
+		err := tc.StartNode(victim)
 		end()
 		return err
 	case faultRejoinRemoved:
 		victim := nm.pick(false)
-		end := nm.rec.Fault(kind, victim.id+" crashed, removed as dead, restarted with its state")
-		tc.kill(victim)
+		end := nm.rec.Fault(kind, victim.ID+" crashed, removed as dead, restarted with its state")
+		tc.Kill(victim)
 		removed := func() bool {
 			l := nm.leader()
 			if l == nil {
 				return false
 			}
-			f := l.node.raft.GetConfiguration()
+			f := l.Node.Raft().GetConfiguration()
 			if f.Error() != nil {
 				return false
 			}
 			for _, s := range f.Configuration().Servers {
-				if nodeOfRaftID(string(s.ID)) == victim.id {
+				if cluster.NodeOfRaftID(string(s.ID)) == victim.ID {
 					return false
 				}
 			}
@@ -279,20 +281,20 @@ func (nm *nemesis) inject(kind string) error {
 		for deadline := time.Now().Add(20 * time.Second); !removed() && time.Now().Before(deadline); {
 			time.Sleep(50 * time.Millisecond)
 		}
-		tc.net.heal()
-		err := tc.startNode(victim)
+		tc.Net.Heal()
+		err := tc.StartNode(victim)
 		end()
 		return err
 	case faultJoinMismatched:
-		end := nm.rec.Fault(kind, nm.odd.id+" (fingerprint fp-other, bootstrap_expect 1) joins")
-		nm.odd.dir = tc.t.TempDir()
-		if err := tc.startNode(nm.odd); err != nil {
+		end := nm.rec.Fault(kind, nm.odd.ID+" (fingerprint fp-other, bootstrap_expect 1) joins")
+		nm.odd.Dir = tc.T.TempDir()
+		if err := tc.StartNode(nm.odd); err != nil {
 			end()
 			return err
 		}
 		nm.sleep(2*time.Second, 4*time.Second)
-		tc.kill(nm.odd)
-		tc.net.heal()
+		tc.Kill(nm.odd)
+		tc.Net.Heal()
 		end()
 	case faultJoinLeaderless:
 		l := nm.leader()
@@ -300,32 +302,32 @@ func (nm *nemesis) inject(kind string) error {
 			return nil
 		}
 		survivor := nm.pick(false)
-		var gone []*testNode
+		var gone []*clustertest.Node
 		for _, tn := range nm.servers {
 			if tn != survivor {
 				gone = append(gone, tn)
 			}
 		}
-		end := nm.rec.Fault(kind, fmt.Sprintf("%v crashed; %s (bootstrap_expect 1) joins %s", ids(gone), nm.fresh.id, survivor.id))
+		end := nm.rec.Fault(kind, fmt.Sprintf("%v crashed; %s (bootstrap_expect 1) joins %s", ids(gone), nm.fresh.ID, survivor.ID))
 		for _, tn := range gone {
-			tc.kill(tn)
+			tc.Kill(tn)
 		}
-		tc.net.heal()
-		nm.fresh.dir = tc.t.TempDir()
-		if err := tc.startNode(nm.fresh); err != nil {
+		tc.Net.Heal()
+		nm.fresh.Dir = tc.T.TempDir()
+		if err := tc.StartNode(nm.fresh); err != nil {
 			end()
 			return err
 		}
 		nm.sleep(2*time.Second, 4*time.Second)
 		for _, tn := range gone {
-			if err := tc.startNode(tn); err != nil {
+			if err := tc.StartNode(tn); err != nil {
 				end()
 				return err
 			}
 		}
 		nm.sleep(2*time.Second, 3*time.Second)
-		tc.kill(nm.fresh)
-		tc.net.heal()
+		tc.Kill(nm.fresh)
+		tc.Net.Heal()
 		end()
 	default:
 		return fmt.Errorf("unknown fault %q", kind)
@@ -340,7 +342,7 @@ func (nm *nemesis) recover(timeout time.Duration) error {
 		if nm.leader() != nil {
 			ready := true
 			for _, tn := range nm.servers {
-				if svc, up := nm.tc.svcOf(tn); up && svc != nil && tn.node.Ready(context.Background(), true) != nil {
+				if svc, up := nm.tc.SvcOf(tn); up && svc != nil && tn.Node.Ready(context.Background(), true) != nil {
 					ready = false
 				}
 			}
@@ -356,17 +358,17 @@ func (nm *nemesis) recover(timeout time.Duration) error {
 // heal ends every fault: links restored, the servers running, the extra
 // nodes stopped.
 func (nm *nemesis) heal() {
-	nm.tc.net.heal()
-	for _, tn := range []*testNode{nm.odd, nm.fresh} {
-		if _, up := nm.tc.svcOf(tn); up {
-			nm.tc.kill(tn)
+	nm.tc.Net.Heal()
+	for _, tn := range []*clustertest.Node{nm.odd, nm.fresh} {
+		if _, up := nm.tc.SvcOf(tn); up {
+			nm.tc.Kill(tn)
 		}
 	}
-	nm.tc.net.heal()
+	nm.tc.Net.Heal()
 	for _, tn := range nm.servers {
-		if _, up := nm.tc.svcOf(tn); !up {
-			if err := nm.tc.startNode(tn); err != nil {
-				nm.tc.t.Errorf("restart %s: %v", tn.id, err)
+		if _, up := nm.tc.SvcOf(tn); !up {
+			if err := nm.tc.StartNode(tn); err != nil {
+				nm.tc.T.Errorf("restart %s: %v", tn.ID, err)
 			}
 		}
 	}
@@ -374,16 +376,16 @@ func (nm *nemesis) heal() {
 
 // waitConverged waits until one leader leads every server and each is
 // ready and has applied the leader's commit index.
-func waitConverged(tc *testCluster, servers []*testNode, timeout time.Duration) error {
+func waitConverged(tc *clustertest.Cluster, servers []*clustertest.Node, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last string
 	for time.Now().Before(deadline) {
-		if l := tc.leader(); l != nil {
-			commit := l.node.raft.CommitIndex()
+		if l := tc.Leader(); l != nil {
+			commit := l.Node.Raft().CommitIndex()
 			ok := true
 			for _, tn := range servers {
-				if tn.node.Ready(context.Background(), true) != nil || tn.state.AppliedIndex() < commit {
-					ok, last = false, fmt.Sprintf("%s not ready or applied %d < %d", tn.id, tn.state.AppliedIndex(), commit)
+				if tn.Node.Ready(context.Background(), true) != nil || tn.State.AppliedIndex() < commit {
+					ok, last = false, fmt.Sprintf("%s not ready or applied %d < %d", tn.ID, tn.State.AppliedIndex(), commit)
 				}
 			}
 			if ok {

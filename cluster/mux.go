@@ -37,10 +37,11 @@ var (
 	errNoProtocol  = errors.New("connection closed before naming its protocol")
 )
 
-// netHooks is the test seam on this node's outgoing traffic (Raft, RPC and
-// gossip): Blocked drops traffic to a peer (named by node id or by address),
-// Sent sees every byte sent. Nil in production.
-type netHooks interface {
+// NetworkHooks is the test seam on a node's outgoing traffic (Raft, RPC and
+// gossip; Config.Network): Blocked drops traffic to a peer (named by node id
+// or by address), Sent sees every byte sent. Both are called from many
+// goroutines at once and must not block. Nil in production.
+type NetworkHooks interface {
 	Blocked(from, to string) bool
 	Sent(from, to string, p []byte)
 }
@@ -74,7 +75,7 @@ type mux struct {
 	advertise string
 	self      string // node id
 	raftID    string
-	hooks     netHooks
+	hooks     NetworkHooks
 	log       *slog.Logger
 
 	raftCh   chan net.Conn
@@ -111,7 +112,7 @@ type mux struct {
 	wg        sync.WaitGroup
 }
 
-func newMux(ln net.Listener, advertise, self, raftID string, hooks netHooks, log *slog.Logger) *mux {
+func newMux(ln net.Listener, advertise, self, raftID string, hooks NetworkHooks, log *slog.Logger) *mux {
 	return &mux{
 		// Accept errors that pass (out of file descriptors) are retried
 		// with a backoff and logged at most once a second.
@@ -330,12 +331,12 @@ func (m *mux) close() {
 	m.wg.Wait()
 }
 
-// hookedConn applies netHooks to an outgoing connection: once its link is
+// hookedConn applies NetworkHooks to an outgoing connection: once its link is
 // cut, every read and write fails and the connection is closed (so the
 // other side sees it end too).
 type hookedConn struct {
 	net.Conn
-	hooks    netHooks
+	hooks    NetworkHooks
 	from, to string
 }
 

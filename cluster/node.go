@@ -35,10 +35,6 @@ type Node struct {
 	state   *replica.Machine
 	log     *slog.Logger
 	baseLog *slog.Logger // the caller's logger, without this package's component tag
-	// hooks is the test seam on outgoing traffic (nil in production); set
-	// before Start.
-	hooks netHooks
-
 	raftID string
 	tls    *tlsManager // nil: TLS off
 
@@ -179,7 +175,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("cannot listen on raft address %s: %w", n.cfg.RaftAddr, err)
 	}
 	n.raftAdv = advertiseFor(n.cfg.raftAdvertise(), ln.Addr())
-	n.mux = newMux(ln, n.raftAdv, n.cfg.NodeID, n.raftID, n.hooks, n.baseLog.With("component", "mux"))
+	n.mux = newMux(ln, n.raftAdv, n.cfg.NodeID, n.raftID, n.cfg.Network, n.baseLog.With("component", "mux"))
 	n.mux.rpcServe = n.serveRPC
 	n.mux.onFail = func(err error) { go n.onHalt(fmt.Errorf("cannot accept on the raft port: %w", err)) }
 	n.mux.tls = n.tls
@@ -389,6 +385,30 @@ func (n *Node) Close(ctx context.Context) error {
 		n.log.Info("cluster node stopped")
 	})
 	return n.closeErr
+}
+
+// Crash stops the node without any graceful step: no leadership transfer,
+// no gossip leave, no fence set first. It exists for tests (package
+// clustertest): the closest an in-process node gets to kill -9. Production
+// code calls Close. Crash and Close share one once: whichever runs first
+// stops the node, the other does nothing.
+func (n *Node) Crash() {
+	n.closeOnce.Do(func() {
+		n.closing.Store(true)
+		if !n.started.Load() {
+			return
+		}
+		_ = n.raft.Shutdown().Error()
+		n.cancel()
+		n.disc.shutdown()
+		_ = n.trans.Close()
+		n.mux.close()
+		n.rpc.close()
+		n.wg.Wait()
+		if n.stores.closer != nil {
+			_ = n.stores.closer.Close()
+		}
+	})
 }
 
 func (n *Node) transferLeadership(ctx context.Context) {

@@ -1,7 +1,8 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"testing"
 	"time"
 
@@ -15,30 +16,28 @@ import (
 // run found this: POST /v1/revoke answered 200 and the token stayed valid on
 // every node.
 func TestRevokeTokenThroughLaggingFollower(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{})
-	l := tc.waitLeader()
-	f := tc.followers()[0]
+	tc := clustertest.New(t, 3, clustertest.Options{})
+	l := tc.WaitLeader()
+	f := tc.Followers()[0]
 	// The leader can no longer reach f (its appends are lost), while f can
 	// still reach the leader (forwarding works).
-	tc.net.mu.Lock()
-	tc.net.cut[[2]string{l.id, f.id}] = true
-	tc.net.mu.Unlock()
-	iss := issue(t, l, "alice")
-	if st, _ := validate(f, iss.Token); st == token.StateValid {
-		t.Fatalf("%s already holds the token; the test needs a follower that lags", f.id)
+	tc.Net.Cut(l.ID, f.ID)
+	iss := clustertest.Issue(t, l, "alice")
+	if st, _ := clustertest.Validate(f, iss.Token); st == token.StateValid {
+		t.Fatalf("%s already holds the token; the test needs a follower that lags", f.ID)
 	}
 	// Heal once RevokeToken has looked at f's own state, so that the
 	// revocation is confirmed by f itself rather than by the rule that
 	// excuses a silent server (not what this test is about).
 	go func() {
 		time.Sleep(500 * time.Millisecond)
-		tc.net.heal()
+		tc.Net.Heal()
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := f.svc.RevokeToken(ctx, []byte(iss.Token)); err != nil {
-		t.Fatalf("RevokeToken on %s: %v", f.id, err)
+	if err := f.Svc.RevokeToken(ctx, []byte(iss.Token)); err != nil {
+		t.Fatalf("RevokeToken on %s: %v", f.ID, err)
 	}
-	wantValid(t, l, iss.Token, token.StateRevoked)
-	wantValid(t, f, iss.Token, token.StateRevoked)
+	clustertest.WantValid(t, l, iss.Token, token.StateRevoked)
+	clustertest.WantValid(t, f, iss.Token, token.StateRevoked)
 }

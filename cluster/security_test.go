@@ -1,73 +1,28 @@
-package cluster
+package cluster_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"github.com/tokencache/tokencache/cluster"
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"io"
-	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokencache/tokencache/internal/nodecert"
-	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
 
-// testPKI is a development CA in a temporary directory.
-type testPKI struct {
-	tb  testing.TB
-	dir string
-	ca  nodecert.Files
-}
-
-func newTestPKI(tb testing.TB) *testPKI {
-	tb.Helper()
-	ca, err := nodecert.CreateCA("test CA", time.Now(), 24*time.Hour)
-	if err != nil {
-		tb.Fatalf("CreateCA: %v", err)
-	}
-	p := &testPKI{tb: tb, dir: tb.TempDir(), ca: ca}
-	p.write("ca.pem", ca.CertPEM)
-	return p
-}
-
-func (p *testPKI) write(name string, b []byte) string {
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		p.tb.Fatalf("WriteFile: %v", err)
-	}
-	return path
-}
-
-// node writes a certificate naming certID and returns the files of node
-// (file names are per node, so that two certificates for one id differ).
-func (p *testPKI) node(node, certID string, validity time.Duration) TLSConfig {
-	p.tb.Helper()
-	f, err := nodecert.CreateNode(p.ca, nodecert.NodeSpec{NodeID: certID, IPs: []net.IP{net.ParseIP("127.0.0.1")},
-		Now: time.Now(), Validity: validity})
-	if err != nil {
-		p.tb.Fatalf("CreateNode(%s): %v", certID, err)
-	}
-	return TLSConfig{
-		CAFile:   filepath.Join(p.dir, "ca.pem"),
-		CertFile: p.write(node+"-cert.pem", f.CertPEM),
-		KeyFile:  p.write(node+"-key.pem", f.KeyPEM),
-	}
-}
-
-func (p *testPKI) opts(o clusterOpts) clusterOpts {
-	o.tls = func(_ int, id string) TLSConfig { return p.node(id, id, time.Hour) }
+// pkiOpts gives every node of o a certificate of p for its id.
+func pkiOpts(p *cluster.TestPKI, o clustertest.Options) clustertest.Options {
+	o.TLS = func(_ int, id string) cluster.TLSConfig { return p.NodeTLS(id, id, time.Hour) }
 	return o
 }
 
@@ -82,7 +37,7 @@ func rawForwardFrame(tb testing.TB, k token.Key) []byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	req := forwardRequest{Timeout: 5 * time.Second, Write: writeJSON(tb, &tokens.WriteRequest{Issue: &tokens.IssueSpec{
+	req := cluster.ForwardRequest{Timeout: 5 * time.Second, Write: clustertest.WriteJSON(tb, &tokens.WriteRequest{Issue: &tokens.IssueSpec{
 		Request: tokens.IssueRequest{Username: "mallory", Type: token.TypeUser, Scopes: scopes, NoExpire: true},
 		Key:     k, Hash: h,
 	}})}
@@ -90,7 +45,7 @@ func rawForwardFrame(tb testing.TB, k token.Key) []byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	frame := []byte{muxRPC, rpcForward, 0, 0, 0, 0}
+	frame := []byte{cluster.MuxRPC, cluster.RPCForward, 0, 0, 0, 0}
 	binary.BigEndian.PutUint32(frame[2:], uint32(len(body)))
 	return append(frame, body...)
 }
@@ -110,12 +65,12 @@ func sendRaw(tb testing.TB, addr string, p []byte) []byte {
 	return out
 }
 
-func wantNoToken(tb testing.TB, tn *testNode, k token.Key) {
+func wantNoToken(tb testing.TB, tn *clustertest.Node, k token.Key) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if t, _, err := tn.svc.Info(ctx, k); err == nil && t != nil {
-		tb.Fatalf("Info(%s) on %s = token of %q with scopes %q: the attacker minted a token", k, tn.id, t.Username, t.Scopes)
+	if t, _, err := tn.Svc.Info(ctx, k); err == nil && t != nil {
+		tb.Fatalf("Info(%s) on %s = token of %q with scopes %q: the attacker minted a token", k, tn.ID, t.Username, t.Scopes)
 	}
 }
 
@@ -123,41 +78,41 @@ func wantNoToken(tb testing.TB, tn *testNode, k token.Key) {
 // Under TLS the connection ends in the handshake: the frame is never
 // parsed.
 func TestRawFrameWithoutCertificateIsRefused(t *testing.T) {
-	pki := newTestPKI(t)
-	tc := newTestCluster(t, 3, pki.opts(clusterOpts{}))
-	leader := tc.waitLeader()
+	pki := cluster.NewTestPKI(t)
+	tc := clustertest.New(t, 3, pkiOpts(pki, clustertest.Options{}))
+	leader := tc.WaitLeader()
 	k := token.NewKey()
-	out := sendRaw(t, leader.node.raftAdv, rawForwardFrame(t, k))
+	out := sendRaw(t, leader.Node.RaftAdv(), rawForwardFrame(t, k))
 	if bytes.Contains(out, []byte(`"code"`)) {
 		t.Fatalf("the leader answered a raw frame: %q", out)
 	}
 	wantNoToken(t, leader, k)
 	// The cluster still works for its own nodes.
-	iss := issue(t, tc.followers()[0], "alice")
-	wantValid(t, leader, iss.Token, token.StateValid)
+	iss := clustertest.Issue(t, tc.Followers()[0], "alice")
+	clustertest.WantValid(t, leader, iss.Token, token.StateValid)
 }
 
 // A client that completes a TLS handshake with a certificate of another CA
 // is refused too, and so is a certificate of the cluster's CA that names a
 // node the cluster does not know (it cannot forward).
 func TestForeignCertificateCannotForward(t *testing.T) {
-	pki := newTestPKI(t)
-	tc := newTestCluster(t, 3, pki.opts(clusterOpts{}))
-	leader := tc.waitLeader()
-	other := newTestPKI(t)
+	pki := cluster.NewTestPKI(t)
+	tc := clustertest.New(t, 3, pkiOpts(pki, clustertest.Options{}))
+	leader := tc.WaitLeader()
+	other := cluster.NewTestPKI(t)
 	for _, tcase := range []struct {
 		name  string
-		files TLSConfig
+		files cluster.TLSConfig
 	}{
-		{"another CA", other.node("x", leader.id, time.Hour)}, // even naming the leader's id
-		{"unknown node", pki.node("rogue", "n9", time.Hour)},
+		{"another CA", other.NodeTLS("x", leader.ID, time.Hour)}, // even naming the leader's id
+		{"unknown node", pki.NodeTLS("rogue", "n9", time.Hour)},
 	} {
 		t.Run(tcase.name, func(t *testing.T) {
 			pair, err := tls.LoadX509KeyPair(tcase.files.CertFile, tcase.files.KeyFile)
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw, err := net.DialTimeout("tcp", leader.node.raftAdv, time.Second)
+			raw, err := net.DialTimeout("tcp", leader.Node.RaftAdv(), time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,52 +138,56 @@ func TestForeignCertificateCannotForward(t *testing.T) {
 func TestRogueNodeCannotJoin(t *testing.T) {
 	for _, tcase := range []struct {
 		name  string
-		files func(pki *testPKI) func() (*tlsManager, error)
+		files func(pki *cluster.TestPKI) func() (*cluster.TLSManager, error)
 	}{
-		{"another CA", func(*testPKI) func() (*tlsManager, error) {
-			other := newTestPKI(t)
-			files := other.node("n4", "n4", time.Hour)
-			return func() (*tlsManager, error) { return newTLSManager(files, "n4", time.Now, testLogger(t, 0)) }
+		{"another CA", func(*cluster.TestPKI) func() (*cluster.TLSManager, error) {
+			other := cluster.NewTestPKI(t)
+			files := other.NodeTLS("n4", "n4", time.Hour)
+			return func() (*cluster.TLSManager, error) {
+				return cluster.NewTLSManager(files, "n4", time.Now, clustertest.Logger(t, 0))
+			}
 		}},
-		{"certificate for another node", func(pki *testPKI) func() (*tlsManager, error) {
+		{"certificate for another node", func(pki *cluster.TestPKI) func() (*cluster.TLSManager, error) {
 			// The rogue runs as n4 but holds n2's certificate; its own start
 			// check would refuse that, so the test installs it afterwards.
-			files := pki.node("rogue-n2", "n2", time.Hour)
-			return func() (*tlsManager, error) { return newTLSManager(files, "n2", time.Now, testLogger(t, 0)) }
+			files := pki.NodeTLS("rogue-n2", "n2", time.Hour)
+			return func() (*cluster.TLSManager, error) {
+				return cluster.NewTLSManager(files, "n2", time.Now, clustertest.Logger(t, 0))
+			}
 		}},
 	} {
 		t.Run(tcase.name, func(t *testing.T) {
-			pki := newTestPKI(t)
+			pki := cluster.NewTestPKI(t)
 			key := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
-			o := pki.opts(clusterOpts{encryptKey: func(int) string { return key }})
-			tc := newTestCluster(t, 3, o)
-			leader := tc.waitLeader()
-			before := issue(t, leader, "alice")
+			o := pkiOpts(pki, clustertest.Options{EncryptKey: func(int) string { return key }})
+			tc := clustertest.New(t, 3, o)
+			leader := tc.WaitLeader()
+			before := clustertest.Issue(t, leader, "alice")
 
 			// The rogue: same gossip key, same fingerprint, joins n1.
-			cfg := testConfig(tc, 4, "n4")
+			cfg := tc.Config(4, "n4")
 			cfg.GossipAddr = "127.0.0.1:0"
 			cfg.RaftAddr = "127.0.0.1:0"
-			cfg.Join = []string{tc.node("n1").node.disc.advertise}
-			cfg.TLS = pki.node("n4", "n4", time.Hour) // passes its own start check
+			cfg.Join = []string{tc.Node("n1").Node.GossipAdvertise()}
+			cfg.TLS = pki.NodeTLS("n4", "n4", time.Hour) // passes its own start check
 			rogue := startRogue(t, cfg, tcase.files(pki))
 
 			// It reaches gossip...
-			waitFor(t, 10*time.Second, "the rogue in the leader's gossip", func() bool {
-				_, ok := tc.leader().node.disc.member("n4")
+			clustertest.WaitFor(t, 10*time.Second, "the rogue in the leader's gossip", func() bool {
+				_, ok := tc.Leader().Node.GossipMember("n4")
 				return ok
 			})
 			// ...but never Raft, over many reconcile passes.
 			deadline := time.Now().Add(3 * time.Second)
 			for time.Now().Before(deadline) {
-				for _, s := range tc.configuration(tc.leader()).Servers {
-					if nodeOfRaftID(string(s.ID)) == "n4" {
+				for _, s := range tc.Configuration(tc.Leader()).Servers {
+					if cluster.NodeOfRaftID(string(s.ID)) == "n4" {
 						t.Fatalf("the rogue is in the raft configuration: %+v", s)
 					}
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			if got := rogue.state.AppliedIndex(); got != 0 {
+			if got := rogue.State.AppliedIndex(); got != 0 {
 				t.Fatalf("the rogue applied up to index %d: it received the log", got)
 			}
 			// It cannot forward a write either.
@@ -237,55 +196,47 @@ func TestRogueNodeCannotJoin(t *testing.T) {
 			k := token.NewKey()
 			var h token.Hash
 			h[0] = 1
-			_, err := rogue.node.Forward(ctx, writeJSON(t, &tokens.WriteRequest{Issue: &tokens.IssueSpec{
+			_, err := rogue.Node.Forward(ctx, clustertest.WriteJSON(t, &tokens.WriteRequest{Issue: &tokens.IssueSpec{
 				Request: tokens.IssueRequest{Username: "mallory", Type: token.TypeUser}, Key: k, Hash: h}}))
 			if err == nil {
 				t.Fatal("Forward from the rogue = nil error, want a refusal")
 			}
-			wantNoToken(t, tc.leader(), k)
-			wantValid(t, tc.leader(), before.Token, token.StateValid)
+			wantNoToken(t, tc.Leader(), k)
+			clustertest.WantValid(t, tc.Leader(), before.Token, token.StateValid)
 		})
 	}
 }
 
 // startRogue starts a node for cfg whose TLS material then comes from mk.
-func startRogue(t *testing.T, cfg Config, mk func() (*tlsManager, error)) *testNode {
+func startRogue(t *testing.T, cfg cluster.Config, mk func() (*cluster.TLSManager, error)) *clustertest.Node {
 	t.Helper()
 	rogueTLS, err := mk()
 	if err != nil {
 		t.Fatalf("rogue TLS: %v", err)
 	}
-	return startExtra(t, cfg, func(n *Node) { n.tls = rogueTLS })
+	return startExtra(t, cfg, func(n *cluster.Node) { n.SetTLS(rogueTLS) })
 }
 
 // startExtra starts one node for cfg outside any test cluster.
-func startExtra(t *testing.T, cfg Config, beforeStart func(*Node)) *testNode {
+func startExtra(t *testing.T, cfg cluster.Config, beforeStart func(*cluster.Node)) *clustertest.Node {
 	t.Helper()
-	tn := &testNode{id: cfg.NodeID, cfg: cfg, dir: t.TempDir()}
-	tc := &testCluster{t: t, net: newTestNet(), opts: clusterOpts{r: intp(1), policy: PolicySync, raftStore: StoreMemory,
-		persist: "memory", staleness: time.Second, beforeStart: beforeStart}}
-	tc.nodes = []*testNode{tn}
-	if err := tc.startNode(tn); err != nil {
-		t.Fatalf("start %s: %v", cfg.NodeID, err)
-	}
-	t.Cleanup(func() { tc.stopNode(tn, false) })
-	return tn
+	return clustertest.StartExtra(t, cfg, clustertest.Options{BeforeStart: beforeStart})
 }
 
 // Attack 3: a frame that declares 200 MiB is refused from its header:
 // nothing is allocated for it and the connection is closed at once.
 func TestOversizedFrameRefusedWithoutAllocating(t *testing.T) {
-	tc := newTestCluster(t, 1, clusterOpts{})
-	leader := tc.waitLeader()
+	tc := clustertest.New(t, 1, clustertest.Options{})
+	leader := tc.WaitLeader()
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	c, err := net.DialTimeout("tcp", leader.node.raftAdv, time.Second)
+	c, err := net.DialTimeout("tcp", leader.Node.RaftAdv(), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	hdr := []byte{muxRPC, rpcForward, 0, 0, 0, 0}
+	hdr := []byte{cluster.MuxRPC, cluster.RPCForward, 0, 0, 0, 0}
 	binary.BigEndian.PutUint32(hdr[2:], 200<<20)
 	if _, err := c.Write(hdr); err != nil {
 		t.Fatal(err)
@@ -303,43 +254,21 @@ func TestOversizedFrameRefusedWithoutAllocating(t *testing.T) {
 	}
 }
 
-// The request bound leaves room for the largest writes a node forwards.
-func TestMaxRPCRequestFitsLargestWrite(t *testing.T) {
-	touches := make([]persist.Touch, 10_000) // tokens.maxTouchBatch
-	for i := range touches {
-		touches[i] = persist.Touch{Key: token.NewKey(), At: token.At(time.Now())}
-	}
-	body, _ := json.Marshal(forwardRequest{Timeout: time.Second, Write: writeJSON(t, &tokens.WriteRequest{Touch: touches})})
-	t.Logf("touch batch of %d keys: %d bytes", len(touches), len(body))
-	if len(body) > maxRPCRequest/2 {
-		t.Fatalf("a touch batch is %d bytes, over half of maxRPCRequest (%d)", len(body), maxRPCRequest)
-	}
-	sealed := bytes.Repeat([]byte{0xff}, 64<<10+64) // 64 KiB of credentials, sealed
-	var h token.Hash
-	body, _ = json.Marshal(forwardRequest{Timeout: time.Second, Write: writeJSON(t, &tokens.WriteRequest{Issue: &tokens.IssueSpec{
-		Request: tokens.IssueRequest{Username: string(bytes.Repeat([]byte{'u'}, 255)), Type: token.TypeUser},
-		Key:     token.NewKey(), Hash: h, CredentialsSealed: sealed}})})
-	t.Logf("issue with 64 KiB of credentials: %d bytes", len(body))
-	if len(body) > maxRPCRequest/2 {
-		t.Fatalf("an issue is %d bytes, over half of maxRPCRequest (%d)", len(body), maxRPCRequest)
-	}
-}
-
 // Certificates are reloaded without a restart: an unusable file (here an
 // expired certificate) is refused and the current one stays; a good one is
 // taken and presented on the next connection.
 func TestTLSReload(t *testing.T) {
-	pki := newTestPKI(t)
-	tc := newTestCluster(t, 3, pki.opts(clusterOpts{}))
-	n1 := tc.node("n1")
-	before := n1.node.tls.cur.Load().leaf.SerialNumber
+	pki := cluster.NewTestPKI(t)
+	tc := clustertest.New(t, 3, pkiOpts(pki, clustertest.Options{}))
+	n1 := tc.Node("n1")
+	before := n1.Node.TLSSerial()
 	presented := func() string {
-		raw, err := net.DialTimeout("tcp", n1.node.raftAdv, time.Second)
+		raw, err := net.DialTimeout("tcp", n1.Node.RaftAdv(), time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer raw.Close()
-		c, err := tc.node("n2").node.tls.client(raw, "n1")
+		c, err := tc.Node("n2").Node.TLSClient(raw, "n1")
 		if err != nil {
 			t.Fatalf("TLS dial of n1 as n2: %v", err)
 		}
@@ -349,34 +278,34 @@ func TestTLSReload(t *testing.T) {
 		t.Fatalf("n1 presents serial %s, want %s", got, before)
 	}
 
-	exp, err := nodecert.CreateNode(pki.ca, nodecert.NodeSpec{NodeID: "n1", Now: time.Now().Add(-48 * time.Hour), Validity: time.Hour})
+	exp, err := nodecert.CreateNode(pki.CA(), nodecert.NodeSpec{NodeID: "n1", Now: time.Now().Add(-48 * time.Hour), Validity: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pki.write("n1-cert.pem", exp.CertPEM)
-	pki.write("n1-key.pem", exp.KeyPEM)
-	if err := n1.node.ReloadTLS(); err == nil {
+	pki.Write("n1-cert.pem", exp.CertPEM)
+	pki.Write("n1-key.pem", exp.KeyPEM)
+	if err := n1.Node.ReloadTLS(); err == nil {
 		t.Fatal("ReloadTLS with an expired certificate = nil, want an error")
 	}
 	if got := presented(); got != before.String() {
 		t.Fatalf("after a failed reload n1 presents serial %s, want the old %s", got, before)
 	}
 
-	pki.node("n1", "n1", time.Hour)
-	if err := n1.node.ReloadTLS(); err != nil {
+	pki.NodeTLS("n1", "n1", time.Hour)
+	if err := n1.Node.ReloadTLS(); err != nil {
 		t.Fatalf("ReloadTLS = %v", err)
 	}
-	after := n1.node.tls.cur.Load().leaf.SerialNumber
+	after := n1.Node.TLSSerial()
 	if after.Cmp(before) == 0 {
 		t.Fatal("ReloadTLS kept the old certificate")
 	}
 	if got := presented(); got != after.String() {
 		t.Fatalf("n1 presents serial %s, want the new %s", got, after)
 	}
-	iss := issue(t, n1, "alice")
-	for _, tn := range tc.nodes {
-		waitFor(t, 10*time.Second, "the token valid on "+tn.id, func() bool {
-			st, err := validate(tn, iss.Token)
+	iss := clustertest.Issue(t, n1, "alice")
+	for _, tn := range tc.Nodes {
+		clustertest.WaitFor(t, 10*time.Second, "the token valid on "+tn.ID, func() bool {
+			st, err := clustertest.Validate(tn, iss.Token)
 			return err == nil && st == token.StateValid
 		})
 	}
@@ -389,13 +318,13 @@ func TestTLSReload(t *testing.T) {
 func TestGossipKeyRotation(t *testing.T) {
 	const keyA = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 	const keyB = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
-	tc := newTestCluster(t, 3, clusterOpts{encryptKey: func(int) string { return keyA }})
+	tc := clustertest.New(t, 3, clustertest.Options{EncryptKey: func(int) string { return keyA }})
 	allAlive := func() bool {
-		for _, tn := range tc.nodes {
-			ms := tn.node.disc.snapshot()
+		for _, tn := range tc.Nodes {
+			ms := tn.Node.GossipSnapshot()
 			alive := 0
 			for _, m := range ms {
-				if m.status == statusAlive {
+				if m.Alive() {
 					alive++
 				}
 			}
@@ -414,9 +343,9 @@ func TestGossipKeyRotation(t *testing.T) {
 		{"use", keyB, []string{keyA}},
 		{"remove", keyB, nil},
 	} {
-		for _, tn := range tc.nodes {
-			if err := tn.node.SetGossipKeys(step.primary, step.secondary); err != nil {
-				t.Fatalf("%s: SetGossipKeys on %s: %v", step.name, tn.id, err)
+		for _, tn := range tc.Nodes {
+			if err := tn.Node.SetGossipKeys(step.primary, step.secondary); err != nil {
+				t.Fatalf("%s: SetGossipKeys on %s: %v", step.name, tn.ID, err)
 			}
 		}
 		// Several probe and push/pull rounds (200ms, 1s) under the new keys.
@@ -427,89 +356,46 @@ func TestGossipKeyRotation(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		if got := len(tc.nodes[0].node.disc.keyring().GetKeys()); got != 1+len(step.secondary) {
+		if got := len(tc.Nodes[0].Node.GossipKeyring().GetKeys()); got != 1+len(step.secondary) {
 			t.Fatalf("%s: keyring holds %d keys, want %d", step.name, got, 1+len(step.secondary))
 		}
 	}
-	iss := issue(t, tc.node("n1"), "alice")
-	waitFor(t, 10*time.Second, "the token valid on n3 (replication under the new key)", func() bool {
-		st, err := validate(tc.node("n3"), iss.Token)
+	iss := clustertest.Issue(t, tc.Node("n1"), "alice")
+	clustertest.WaitFor(t, 10*time.Second, "the token valid on n3 (replication under the new key)", func() bool {
+		st, err := clustertest.Validate(tc.Node("n3"), iss.Token)
 		return err == nil && st == token.StateValid
 	})
 
-	join := func(id, key string) *testNode {
-		cfg := testConfig(tc, 4, id)
+	join := func(id, key string) *clustertest.Node {
+		cfg := tc.Config(4, id)
 		cfg.GossipAddr, cfg.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
-		cfg.Join = []string{tc.node("n1").node.disc.advertise}
+		cfg.Join = []string{tc.Node("n1").Node.GossipAdvertise()}
 		cfg.EncryptKey = key
 		return startExtra(t, cfg, nil)
 	}
 	join("old", keyA)
 	time.Sleep(2 * time.Second)
-	if _, ok := tc.node("n1").node.disc.member("old"); ok {
+	if _, ok := tc.Node("n1").Node.GossipMember("old"); ok {
 		t.Fatal("a node with only the removed key joined gossip")
 	}
 	join("new", keyB)
-	waitFor(t, 10*time.Second, "a node with the new key in gossip", func() bool {
-		_, ok := tc.node("n1").node.disc.member("new")
+	clustertest.WaitFor(t, 10*time.Second, "a node with the new key in gossip", func() bool {
+		_, ok := tc.Node("n1").Node.GossipMember("new")
 		return ok
 	})
 }
 
-func TestCheckExposure(t *testing.T) {
-	const key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
-	files := TLSConfig{CAFile: "ca.pem", CertFile: "n1.pem", KeyFile: "n1-key.pem"}
-	tests := []struct {
-		name   string
-		change func(c *Config)
-		want   []string // substrings of the error; nil = no error
-	}{
-		{"loopback", func(*Config) {}, nil},
-		{"localhost and ::1", func(c *Config) { c.RaftAddr, c.GossipAddr = "localhost:8300", "[::1]:7946" }, nil},
-		{"raft on a LAN address", func(c *Config) { c.RaftAddr = "10.0.0.1:8300" },
-			[]string{"cluster.raft_addr=10.0.0.1:8300", "cluster.tls.ca_file", "cluster.encrypt_key", "cluster.insecure: true"}},
-		{"gossip on every interface", func(c *Config) { c.GossipAddr, c.GossipAdvertise = "0.0.0.0:7946", "10.0.0.1:7946" },
-			[]string{"cluster.gossip_addr=0.0.0.0:7946", "cluster.gossip_advertise=10.0.0.1:7946"}},
-		{"advertised beyond loopback", func(c *Config) { c.RaftAdvertise = "10.0.0.1:8300" }, []string{"cluster.raft_advertise"}},
-		{"TLS without key", func(c *Config) { c.RaftAddr, c.TLS = "10.0.0.1:8300", files }, []string{"set cluster.encrypt_key"}},
-		{"key without TLS", func(c *Config) { c.RaftAddr, c.EncryptKey = "10.0.0.1:8300", key }, []string{"set cluster.tls.ca_file"}},
-		{"TLS and key", func(c *Config) { c.RaftAddr, c.TLS, c.EncryptKey = "10.0.0.1:8300", files, key }, nil},
-		{"insecure", func(c *Config) { c.RaftAddr, c.Insecure = "10.0.0.1:8300", true }, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := DefaultConfig()
-			tt.change(&c)
-			err := c.CheckExposure()
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("CheckExposure() = %v, want nil", err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrInsecure) {
-				t.Fatalf("CheckExposure() = %v, want ErrInsecure", err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("CheckExposure() = %q, want %q in it", err, w)
-				}
-			}
-		})
-	}
-}
-
-// One peer may hold at most maxRPCConnsPerPeer RPC connections: the next
+// One peer may hold at most cluster.MaxRPCConnsPerPeer RPC connections: the next
 // one is closed at once, and a slot frees when one of them closes.
 func TestRPCConnectionsPerPeerCapped(t *testing.T) {
-	tc := newTestCluster(t, 1, clusterOpts{})
-	addr := tc.waitLeader().node.raftAdv
+	tc := clustertest.New(t, 1, clustertest.Options{})
+	addr := tc.WaitLeader().Node.RaftAdv()
 	open := func() net.Conn {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Write([]byte{muxRPC}); err != nil {
+		if _, err := c.Write([]byte{cluster.MuxRPC}); err != nil {
 			t.Fatal(err)
 		}
 		return c
@@ -527,117 +413,52 @@ func TestRPCConnectionsPerPeerCapped(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for range maxRPCConnsPerPeer {
+	for range cluster.MaxRPCConnsPerPeer {
 		conns = append(conns, open())
 	}
 	// Every one of them is being served (the last is checked: the mux
 	// routes in order of acceptance only loosely, so give it time).
 	time.Sleep(200 * time.Millisecond)
 	if closedSoon(conns[len(conns)-1]) {
-		t.Fatalf("connection %d of %d was closed", maxRPCConnsPerPeer, maxRPCConnsPerPeer)
+		t.Fatalf("connection %d of %d was closed", cluster.MaxRPCConnsPerPeer, cluster.MaxRPCConnsPerPeer)
 	}
 	extra := open()
 	defer extra.Close()
 	if !closedSoon(extra) {
-		t.Fatalf("connection %d from one peer is still open, want it closed (cap %d)", maxRPCConnsPerPeer+1, maxRPCConnsPerPeer)
+		t.Fatalf("connection %d from one peer is still open, want it closed (cap %d)", cluster.MaxRPCConnsPerPeer+1, cluster.MaxRPCConnsPerPeer)
 	}
 	conns[0].Close()
 	conns = conns[1:]
-	waitFor(t, 5*time.Second, "a slot freed by a closed connection", func() bool {
+	clustertest.WaitFor(t, 5*time.Second, "a slot freed by a closed connection", func() bool {
 		c := open()
 		defer c.Close()
 		return !closedSoon(c)
 	})
 }
 
-// A pooled RPC connection is reused only for the node it was dialled and
-// verified for: a call meant for node x at an address where a connection
-// to node b sits idle dials anew, and the certificate check refuses it.
-// (Keyed by address alone, the pool let the call to x ride b's connection,
-// and a member answering as x passed verifyPeerStats.)
-func TestPooledConnectionKeepsPeerIdentity(t *testing.T) {
-	p := newTestPKI(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	tb, err := newTLSManager(p.node("b", "b", time.Hour), "b", time.Now, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ta, err := newTLSManager(p.node("a", "a", time.Hour), "a", time.Now, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb := newMux(ln, ln.Addr().String(), "b", "b@1", nil, log)
-	mb.tls = tb
-	allow := func(string) error { return nil }
-	mb.authorize.Store(&allow)
-	mb.rpcServe = func(c net.Conn, peer string) { // a member that answers as x
-		r := bufio.NewReader(c)
-		for {
-			if _, err := r.ReadByte(); err != nil {
-				return
-			}
-			if _, err := readFrame(r, maxRPCRequest); err != nil {
-				return
-			}
-			out := []byte(`{"code":"ok","node_id":"x","raft_id":"x@1"}`)
-			if _, err := c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(out))), out...)); err != nil {
-				return
-			}
-		}
-	}
-	mb.serve()
-	defer mb.close()
-	lna, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ma := newMux(lna, lna.Addr().String(), "a", "a@1", nil, log)
-	ma.tls = ta
-	defer ma.close()
-	c := newRPCClient(ma)
-	defer c.close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	addr := ln.Addr().String()
-	var resp statsResponse
-	if _, err := c.call(ctx, addr, "x", rpcStats, statsRequest{}, &resp); err == nil {
-		t.Fatal("call to x at b's address with b's certificate succeeded on a fresh connection")
-	}
-	if _, err := c.call(ctx, addr, "b", rpcStats, statsRequest{}, &resp); err != nil {
-		t.Fatalf("call to b = %v", err)
-	}
-	if _, err := c.call(ctx, addr, "x", rpcStats, statsRequest{}, &resp); err == nil {
-		t.Fatalf("call to x reused b's pooled connection: answer %+v passes as x", resp)
-	}
-}
-
 // Under TLS a node may ask only for itself to leave: the leader refuses a
 // leave of one server sent over another member's connection, and the
 // server stays in the configuration.
 func TestLeaveOnlyForItself(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{})
-	l := tc.waitFormed(3)
-	var other, victim *testNode
-	for _, f := range tc.followers() {
+	tc := clustertest.New(t, 3, clustertest.Options{})
+	l := tc.WaitFormed(3)
+	var other, victim *clustertest.Node
+	for _, f := range tc.Followers() {
 		if other == nil {
 			other = f
 		} else {
 			victim = f
 		}
 	}
-	resp := l.node.handleLeave(&leaveRequest{RaftID: victim.node.raftID}, other.id)
-	if resp.Code == codeOK {
-		t.Fatalf("leave of %s asked by %s = ok, want a refusal", victim.id, other.id)
+	resp := l.Node.HandleLeave(&cluster.LeaveRequest{RaftID: victim.Node.RaftID()}, other.ID)
+	if resp.Code == cluster.CodeOK {
+		t.Fatalf("leave of %s asked by %s = ok, want a refusal", victim.ID, other.ID)
 	}
 	found := false
-	for _, s := range tc.configuration(l).Servers {
-		found = found || string(s.ID) == victim.node.raftID
+	for _, s := range tc.Configuration(l).Servers {
+		found = found || string(s.ID) == victim.Node.RaftID()
 	}
 	if !found {
-		t.Fatalf("%s left the configuration on %s's word", victim.id, other.id)
+		t.Fatalf("%s left the configuration on %s's word", victim.ID, other.ID)
 	}
 }

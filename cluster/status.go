@@ -67,6 +67,21 @@ type MemberStatus struct {
 	JWTKeys string `json:"jwt_keys,omitempty"`
 }
 
+// RaftConfiguration returns the Raft configuration (servers, their
+// addresses and suffrage) as this node knows it: the raw view behind
+// Status's member list, earlier incarnations included. It blocks until Raft
+// answers or ctx ends; before Start it returns an error wrapping ErrNotReady.
+func (n *Node) RaftConfiguration(ctx context.Context) (raft.Configuration, error) {
+	if n.raft == nil {
+		return raft.Configuration{}, fmt.Errorf("%w: not started", ErrNotReady)
+	}
+	cf := n.raft.GetConfiguration()
+	if err := waitFuture(ctx, cf); err != nil {
+		return raft.Configuration{}, fmt.Errorf("cannot read the raft configuration: %w", err)
+	}
+	return cf.Configuration(), nil
+}
+
 // Status returns the cluster as this node sees it. Remote applied indexes
 // come from a stats RPC to each Raft server (in parallel, 300ms at most),
 // reused for a second.

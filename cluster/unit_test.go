@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -21,6 +22,20 @@ import (
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )
+
+// unitLogger sends a unit test's logs to its output (quiet unless it fails
+// or -v); the cluster tests use clustertest.Logger.
+func unitLogger(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
+
+// mustJSON encodes v as JSON.
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 func validConfig() Config {
 	c := DefaultConfig()
@@ -227,7 +242,7 @@ func putCommand(t *testing.T) []byte {
 func TestFSMHaltsOnUndecodableEntry(t *testing.T) {
 	st := newUnitState(t)
 	var halted atomic.Bool
-	f := newFSM(context.Background(), st, testLogger(t, 0), func(error) { halted.Store(true) })
+	f := newFSM(context.Background(), st, unitLogger(t), func(error) { halted.Store(true) })
 	out := f.ApplyBatch([]*raft.Log{
 		{Index: 1, Type: raft.LogCommand, Data: putCommand(t)},
 		{Index: 2, Type: raft.LogConfiguration},
@@ -245,7 +260,11 @@ func TestFSMHaltsOnUndecodableEntry(t *testing.T) {
 	if got := st.AppliedIndex(); got != 2 {
 		t.Errorf("AppliedIndex = %d, want 2 (the configuration entry counts; nothing after the bad entry)", got)
 	}
-	waitFor(t, time.Second, "onHalt", halted.Load)
+	for deadline := time.Now().Add(time.Second); !halted.Load(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out after 1s waiting for onHalt")
+		}
+	}
 	if _, err := f.Snapshot(); err == nil {
 		t.Error("a halted FSM took a snapshot")
 	}
@@ -254,7 +273,7 @@ func TestFSMHaltsOnUndecodableEntry(t *testing.T) {
 // Snapshot → Persist → Restore carries the state (applied index, rows).
 func TestFSMSnapshotRestore(t *testing.T) {
 	src := newUnitState(t)
-	f := newFSM(context.Background(), src, testLogger(t, 0), nil)
+	f := newFSM(context.Background(), src, unitLogger(t), nil)
 	for i := uint64(1); i <= 5; i++ {
 		f.ApplyBatch([]*raft.Log{{Index: i, Type: raft.LogCommand, Data: putCommand(t)}})
 	}
@@ -267,7 +286,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 		t.Fatalf("Persist: %v", err)
 	}
 	dst := newUnitState(t)
-	g := newFSM(context.Background(), dst, testLogger(t, 0), nil)
+	g := newFSM(context.Background(), dst, unitLogger(t), nil)
 	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.buf.Bytes()))); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
@@ -276,7 +295,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	}
 	corrupt := bytes.Clone(sink.buf.Bytes())
 	corrupt[len(corrupt)/2] ^= 0xff
-	if err := newFSM(context.Background(), newUnitState(t), testLogger(t, 0), nil).Restore(io.NopCloser(bytes.NewReader(corrupt))); err == nil {
+	if err := newFSM(context.Background(), newUnitState(t), unitLogger(t), nil).Restore(io.NopCloser(bytes.NewReader(corrupt))); err == nil {
 		t.Error("Restore of a corrupt snapshot succeeded")
 	}
 }
@@ -312,7 +331,7 @@ func TestNodeBeforeStartAndAfterClose(t *testing.T) {
 	cfg := validConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.RaftStore = StoreMemory
-	n, err := New(cfg, newUnitState(t), testLogger(t, 0))
+	n, err := New(cfg, newUnitState(t), unitLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +342,7 @@ func TestNodeBeforeStartAndAfterClose(t *testing.T) {
 	if err := n.Consistent(ctx); !errors.Is(err, tokens.ErrNoLeader) {
 		t.Errorf("Consistent before Start = %v, want ErrNoLeader", err)
 	}
-	if _, err := n.Forward(ctx, writeJSON(t, &tokens.WriteRequest{})); !errors.Is(err, tokens.ErrNoLeader) {
+	if _, err := n.Forward(ctx, mustJSON(t, &tokens.WriteRequest{})); !errors.Is(err, tokens.ErrNoLeader) {
 		t.Errorf("Forward before Start = %v, want ErrNoLeader", err)
 	}
 	if err := n.Fence(); !errors.Is(err, tokens.ErrStale) {
@@ -392,21 +411,6 @@ func TestPeerTrackerStatusRefreshKeepsHealth(t *testing.T) {
 	}
 	if got, ok := p.appliedIndex("n2@1", time.Second); !ok || got != 6 {
 		t.Errorf("appliedIndex after a status refresh = %d, %v; want 6, true", got, ok)
-	}
-}
-
-// The raft transport never pipelines replication: hashicorp/raft's
-// pipeline can deadlock for good after a follower's Success=false, leaving
-// the follower without log entries and Raft.Shutdown hung (noPipelining).
-func TestTransportDoesNotPipeline(t *testing.T) {
-	c := newTestCluster(t, 1, clusterOpts{})
-	n := c.nodes[0]
-	p, err := n.node.trans.AppendEntriesPipeline(raft.ServerID(n.node.raftID), raftAddress(n.node.raftAdv, n.node.raftID))
-	if !errors.Is(err, raft.ErrPipelineReplicationNotSupported) {
-		if p != nil {
-			_ = p.Close()
-		}
-		t.Fatalf("AppendEntriesPipeline = %v, %v; want raft.ErrPipelineReplicationNotSupported", p, err)
 	}
 }
 
