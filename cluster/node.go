@@ -35,6 +35,7 @@ type Node struct {
 	state   *replica.Machine
 	log     *slog.Logger
 	baseLog *slog.Logger // the caller's logger, without this package's component tag
+
 	raftID string
 	tls    *tlsManager // nil: TLS off
 
