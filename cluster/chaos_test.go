@@ -3,13 +3,13 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"github.com/tokencache/tokencache/cluster/clustertest"
 	"math/rand/v2"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )

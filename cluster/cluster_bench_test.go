@@ -3,8 +3,6 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"github.com/tokencache/tokencache/cluster"
-	"github.com/tokencache/tokencache/cluster/clustertest"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -17,6 +15,8 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/tokencache/tokencache/cluster"
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )

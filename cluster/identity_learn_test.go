@@ -1,9 +1,10 @@
 package cluster_test
 
 import (
-	"github.com/tokencache/tokencache/cluster/clustertest"
 	"testing"
 	"time"
+
+	"github.com/tokencache/tokencache/cluster/clustertest"
 )
 
 // TestFollowerLearnsClusterIDFromItsLog: a follower cut off right after the

@@ -3,13 +3,13 @@ package cluster_test
 import (
 	"context"
 	"errors"
-	"github.com/tokencache/tokencache/cluster"
-	"github.com/tokencache/tokencache/cluster/clustertest"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tokencache/tokencache/cluster"
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )

@@ -2,10 +2,11 @@ package cluster_test
 
 import (
 	"context"
-	"github.com/tokencache/tokencache/cluster"
-	"github.com/tokencache/tokencache/cluster/clustertest"
 	"testing"
 	"time"
+
+	"github.com/tokencache/tokencache/cluster"
+	"github.com/tokencache/tokencache/cluster/clustertest"
 )
 
 // TestStatusJWTKeysDisagree checks that GET /v1/cluster reports the JWT

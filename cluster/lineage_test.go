@@ -3,10 +3,10 @@ package cluster_test
 import (
 	"context"
 	"errors"
-	"github.com/tokencache/tokencache/cluster/clustertest"
 	"testing"
 	"time"
 
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/tokens"
 )

@@ -361,31 +361,38 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 		// 2. Tell gossip we leave on purpose (the leader removes us from
 		//    Raft once we are also silent there).
-		var errs []error
 		if err := n.disc.leave(ctx); err != nil {
 			// Nobody left to tell (the whole cluster stops), or the
 			// network is down: the others find out by probing.
 			n.log.Warn("leaving gossip", "err", err)
 		}
 		// 3. Stop Raft; then everything else.
-		if err := n.raft.Shutdown().Error(); err != nil {
-			errs = append(errs, fmt.Errorf("cannot shut raft down: %w", err))
-		}
-		n.cancel()
-		n.disc.shutdown()
-		_ = n.trans.Close()
-		n.mux.close()
-		n.rpc.close()
-		n.wg.Wait()
-		if n.stores.closer != nil {
-			if err := n.stores.closer.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("cannot close raft log store: %w", err))
-			}
-		}
-		n.closeErr = errors.Join(errs...)
+		n.closeErr = n.stop()
 		n.log.Info("cluster node stopped")
 	})
 	return n.closeErr
+}
+
+// stop shuts Raft down, then stops the goroutines, gossip, the transport,
+// the mux, the RPC pool and the log store (Close's last step, and all of
+// Crash).
+func (n *Node) stop() error {
+	var errs []error
+	if err := n.raft.Shutdown().Error(); err != nil {
+		errs = append(errs, fmt.Errorf("cannot shut raft down: %w", err))
+	}
+	n.cancel()
+	n.disc.shutdown()
+	_ = n.trans.Close()
+	n.mux.close()
+	n.rpc.close()
+	n.wg.Wait()
+	if n.stores.closer != nil {
+		if err := n.stores.closer.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("cannot close raft log store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Crash stops the node without any graceful step: no leadership transfer,
@@ -396,18 +403,8 @@ func (n *Node) Close(ctx context.Context) error {
 func (n *Node) Crash() {
 	n.closeOnce.Do(func() {
 		n.closing.Store(true)
-		if !n.started.Load() {
-			return
-		}
-		_ = n.raft.Shutdown().Error()
-		n.cancel()
-		n.disc.shutdown()
-		_ = n.trans.Close()
-		n.mux.close()
-		n.rpc.close()
-		n.wg.Wait()
-		if n.stores.closer != nil {
-			_ = n.stores.closer.Close()
+		if n.started.Load() {
+			_ = n.stop()
 		}
 	})
 }

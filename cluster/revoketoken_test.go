@@ -2,10 +2,10 @@ package cluster_test
 
 import (
 	"context"
-	"github.com/tokencache/tokencache/cluster/clustertest"
 	"testing"
 	"time"
 
+	"github.com/tokencache/tokencache/cluster/clustertest"
 	"github.com/tokencache/tokencache/token"
 )
 
