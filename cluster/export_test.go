@@ -37,12 +37,13 @@ var (
 
 // Types.
 type (
-	TLSManager     = tlsManager
-	TestPKI        = testPKI
-	ForwardRequest = forwardRequest
-	LeaveRequest   = leaveRequest
-	Member         = member
-	Proposer       = proposer
+	TLSManager         = tlsManager
+	TestPKI            = testPKI
+	ForwardRequest     = forwardRequest
+	LeaveRequest       = leaveRequest
+	WaitAppliedRequest = waitAppliedRequest
+	Member             = member
+	Proposer           = proposer
 )
 
 // Alive reports whether gossip holds m alive.
@@ -77,6 +78,14 @@ func (n *Node) LastSnapshotIndex() uint64               { return n.lastSnapshotI
 func (n *Node) ForgetClusterID()                        { n.clusterID.Store(nil) }
 func (n *Node) LearnClusterIDFromLog() bool             { return n.learnClusterIDFromLog() }
 func (n *Node) ForeignState(has bool, id string) string { return n.foreignState(has, id) }
+func (n *Node) HandleWaitApplied(req *waitAppliedRequest, peer string) waitAppliedResponse {
+	return n.handleWaitApplied(req, peer)
+}
+
+// MuxMemberIP is what the node told its mux of the members' addresses
+// (nil: nothing yet).
+func (n *Node) MuxMemberIP() *func(ip string) bool { return n.mux.memberIP.Load() }
+
 func (n *Node) HandleLeave(req *leaveRequest, peer string) leaveResponse {
 	return n.handleLeave(req, peer)
 }

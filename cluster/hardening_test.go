@@ -10,28 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/tokencache/tokencache/token"
 )
-
-// Under TLS only the leader's word moves what a follower knows of the
-// commit index: a member that asks a follower to wait for an index far past
-// any log must not close that follower's fence (its lag clause closes a
-// node that stays behind a commit index it knows of for MaxStaleness).
-func TestWaitAppliedCommitOnlyFromTheLeader(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{})
-	l := tc.waitFormed(3)
-	fs := tc.followers()
-	other, victim := fs[0], fs[1]
-	iss := issue(t, l, "alice")
-	waitFor(t, 5*time.Second, victim.id+" validates the token", func() bool {
-		st, err := validate(victim, iss.Token)
-		return err == nil && st == token.StateValid
-	})
-	victim.node.handleWaitApplied(&waitAppliedRequest{Index: 1 << 60, RaftID: victim.node.raftID, Timeout: 100 * time.Millisecond}, other.id)
-	time.Sleep(victim.cfg.MaxStaleness + time.Second)
-	wantValid(t, victim, iss.Token, token.StateValid)
-}
 
 // lockedBuffer is a log sink safe for the mux's goroutines.
 type lockedBuffer struct {
@@ -150,21 +129,5 @@ func TestMembersConnectWhileHandshakeSlotsAreFull(t *testing.T) {
 		if !tc.member && got != "" {
 			t.Errorf("a stranger's connection (from %s) was served while the slots were full", tc.ip)
 		}
-	}
-}
-
-// The mux of a running node knows the members' addresses.
-func TestNodeTellsItsMuxTheMembersAddresses(t *testing.T) {
-	tc := newTestCluster(t, 3, clusterOpts{})
-	l := tc.waitFormed(3)
-	f := l.node.mux.memberIP.Load()
-	if f == nil {
-		t.Fatal("the mux was not told the members' addresses")
-	}
-	if !(*f)("127.0.0.1") {
-		t.Error("127.0.0.1, the address of every member, is not a member's address")
-	}
-	if (*f)("192.0.2.7") {
-		t.Error("192.0.2.7 (no member's) is a member's address")
 	}
 }

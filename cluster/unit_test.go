@@ -27,6 +27,18 @@ import (
 // or -v); the cluster tests use clustertest.Logger.
 func unitLogger(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
 
+// waitFor polls cond every 10ms until it holds or timeout passes (the unit
+// tests of this package; the cluster tests use clustertest.WaitFor, which
+// a test of package cluster cannot import).
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+	}
+}
+
 // mustJSON encodes v as JSON.
 func mustJSON(t *testing.T, v any) []byte {
 	t.Helper()
@@ -260,11 +272,7 @@ func TestFSMHaltsOnUndecodableEntry(t *testing.T) {
 	if got := st.AppliedIndex(); got != 2 {
 		t.Errorf("AppliedIndex = %d, want 2 (the configuration entry counts; nothing after the bad entry)", got)
 	}
-	for deadline := time.Now().Add(time.Second); !halted.Load(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out after 1s waiting for onHalt")
-		}
-	}
+	waitFor(t, time.Second, "onHalt", halted.Load)
 	if _, err := f.Snapshot(); err == nil {
 		t.Error("a halted FSM took a snapshot")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokencache/tokencache/cache"
 	"github.com/tokencache/tokencache/cluster"
+	"github.com/tokencache/tokencache/internal/testport"
 	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/replica"
 	"github.com/tokencache/tokencache/tokens"
@@ -94,7 +95,7 @@ func Build(t testing.TB, n int, o Options) *Cluster {
 	tc := &Cluster{T: t, Net: newNet(), Opts: o, ports: make(map[string][2]int)}
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("%s%d", o.IDPrefix, i+1)
-		gp, rp := FreePort(t), FreePort(t)
+		gp, rp := testport.Free(t), testport.Free(t)
 		tc.ports[id] = [2]int{gp, rp}
 		tc.Net.register(fmt.Sprintf("127.0.0.1:%d", gp), id)
 		tc.Net.register(fmt.Sprintf("127.0.0.1:%d", rp), id)

@@ -5,12 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,38 +55,6 @@ func (w *tbWriter) stop() {
 	w.done = true
 	w.mu.Unlock()
 }
-
-// FreePort returns a port free for both TCP and UDP on 127.0.0.1.
-func FreePort(tb testing.TB) int {
-	tb.Helper()
-	// Below Linux's ephemeral range (32768–60999): a port the kernel picked
-	// for :0 may be handed out again as the source port of an outgoing
-	// connection before the node binds it ("address already in use").
-	for range 200 {
-		port := int(nextPort.Add(1))%12000 + 20000
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return port
-	}
-	tb.Fatal("cannot find a free port")
-	return 0
-}
-
-// nextPort walks the ports FreePort tries, from a random start, so that two
-// test processes at once rarely try the same ones.
-var nextPort = func() *atomic.Int64 {
-	var p atomic.Int64
-	p.Store(rand.Int64N(12000))
-	return &p
-}()
 
 // WriteJSON encodes w as the token service sends a write to forward.
 func WriteJSON(tb testing.TB, w *tokens.WriteRequest) json.RawMessage {
