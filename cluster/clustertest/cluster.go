@@ -44,9 +44,10 @@ type Node struct {
 }
 
 // Cluster is a set of in-process nodes on loopback, joined through one
-// partition hook (Net). Its methods fail the test on error; they may be
-// called from the test's goroutine only, except Up, Leader, Followers and
-// SvcOf.
+// partition hook (Net). The methods that fail the test on error
+// (StartNodes, RestartAll, Restart, WaitLeader, WaitFormed, Configuration,
+// Node) must run on the test's goroutine; StartNode, StopNode, Kill, Up,
+// Leader, Followers and SvcOf are safe from others.
 type Cluster struct {
 	// mu guards the fields of Node that restarts replace (Node, Svc,
 	// State, Cache, Store, Down) against tests that read them concurrently.
