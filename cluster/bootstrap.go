@@ -36,7 +36,18 @@ import (
 //     them for R = -1); the first node of that list records the cluster id
 //     derived from it (identity.go) and calls BootstrapCluster; the other
 //     voters get the configuration and the log from it (a node without a
-//     configuration grants votes), the rest wait to be added as non-voters.
+//     configuration grants votes), the rest wait to be added as non-voters;
+//  6. no plan is made while a member of the cluster name is suspect (it may
+//     be alive, and the others may count it);
+//  7. the first voter bootstraps only once every other voter of its list
+//     answers (stats RPC, bootstrap_voters) that it makes the same list from
+//     its own view. Views differ when bootstrap_expect is below the number
+//     of nodes started together and a node sees fewer members than another
+//     (one not yet joined, or suspect for a moment on a loaded machine):
+//     each then made a list of its own, and two first voters bootstrapped
+//     two clusters. Two lists of bootstrap_expect voters drawn from fewer
+//     than 2 × bootstrap_expect nodes share a voter, and that voter confirms
+//     one list at a time.
 //
 // bootstrap_expect = 1 without a join list bootstraps this node alone.
 
@@ -55,29 +66,58 @@ func (n *Node) bootstrapLoop(ctx context.Context) {
 	}
 }
 
-// tryBootstrap returns true when bootstrapping is over (done, or not ours to
-// do any more).
-func (n *Node) tryBootstrap(ctx context.Context) bool {
-	if n.hasRaftState() {
-		return true // we were added to a cluster, or bootstrapped
-	}
-	if !n.membership.joined.Load() {
-		return false
-	}
+// bootstrapPlan is what this node's view of the members says of a new
+// cluster.
+type bootstrapPlan struct {
+	verdict planVerdict
+	// voters: the first min(expect, target) agreeing alive members by node
+	// id (planReady); others: every alive member of the cluster name but
+	// this node.
+	voters, others []nodeMeta
+	// exists: the member whose state says a cluster exists, and its id
+	// (planExists).
+	exists, existsID string
+}
+
+type planVerdict int
+
+const (
+	planWait   planVerdict = iota // no plan yet: too few members, a suspect one, a conflict
+	planReady                     // voters is the plan
+	planExists                    // a cluster exists: this node never bootstraps
+)
+
+// planBootstrap computes the plan from this node's current view of the
+// members (rules 3 to 5 above). A member that is suspect (it may be alive:
+// it is probed again, or refutes) holds the plan back: without it, this
+// node might see itself first in a list that the others, who see it alive,
+// do not make, and two lists bootstrap two clusters.
+func (n *Node) planBootstrap() bootstrapPlan {
 	expect := n.cfg.BootstrapExpect
-	var peers, others []nodeMeta // agreeing members; every alive member of the cluster name
-	conflict := ""
-	for _, m := range n.disc.snapshot() {
-		if m.id == n.cfg.NodeID || m.status != statusAlive || m.metaErr != nil || m.meta.Cluster != n.cfg.Name {
+	var p bootstrapPlan
+	var peers []nodeMeta // agreeing alive members
+	conflict, suspect := "", ""
+	members := n.disc.snapshot()
+	if n.bootstrapView != nil {
+		n.bootstrapView(members)
+	}
+	for _, m := range members {
+		if m.id == n.cfg.NodeID || m.metaErr != nil || m.meta.Cluster != n.cfg.Name {
+			continue
+		}
+		if m.status == statusSuspect {
+			suspect = m.id
+			continue
+		}
+		if m.status != statusAlive {
 			continue
 		}
 		agrees := m.meta.Fingerprint == n.cfg.Fingerprint && m.meta.Expect == expect
 		if (m.meta.HasState || m.meta.ClusterID != "") && !agrees {
 			// State no bootstrap of ours can have made: a cluster exists.
-			n.clusterExists(m.id, m.meta.ClusterID)
-			return true
+			return bootstrapPlan{verdict: planExists, exists: m.id, existsID: m.meta.ClusterID}
 		}
-		others = append(others, m.meta)
+		p.others = append(p.others, m.meta)
 		switch {
 		case m.meta.Fingerprint != n.cfg.Fingerprint:
 			conflict = fmt.Sprintf("member %s announces settings fingerprint %q, this node %q", m.id, m.meta.Fingerprint, n.cfg.Fingerprint)
@@ -92,7 +132,7 @@ func (n *Node) tryBootstrap(ctx context.Context) bool {
 		// another expect means another plan: the members that agree
 		// bootstrap only while they are a strict majority of the members
 		// seen (so the odd one out never does, and a tie stops everyone).
-		agree, seen := len(peers)+1, len(others)+1
+		agree, seen := len(peers)+1, len(p.others)+1
 		n.disc.mu.Lock()
 		n.disc.warnOnce(n.cfg.NodeID, "bootstrap:"+conflict, func() {
 			if 2*agree <= seen {
@@ -105,21 +145,69 @@ func (n *Node) tryBootstrap(ctx context.Context) bool {
 		})
 		n.disc.mu.Unlock()
 		if 2*agree <= seen {
-			return false
+			return p
 		}
+	}
+	if suspect != "" {
+		return p
 	}
 	peers = append(peers, n.localMeta())
 	if len(peers) < expect {
-		return false
+		return p
 	}
 	slices.SortFunc(peers, func(a, b nodeMeta) int { return strings.Compare(a.ID, b.ID) })
 	nv := min(expect, len(peers))
 	if t := n.cfg.votersTarget(); t > 0 {
 		nv = min(nv, t)
 	}
-	voters := peers[:nv]
+	p.voters, p.verdict = peers[:nv], planReady
+	return p
+}
+
+// planIDs is the node ids of a plan's voters, in order (the stats RPC's
+// bootstrap_voters).
+func planIDs(voters []nodeMeta) []string {
+	ids := make([]string, len(voters))
+	for i, v := range voters {
+		ids[i] = v.ID
+	}
+	return ids
+}
+
+// bootstrapVoters is this node's current plan for the stats RPC: the node
+// ids of the voters it would bootstrap with, nil while it has none (or
+// holds Raft state).
+func (n *Node) bootstrapVoters() []string {
+	if n.disc == nil || n.hasRaftState() {
+		return nil
+	}
+	if p := n.planBootstrap(); p.verdict == planReady {
+		return planIDs(p.voters)
+	}
+	return nil
+}
+
+// tryBootstrap returns true when bootstrapping is over (done, or not ours to
+// do any more).
+func (n *Node) tryBootstrap(ctx context.Context) bool {
+	if n.hasRaftState() {
+		return true // we were added to a cluster, or bootstrapped
+	}
+	if !n.membership.joined.Load() {
+		return false
+	}
+	p := n.planBootstrap()
+	switch p.verdict {
+	case planExists:
+		n.clusterExists(p.exists, p.existsID)
+		return true
+	case planWait:
+		return false
+	}
+	voters, others := p.voters, p.others
+	nv := len(voters)
 	if !slices.ContainsFunc(voters, func(m nodeMeta) bool { return m.ID == n.cfg.NodeID }) {
-		n.log.Info("bootstrap quorum met; this node is not among the first voters and waits to be added", "members", len(peers))
+		n.log.Info("bootstrap quorum met; this node is not among the first voters and waits to be added", "members", len(others)+1)
 		return true
 	}
 	var conf raft.Configuration
@@ -157,6 +245,19 @@ func (n *Node) tryBootstrap(ctx context.Context) bool {
 		if (resp.HasState || resp.ClusterID != "") && resp.ClusterID != id {
 			n.clusterExists(p.ID, resp.ClusterID)
 			return true
+		}
+		// Every voter of the list must make the same list from its own
+		// view: one that sees other members (one this node does not see,
+		// or not this one) would bootstrap, or follow, another cluster.
+		if slices.ContainsFunc(voters, func(v nodeMeta) bool { return v.ID == p.ID }) && !resp.HasState &&
+			!slices.Equal(resp.BootstrapVoters, ids) {
+			n.disc.mu.Lock()
+			n.disc.warnOnce("bootstrap:"+p.ID, strings.Join(resp.BootstrapVoters, ","), func() {
+				n.log.Info("bootstrap quorum met, but a voter sees other members; waiting until every voter makes the same list",
+					"voter", p.ID, "its_voters", strings.Join(resp.BootstrapVoters, ","), "voters", strings.Join(ids, ","))
+			})
+			n.disc.mu.Unlock()
+			return false // ask again later
 		}
 	}
 	// Only the first voter bootstraps; the others get the configuration

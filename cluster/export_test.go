@@ -101,3 +101,15 @@ func (n *Node) GossipKeyring() *memberlist.Keyring    { return n.disc.keyring() 
 func (n *Node) SetTLS(m *tlsManager)                                { n.tls = m }
 func (n *Node) TLSSerial() *big.Int                                 { return n.tls.cur.Load().leaf.SerialNumber }
 func (n *Node) TLSClient(c net.Conn, want string) (net.Conn, error) { return n.tls.client(c, want) }
+
+// HideFromBootstrapView makes n plan its bootstrap as if it did not see the
+// members for which hide reports true (set before Start).
+func (n *Node) HideFromBootstrapView(hide func(id string) bool) {
+	n.bootstrapView = func(ms map[string]member) {
+		for id := range ms {
+			if hide(id) {
+				delete(ms, id)
+			}
+		}
+	}
+}

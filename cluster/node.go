@@ -35,6 +35,9 @@ type Node struct {
 	state   *replica.Machine
 	log     *slog.Logger
 	baseLog *slog.Logger // the caller's logger, without this package's component tag
+	// bootstrapView, when set (tests), edits the members' table that a
+	// bootstrap plan is made from; set before Start.
+	bootstrapView func(map[string]member)
 
 	raftID string
 	tls    *tlsManager // nil: TLS off

@@ -88,6 +88,10 @@ type statsResponse struct {
 	ClusterID   string `json:"cluster_id,omitempty"`
 	Fingerprint string `json:"fingerprint"`
 	State       string `json:"state"`
+	// BootstrapVoters: the voters (node ids, in order) this node would
+	// bootstrap a new cluster with, from its view of the members; empty
+	// once it holds Raft state or while it has no plan (bootstrap.go).
+	BootstrapVoters []string `json:"bootstrap_voters,omitempty"`
 }
 
 type leaveRequest struct {
@@ -411,7 +415,9 @@ func (n *Node) handleWaitApplied(req *waitAppliedRequest, peer string) waitAppli
 }
 
 func (n *Node) handleStats() statsResponse {
-	return n.localStats()
+	st := n.localStats()
+	st.BootstrapVoters = n.bootstrapVoters()
+	return st
 }
 
 func (n *Node) localStats() statsResponse {
