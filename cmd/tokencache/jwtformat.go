@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -37,9 +36,10 @@ func trustedConfig(t TrustedIssuer) jwt.TrustedConfig {
 	}
 }
 
-// newJWTFormat builds the JWT format of cfg: it loads the keys file and
-// reads the trusted issuers' JWKS files (URLs are fetched once Start runs).
-// nil, nil when the format is off. It starts nothing.
+// newJWTFormat builds the JWT format of cfg: it loads the keys file, if
+// any (without one the node is validate-only, see jwt.New), and reads the
+// trusted issuers' JWKS files (URLs are fetched once Start runs). nil, nil
+// when the format is off. It starts nothing.
 func newJWTFormat(cfg *Config, log *slog.Logger) (*jwtFormat, error) {
 	j := &cfg.Tokens.JWT
 	if !j.Enabled() {
@@ -48,14 +48,16 @@ func newJWTFormat(cfg *Config, log *slog.Logger) (*jwtFormat, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if j.KeysFile == "" {
-		// The codec signs with local keys and has none here.
-		return nil, errors.New("cannot set up JWTs: tokens.jwt.trusted needs tokens.jwt.keys_file in this version (the local issuer's keys)")
+	// Without a keys file the node is validate-only: the codec has no
+	// local issuer and mints nothing (tokens.jwt.trusted alone).
+	var keys *jwt.KeySet
+	if j.KeysFile != "" {
+		var err error
+		if keys, err = jwt.LoadKeySet(j.KeysFile); err != nil {
+			return nil, fmt.Errorf("cannot set up JWTs: %w", err)
+		}
 	}
-	keys, err := jwt.LoadKeySet(j.KeysFile)
-	if err != nil {
-		return nil, fmt.Errorf("cannot set up JWTs: %w", err)
-	}
+	var err error
 	f := &jwtFormat{}
 	issuers := make([]jwt.Issuer, 0, len(j.Trusted))
 	for _, t := range j.Trusted {
@@ -95,9 +97,14 @@ func (f *jwtFormat) close() {
 	}
 }
 
-// digest is the digest of the local keys ("" without a format).
+// signs reports whether the node has JWT signing keys (tokens.jwt.keys_file):
+// false without a format and on a validate-only node.
+func (f *jwtFormat) signs() bool { return f != nil && f.codec.KeySet() != nil }
+
+// digest is the digest of the local keys ("" without a format or keys:
+// what the cluster announces for a node without keys).
 func (f *jwtFormat) digest() string {
-	if f == nil {
+	if !f.signs() {
 		return ""
 	}
 	return f.codec.KeySet().Digest()
@@ -105,7 +112,7 @@ func (f *jwtFormat) digest() string {
 
 // jwks returns the current JWK set of the local keys (nil without).
 func (f *jwtFormat) jwks() []byte {
-	if f == nil {
+	if !f.signs() {
 		return nil
 	}
 	return f.codec.KeySet().JWKS()

@@ -162,7 +162,9 @@ func (d *daemon) open(ctx context.Context) error {
 	hcfg.RequestTimeout = max(hcfg.RequestTimeout, tcfg.WriteTimeout+time.Second)
 	hcfg.LeaderCheck = func(ctx context.Context) error { return d.node.Ready(ctx, true) }
 	hcfg.IssueFormat = issueFormat(cfg)
-	if d.jwt != nil {
+	if d.jwt.signs() {
+		// A validate-only node (tokens.jwt.trusted alone) is no issuer:
+		// it publishes neither keys nor RFC 8414 metadata (both 404).
 		hcfg.Issuer = cfg.Tokens.JWT.Issuer
 		hcfg.JWKS = d.jwt.jwks
 	}
@@ -196,7 +198,7 @@ func (d *daemon) startReload() {
 		wg.Wait()
 	}
 	var keysHup chan os.Signal
-	if d.jwt != nil {
+	if d.jwt.signs() {
 		keys := newKeysReloader(d.cfg.Tokens.JWT.KeysFile, d.jwt.codec, d.node.SetJWTKeys, d.log)
 		keysHup = make(chan os.Signal, 1)
 		wg.Go(func() { keys.run(ctx, keysHup) })
