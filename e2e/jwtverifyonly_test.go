@@ -5,9 +5,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,5 +168,83 @@ func TestJWTValidateOnlyNode(t *testing.T) {
 				t.Errorf("validate(another IdP token of erin) = %d %s, want 200 (revocation is by jti)", code, reason)
 			}
 		})
+	}
+}
+
+// TestJWTTrustedReloadOnSIGHUP: SIGHUP re-reads tokens.jwt.trusted from
+// the configuration file. A newly trusted issuer's token becomes valid, a
+// removed issuer's token is refused (also one verified before, which sat in
+// the verified cache), and a section that does not pass the start-up checks
+// keeps the issuers in use and is logged. Here on a validate-only node.
+func TestJWTTrustedReloadOnSIGHUP(t *testing.T) {
+	a := newTestIdP(t, "https://idp-a.e2e.example", "a-1")
+	b := newTestIdP(t, "https://idp-b.e2e.example", "b-1")
+	cfgFile := filepath.Join(t.TempDir(), "tokencache.yaml")
+	writeConfig := func(body string) {
+		t.Helper()
+		tmp := cfgFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, cfgFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trustedYAML := func(idps ...*testIdP) string {
+		s := "tokens:\n  jwt:\n    trusted:\n"
+		for _, idp := range idps {
+			s += "      - issuer: " + idp.issuer + "\n        jwks_url: " + idp.jwksURL() + "\n        audiences: [gateway]\n"
+		}
+		return s
+	}
+	writeConfig(trustedYAML(a))
+	const admin = "e2e-trusted-reload-admin-0123456789"
+	n := startNode(t, "", []string{"TOKENCACHE_ADMIN_TOKEN=" + admin}, "--config", cfgFile)
+	tokA, tokB := a.token(t, "erin"), b.token(t, "frank")
+	if code, reason := n.validate(tokA); code != 200 {
+		t.Fatalf("validate(A's token) = %d %s, want 200", code, reason)
+	}
+	if code, reason := n.validate(tokB); code != 401 || reason != "malformed" {
+		t.Fatalf("validate(B's token) before B is trusted = %d %s, want 401 malformed", code, reason)
+	}
+
+	hup := func() {
+		t.Helper()
+		if err := n.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConfig(trustedYAML(b))
+	hup()
+	waitFor(t, 30*time.Second, "B's token to be valid after the reload", func() bool {
+		code, _ := n.validate(tokB)
+		return code == 200
+	})
+	if code, reason := n.validate(tokA); code != 401 || reason != "malformed" {
+		t.Errorf("validate(A's token) after A was removed = %d %s, want 401 malformed", code, reason)
+	}
+	var st struct {
+		JWTTrusted []struct {
+			Issuer string `json:"issuer"`
+		} `json:"jwt_trusted"`
+	}
+	if code, _ := n.call("GET", "/v1/cluster", admin, nil, &st); code != 200 || len(st.JWTTrusted) != 1 || st.JWTTrusted[0].Issuer != b.issuer {
+		t.Errorf("GET /v1/cluster jwt_trusted = %d %+v, want B alone", code, st.JWTTrusted)
+	}
+
+	// A section start-up would refuse (no audiences) changes nothing.
+	writeConfig("tokens:\n  jwt:\n    trusted:\n      - issuer: " + a.issuer + "\n        jwks_url: " + a.jwksURL() + "\n")
+	hup()
+	waitFor(t, 30*time.Second, "the refused reload to be logged", func() bool {
+		return strings.Contains(n.logs.String(), "cannot reload tokens.jwt.trusted")
+	})
+	if code, reason := n.validate(tokB); code != 200 {
+		t.Errorf("validate(B's token) after a refused reload = %d %s, want 200", code, reason)
+	}
+	if code, reason := n.validate(tokA); code != 401 {
+		t.Errorf("validate(A's token) after a refused reload = %d %s, want 401", code, reason)
+	}
+	if !n.running() {
+		t.Fatal("the node stopped after a refused reload")
 	}
 }

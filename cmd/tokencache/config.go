@@ -266,7 +266,7 @@ var keySpecs = map[string]keySpec{
 	"tokens.jwt.audiences":      {def: "*", help: "Audiences this cluster answers for: a JWT is accepted when one of its aud values is\nlisted (RFC 7519); an issue may name only listed ones (the first is the default);\n\"*\" alone = any."},
 	"tokens.jwt.leeway":         {def: "30s", help: "Clock skew allowed on exp, nbf and iat; at most 5m."},
 	"tokens.jwt.verified_cache": {def: "65536", help: "JWT texts remembered as verified, so that a seen JWT costs no signature check; their memory stays under this × 2 KiB."},
-	"tokens.jwt.trusted":        {help: "External issuers whose JWTs this cluster validates (and can revoke by jti), e.g.\n  - issuer: https://idp.example.org\n    jwks_url: https://idp.example.org/.well-known/jwks.json  # or jwks_file: PATH\n    refresh: 5m\n    audiences: [api]\n    required_claims: [sub]\n    username_claim: sub\n    scopes_claim: scope"},
+	"tokens.jwt.trusted":        {help: "External issuers whose JWTs this cluster validates (and can revoke by jti); reloaded\non SIGHUP. E.g.\n  - issuer: https://idp.example.org\n    jwks_url: https://idp.example.org/.well-known/jwks.json  # or jwks_file: PATH\n    refresh: 5m\n    audiences: [api]\n    required_claims: [sub]\n    username_claim: sub\n    scopes_claim: scope"},
 
 	"authz.cookie": {help: "Cookie that carries the token when there is no Authorization header. Empty = none."},
 	"authz.rules":  {help: "Scopes required per original path prefix (longest prefix wins), e.g.\n  - path_prefix: /admin/\n    scopes: [admin]"},

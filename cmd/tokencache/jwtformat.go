@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/token/jwt"
@@ -13,8 +16,15 @@ import (
 // jwtFormat is a node's JWT format (tokens.jwt): the codec, and the trusted
 // external issuers whose JWKS refresh it runs. nil when the format is off.
 type jwtFormat struct {
-	codec   *jwt.Codec
+	codec *jwt.Codec
+	log   *slog.Logger
+
+	// mu guards the fields below and serialises start, close and
+	// reloadTrusted.
+	mu      sync.Mutex
 	trusted []*jwt.Trusted
+	ctx     context.Context // of start: where a reload starts new refreshes; nil before
+	closed  bool
 }
 
 // jwtConfig maps tokens.jwt onto the codec's Config.
@@ -58,7 +68,7 @@ func newJWTFormat(cfg *Config, log *slog.Logger) (*jwtFormat, error) {
 		}
 	}
 	var err error
-	f := &jwtFormat{}
+	f := &jwtFormat{log: log}
 	issuers := make([]jwt.Issuer, 0, len(j.Trusted))
 	for _, t := range j.Trusted {
 		tr, err := jwt.NewTrusted(trustedConfig(t), jwt.WithLogger(log))
@@ -79,6 +89,9 @@ func (f *jwtFormat) start(ctx context.Context) error {
 	if f == nil {
 		return nil
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ctx = ctx
 	for _, t := range f.trusted {
 		if err := t.Start(ctx); err != nil {
 			return fmt.Errorf("cannot start the JWKS refresh of %s: %w", t.Name(), err)
@@ -92,9 +105,106 @@ func (f *jwtFormat) close() {
 	if f == nil {
 		return
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
 	for _, t := range f.trusted {
 		t.Close()
 	}
+}
+
+// trustedIssuers returns the trusted issuers in use.
+func (f *jwtFormat) trustedIssuers() []*jwt.Trusted {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.trusted)
+}
+
+// trustedChange is what reloadTrusted did, by issuer name.
+type trustedChange struct {
+	added, removed, changed, kept []string
+}
+
+func (c trustedChange) none() bool {
+	return len(c.added) == 0 && len(c.removed) == 0 && len(c.changed) == 0
+}
+
+// reloadTrusted replaces the trusted issuers by list (tokens.jwt.trusted
+// as the configuration now reads; the caller validated it as start-up
+// does). An entry whose settings did not change keeps its running issuer
+// and the keys it holds; a new or changed one is built (a JWKS file is read
+// now), its refresh started, and swapped into the codec with the others; a
+// removed one is stopped. Any error (a JWKS file that does not load, an
+// issuer the codec refuses, an empty list on a validate-only node) leaves
+// every issuer in use as it was. The codec forgets the external tokens it
+// had verified, so a token of a removed issuer is refused at once.
+func (f *jwtFormat) reloadTrusted(list []TrustedIssuer) (trustedChange, error) {
+	var ch trustedChange
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ch, errors.New("the node is stopping")
+	}
+	old := make(map[string]*jwt.Trusted, len(f.trusted))
+	for _, t := range f.trusted {
+		old[t.Name()] = t
+	}
+	next := make([]*jwt.Trusted, 0, len(list))
+	var fresh []*jwt.Trusted
+	fail := func(err error) (trustedChange, error) {
+		for _, t := range fresh {
+			t.Close()
+		}
+		return trustedChange{}, err
+	}
+	for _, ti := range list {
+		tc := trustedConfig(ti)
+		prev, had := old[ti.Issuer]
+		if had && prev.Config().Equal(tc) {
+			next = append(next, prev)
+			ch.kept = append(ch.kept, ti.Issuer)
+			continue
+		}
+		t, err := jwt.NewTrusted(tc, jwt.WithLogger(f.log))
+		if err != nil {
+			return fail(err)
+		}
+		fresh = append(fresh, t)
+		if f.ctx != nil {
+			if err := t.Start(f.ctx); err != nil {
+				return fail(fmt.Errorf("cannot start the JWKS refresh of %s: %w", t.Name(), err))
+			}
+		}
+		next = append(next, t)
+		if had {
+			ch.changed = append(ch.changed, ti.Issuer)
+		} else {
+			ch.added = append(ch.added, ti.Issuer)
+		}
+	}
+	if len(fresh) == 0 && len(next) == len(f.trusted) {
+		return ch, nil // the same issuers, each unchanged
+	}
+	issuers := make([]jwt.Issuer, len(next))
+	for i, t := range next {
+		issuers[i] = t
+	}
+	if err := f.codec.SetTrusted(issuers...); err != nil {
+		return fail(err)
+	}
+	for _, t := range f.trusted {
+		if !slices.Contains(next, t) {
+			t.Close()
+			if !slices.Contains(ch.changed, t.Name()) {
+				ch.removed = append(ch.removed, t.Name())
+			}
+		}
+	}
+	f.trusted = next
+	return ch, nil
 }
 
 // signs reports whether the node has JWT signing keys (tokens.jwt.keys_file):
