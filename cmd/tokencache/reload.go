@@ -126,6 +126,9 @@ func (d *daemon) reloadTrusted() {
 	}
 	log := d.log.With("component", "jwt-trusted")
 	cfg, _, err := loadConfig(*d.source)
+	if err != nil && d.jwt == nil {
+		return // no issuers to keep or change: the SIGHUP is about other files
+	}
 	if err != nil {
 		log.Error("cannot reload tokens.jwt.trusted: the configuration does not pass its checks; the trusted issuers in use stay", "err", err)
 		return
