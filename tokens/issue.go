@@ -113,6 +113,16 @@ type AudienceChecker interface {
 	CheckAudience(audience string) error
 }
 
+// MintChecker is implemented by a codec that may be unable to mint tokens:
+// a JWT codec without signing keys (a validate-only node, which has
+// tokens.jwt.trusted and no tokens.jwt.keys_file). CheckMint answers why
+// (jwt.ErrNoSigningKey, an invalid request) or nil. The service asks it in
+// checkIssue, before anything is written, so that an issue the node could
+// not encode leaves no record; a codec without it always mints.
+type MintChecker interface {
+	CheckMint() error
+}
+
 // LifetimeCeiling bounds every lifetime the service grants, whatever
 // tokens.max_lifetime says (100 years): beyond it "never" (no_expire) is what
 // the caller means, and an expiry stays far from the end of token.Time
@@ -174,6 +184,11 @@ func (s *Service) checkIssue(req *IssueRequest) error {
 		// Opaque is always accepted: a missing format is jwt, which is
 		// accepted once signing keys are configured.
 		return fmt.Errorf("%w: format %s needs a signing key, which is not configured", token.ErrInvalid, req.Format)
+	}
+	if mc, ok := codec.(MintChecker); ok {
+		if err := mc.CheckMint(); err != nil {
+			return err
+		}
 	}
 	if req.Format == token.FormatJWT && req.NoExpire {
 		return fmt.Errorf("%w: a jwt needs an expiry (no_expire is for opaque tokens)", token.ErrInvalid)

@@ -10,6 +10,7 @@ import (
 	"github.com/tokencache/tokencache/internal/jwttest"
 	"github.com/tokencache/tokencache/persist"
 	"github.com/tokencache/tokencache/token"
+	"github.com/tokencache/tokencache/token/jwt"
 )
 
 // jwtNode is a node that accepts opaque tokens and JWTs (the local issuer
@@ -296,5 +297,66 @@ func TestTombstoneOutlivesExpByMargin(t *testing.T) {
 	n.clock.Advance(token.TombstoneMargin)
 	if gone, err := n.svc.Purge(ctx, true); err != nil || len(gone) != 1 || gone[0].Key != key {
 		t.Errorf("Purge(include_expired) past exp + margin = %d, %v; want the tombstone", len(gone), err)
+	}
+}
+
+// TestVerifyOnlyNodeRefusesJWTIssue: on a node whose JWT codec has no
+// signing key (tokens.jwt.trusted without tokens.jwt.keys_file), an issue
+// of a JWT is refused before anything is written (no log entry, no record,
+// no Idempotency-Key taken) with jwt.ErrNoSigningKey, an invalid request;
+// the trusted provider's tokens validate and are revoked by their text, with
+// the store on or off.
+func TestVerifyOnlyNodeRefusesJWTIssue(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		store func(t *testing.T) persist.Store
+	}{
+		{"store memory", func(t *testing.T) persist.Store { return openMemory(t) }},
+		{"store none", func(*testing.T) persist.Store { return persist.NewNone() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newClock()
+			js := jwttest.New(t, clock.Now)
+			formats, err := token.NewFormats(token.NewOpaque("tc", token.NewHasher(nil)), js.NewVerifyOnly(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			store := tc.store(t)
+			n := newNode(t, nodeOpts{formats: formats, store: store, clock: clock})
+			ctx := context.Background()
+			before := n.state.AppliedIndex()
+			for _, req := range []IssueRequest{
+				{Username: "alice", Format: token.FormatJWT},
+				{Username: "alice", Format: token.FormatJWT, Audience: "api"},
+				{Username: "alice", Format: token.FormatJWT, IdempotencyKey: "once"},
+			} {
+				iss, err := n.svc.Issue(ctx, req)
+				if !errors.Is(err, jwt.ErrNoSigningKey) || !errors.Is(err, token.ErrInvalid) || errcode.Of(err) != errcode.Invalid {
+					t.Fatalf("Issue(jwt %+v) on a validate-only node = %+v, %v; want ErrNoSigningKey (invalid)", req, iss, err)
+				}
+			}
+			if got := n.state.AppliedIndex(); got != before {
+				t.Errorf("refused JWT issues moved the applied index %d → %d", before, got)
+			}
+			rows := 0
+			if err := store.Scan(ctx, func(*token.Token) error { rows++; return nil }); err != nil || rows != 0 {
+				t.Errorf("store holds %d rows (%v) after refused JWT issues, want none", rows, err)
+			}
+
+			now := clock.Now()
+			text, key := js.ExternalToken(t, "erin", now, now.Add(time.Hour))
+			wantState(t, n, text, token.StateValid)
+			if err := n.svc.RevokeToken(ctx, []byte(text)); err != nil {
+				t.Fatalf("RevokeToken(external) on a validate-only node = %v", err)
+			}
+			wantState(t, n, text, token.StateRevoked)
+			if tomb, err := store.Get(ctx, key); err != nil || !tomb.IsTombstone() {
+				t.Fatalf("store.Get(revoked external) = %+v, %v; want its tombstone", tomb, err)
+			}
+			// An opaque token is still issued where the store is on.
+			if _, err := n.svc.Issue(ctx, IssueRequest{Username: "alice"}); (err == nil) == n.svc.StoreDisabled() {
+				t.Errorf("Issue(opaque) = %v with StoreDisabled %t", err, n.svc.StoreDisabled())
+			}
+		})
 	}
 }

@@ -155,6 +155,33 @@ the longest lifetime of the tokens it signed has passed.`,
 	return cmd
 }
 
+// keysOut is what jwt keys -o json writes.
+type keysOut struct {
+	File   string   `json:"file"`
+	Digest string   `json:"digest"`
+	Keys   []keyOut `json:"keys"`
+	// ValidateOnly: the configuration has trusted issuers and no keys
+	// file, so the node signs nothing (File, Digest and Keys are empty).
+	ValidateOnly bool `json:"validate_only,omitempty"`
+}
+
+type keyOut struct {
+	KID     string `json:"kid"`
+	Alg     string `json:"alg"`
+	Active  bool   `json:"active"`
+	CanSign bool   `json:"can_sign"`
+}
+
+// writeValidateOnly is jwt keys of a validate-only configuration: no keys,
+// which is what the node announces (an empty jwt_keys in GET /v1/cluster).
+func writeValidateOnly(e *env, output string) error {
+	if output == outputJSON {
+		return writeJSON(e.stdout, keysOut{Keys: []keyOut{}, ValidateOnly: true})
+	}
+	fmt.Fprintln(e.stdout, "no signing keys: this node is validate-only (tokens.jwt.trusted without tokens.jwt.keys_file); it verifies the trusted issuers' JWTs and signs none")
+	return nil
+}
+
 func newJWTKeysCmd(e *env) *cobra.Command {
 	var file, config, output string
 	cmd := &cobra.Command{
@@ -162,7 +189,9 @@ func newJWTKeysCmd(e *env) *cobra.Command {
 		Short: "List the keys of a keys file: kid, algorithm, active, can sign (never material)",
 		Long: `List the keys of a keys file, and its digest (what GET /v1/cluster shows per
 node as jwt_keys). The file is --keys-file, or tokens.jwt.keys_file of --config
-(or TOKENCACHE_CONFIG and the environment, as serve reads them).`,
+(or TOKENCACHE_CONFIG and the environment, as serve reads them). A configuration
+with tokens.jwt.trusted and no keys file is validate-only: it has no keys, and
+the command says so (exit 0).`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file != "" && config != "" {
@@ -180,6 +209,9 @@ node as jwt_keys). The file is --keys-file, or tokens.jwt.keys_file of --config
 					return err
 				}
 				if file = cfg.Tokens.JWT.KeysFile; file == "" {
+					if len(cfg.Tokens.JWT.Trusted) > 0 {
+						return writeValidateOnly(e, output)
+					}
 					return fmt.Errorf("%s sets no tokens.jwt.keys_file", config)
 				}
 			}
@@ -188,17 +220,7 @@ node as jwt_keys). The file is --keys-file, or tokens.jwt.keys_file of --config
 				return err
 			}
 			if output == outputJSON {
-				type keyOut struct {
-					KID     string `json:"kid"`
-					Alg     string `json:"alg"`
-					Active  bool   `json:"active"`
-					CanSign bool   `json:"can_sign"`
-				}
-				out := struct {
-					File   string   `json:"file"`
-					Digest string   `json:"digest"`
-					Keys   []keyOut `json:"keys"`
-				}{File: file, Digest: ks.Digest()}
+				out := keysOut{File: file, Digest: ks.Digest(), Keys: []keyOut{}}
 				for _, k := range ks.Keys() {
 					out.Keys = append(out.Keys, keyOut{k.ID(), k.Alg(), k == ks.Active(), k.CanSign()})
 				}

@@ -340,3 +340,22 @@ func TestJWTKeysFileThroughSymlinkKeepsOwner(t *testing.T) {
 		t.Error("could not chown as root")
 	}
 }
+
+// TestJWTKeysValidateOnly: jwt keys of a configuration with trusted
+// issuers and no keys file says the node signs nothing, and succeeds.
+func TestJWTKeysValidateOnly(t *testing.T) {
+	jwks := writeFile(t, "idp.jwks", string(publicJWKS(t)))
+	cfg := writeFile(t, "vo.yaml", "node:\n  id: n1\ntokens:\n  jwt:\n    trusted:\n      - issuer: https://idp.example.org\n        jwks_file: "+jwks+"\n        audiences: [api]\n")
+	code, stdout, stderr := runCLI(t, nil, "", "jwt", "keys", "--config", cfg)
+	if code != exitOK || !strings.Contains(stdout, "validate-only") {
+		t.Errorf("jwt keys (validate-only config) = %d, %q, %q; want exit 0 saying validate-only", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCLI(t, nil, "", "jwt", "keys", "--config", cfg, "-o", "json")
+	var out struct {
+		Keys         []any `json:"keys"`
+		ValidateOnly bool  `json:"validate_only"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); code != exitOK || err != nil || !out.ValidateOnly || out.Keys == nil || len(out.Keys) != 0 {
+		t.Errorf("jwt keys -o json (validate-only config) = %d, %q (%v), %q; want validate_only and no keys", code, stdout, err, stderr)
+	}
+}

@@ -111,7 +111,7 @@ func serve(ctx context.Context, e *env, l Loader) error {
 
 	ctx, stop := watchSignals(ctx, log, e.exit)
 	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
+	if err := run(ctx, cfg, &l, log); err != nil {
 		log.Error("tokencache stopped", "error", err)
 		return exitCodeError{exitError}
 	}

@@ -261,12 +261,12 @@ var keySpecs = map[string]keySpec{
 	"tokens.safe_password": {help: "Password from which the key that encrypts token credentials is derived.\nSecret: prefer TOKENCACHE_TOKENS_SAFE_PASSWORD."},
 	"tokens.format":        {def: "opaque", help: "Format of a token whose issue request names none: opaque or jwt (needs tokens.jwt.keys_file)."},
 
-	"tokens.jwt.issuer":         {def: "tokencache", help: "The iss claim of the JWTs this cluster signs; the same on every node. Make it the\npublic https URL of the cluster for RFC 8414 clients (the metadata names endpoints under it)."},
-	"tokens.jwt.keys_file":      {help: "PEM or JWK set file of the signing keys (tokencache jwt keygen), 0600; one is active,\nthe others verify only. Reloaded on SIGHUP and when the file changes. Empty = no local JWTs."},
+	"tokens.jwt.issuer":         {def: "tokencache", help: "The iss claim of the JWTs this cluster signs; the same on every node. Make it the\npublic https URL of the cluster for RFC 8414 clients (the metadata names endpoints under it).\nRequired only with tokens.jwt.keys_file."},
+	"tokens.jwt.keys_file":      {help: "PEM or JWK set file of the signing keys (tokencache jwt keygen), 0600; one is active,\nthe others verify only. Reloaded on SIGHUP and when the file changes. Empty = no local JWTs\n(with tokens.jwt.trusted: a validate-only node, which verifies the trusted issuers' JWTs only)."},
 	"tokens.jwt.audiences":      {def: "*", help: "Audiences this cluster answers for: a JWT is accepted when one of its aud values is\nlisted (RFC 7519); an issue may name only listed ones (the first is the default);\n\"*\" alone = any."},
 	"tokens.jwt.leeway":         {def: "30s", help: "Clock skew allowed on exp, nbf and iat; at most 5m."},
 	"tokens.jwt.verified_cache": {def: "65536", help: "JWT texts remembered as verified, so that a seen JWT costs no signature check; their memory stays under this × 2 KiB."},
-	"tokens.jwt.trusted":        {help: "External issuers whose JWTs this cluster validates (and can revoke by jti), e.g.\n  - issuer: https://idp.example.org\n    jwks_url: https://idp.example.org/.well-known/jwks.json  # or jwks_file: PATH\n    refresh: 5m\n    audiences: [api]\n    required_claims: [sub]\n    username_claim: sub\n    scopes_claim: scope"},
+	"tokens.jwt.trusted":        {help: "External issuers whose JWTs this cluster validates (and can revoke by jti); reloaded\non SIGHUP. E.g.\n  - issuer: https://idp.example.org\n    jwks_url: https://idp.example.org/.well-known/jwks.json  # or jwks_file: PATH\n    refresh: 5m\n    audiences: [api]\n    required_claims: [sub]\n    username_claim: sub\n    scopes_claim: scope"},
 
 	"authz.cookie": {help: "Cookie that carries the token when there is no Authorization header. Empty = none."},
 	"authz.rules":  {help: "Scopes required per original path prefix (longest prefix wins), e.g.\n  - path_prefix: /admin/\n    scopes: [admin]"},

@@ -27,14 +27,13 @@ func (c *Config) checkJWT(ck *checker) {
 	if t.Format == "jwt" && j.KeysFile == "" {
 		ck.errorf("tokens.format", "jwt needs signing keys: set tokens.jwt.keys_file (tokencache jwt keygen writes one)")
 	}
-	if j.Enabled() && j.Issuer == "" {
-		ck.errorf("tokens.jwt.issuer", "is required when JWTs are on (tokens.jwt.keys_file or tokens.jwt.trusted is set)")
-	}
 	if j.KeysFile != "" {
+		// A node with tokens.jwt.trusted alone is validate-only: it has no
+		// local issuer, so its name matters only to a node that signs.
+		if j.Issuer == "" {
+			ck.errorf("tokens.jwt.issuer", "is required with tokens.jwt.keys_file (the iss of the JWTs this cluster signs)")
+		}
 		c.checkKeysFile(ck)
-	} else if len(j.Trusted) > 0 {
-		// The codec is built around the local issuer's keys.
-		ck.errorf("tokens.jwt.trusted", "needs tokens.jwt.keys_file in this version (the local issuer's keys; tokencache jwt keygen writes one)")
 	}
 	checkAudiences(ck, "tokens.jwt.audiences", j.Audiences)
 	if j.Leeway < 0 || j.Leeway > maxJWTLeeway {

@@ -119,7 +119,7 @@ tokens:
 		{"store none with jwt", noneJWT, nil, exitOK, []string{"warning: tokens.format: is opaque, which persist.store none cannot issue"}, nil},
 		{"keys file others can read", openFile, nil, exitError, []string{"tokens.jwt.keys_file: ", "chmod 600"}, nil},
 		{"keys file of garbage", garbageFile, nil, exitError, []string{"tokens.jwt.keys_file: "}, []string{"U0VDUkVULU1BVEVSSUFM", "SECRET-MATERIAL"}},
-		{"trusted without keys file", trustedOnly, nil, exitError, []string{"tokens.jwt.trusted: needs tokens.jwt.keys_file"}, nil},
+		{"trusted without keys file (validate-only)", trustedOnly, nil, exitOK, nil, []string{"keys_file"}},
 		{"missing keys file", missingFile, nil, exitError, []string{"tokens.jwt.keys_file: cannot read /nonexistent/keys.pem"}, nil},
 		{"trusted from the environment", valid, []string{`TOKENCACHE_TOKENS_JWT_TRUSTED=[{"issuer":"https://e.example","jwks_url":"https://e.example/k","refresh":"1m","audiences":["a"]}]`}, exitOK, nil, nil},
 		{"trusted environment not JSON", valid, []string{`TOKENCACHE_TOKENS_JWT_TRUSTED=https://e.example`}, exitError, []string{"TOKENCACHE_TOKENS_JWT_TRUSTED: must be a JSON list"}, nil},

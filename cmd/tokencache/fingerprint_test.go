@@ -64,3 +64,26 @@ func fingerprintOf(t *testing.T, c *Config) string {
 	}
 	return fingerprint(c, formats)
 }
+
+// TestFingerprintValidateOnly: a validate-only node (tokens.jwt.trusted
+// without a keys file) never shares a fingerprint with a node that signs
+// JWTs, nor with one without JWTs; the trusted issuers themselves are not
+// part of it (each node reads its own JWKS).
+func TestFingerprintValidateOnly(t *testing.T) {
+	jwks := writeFile(t, "idp.jwks", string(publicJWKS(t)))
+	trusted := []TrustedIssuer{{Issuer: "https://idp.example.org", JWKSFile: jwks, Audiences: []string{"api"}}}
+	vo := Default()
+	vo.Tokens.JWT.Trusted = trusted
+	signing := Default()
+	signing.Tokens.JWT.KeysFile = writeKeysFile(t, "EdDSA")
+	signing.Tokens.JWT.Trusted = trusted
+	other := Default()
+	other.Tokens.JWT.Trusted = []TrustedIssuer{{Issuer: "https://other.example.org", JWKSFile: jwks, Audiences: []string{"*"}}}
+	fv, fs, fo, fd := fingerprintOf(t, vo), fingerprintOf(t, signing), fingerprintOf(t, other), fingerprintOf(t, Default())
+	if fv == fs || fv == fd {
+		t.Errorf("validate-only fingerprint %s equals a signing node's (%s) or one without JWTs (%s)", fv, fs, fd)
+	}
+	if fv != fo {
+		t.Errorf("validate-only fingerprints differ with the trusted issuers: %s, %s", fv, fo)
+	}
+}

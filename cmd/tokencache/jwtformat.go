@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/tokencache/tokencache/token"
 	"github.com/tokencache/tokencache/token/jwt"
@@ -14,8 +16,15 @@ import (
 // jwtFormat is a node's JWT format (tokens.jwt): the codec, and the trusted
 // external issuers whose JWKS refresh it runs. nil when the format is off.
 type jwtFormat struct {
-	codec   *jwt.Codec
+	codec *jwt.Codec
+	log   *slog.Logger
+
+	// mu guards the fields below and serialises start, close and
+	// reloadTrusted.
+	mu      sync.Mutex
 	trusted []*jwt.Trusted
+	ctx     context.Context // of start: where a reload starts new refreshes; nil before
+	closed  bool
 }
 
 // jwtConfig maps tokens.jwt onto the codec's Config.
@@ -37,9 +46,10 @@ func trustedConfig(t TrustedIssuer) jwt.TrustedConfig {
 	}
 }
 
-// newJWTFormat builds the JWT format of cfg: it loads the keys file and
-// reads the trusted issuers' JWKS files (URLs are fetched once Start runs).
-// nil, nil when the format is off. It starts nothing.
+// newJWTFormat builds the JWT format of cfg: it loads the keys file, if
+// any (without one the node is validate-only, see jwt.New), and reads the
+// trusted issuers' JWKS files (URLs are fetched once Start runs). nil, nil
+// when the format is off. It starts nothing.
 func newJWTFormat(cfg *Config, log *slog.Logger) (*jwtFormat, error) {
 	j := &cfg.Tokens.JWT
 	if !j.Enabled() {
@@ -48,15 +58,17 @@ func newJWTFormat(cfg *Config, log *slog.Logger) (*jwtFormat, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if j.KeysFile == "" {
-		// The codec signs with local keys and has none here.
-		return nil, errors.New("cannot set up JWTs: tokens.jwt.trusted needs tokens.jwt.keys_file in this version (the local issuer's keys)")
+	// Without a keys file the node is validate-only: the codec has no
+	// local issuer and mints nothing (tokens.jwt.trusted alone).
+	var keys *jwt.KeySet
+	if j.KeysFile != "" {
+		var err error
+		if keys, err = jwt.LoadKeySet(j.KeysFile); err != nil {
+			return nil, fmt.Errorf("cannot set up JWTs: %w", err)
+		}
 	}
-	keys, err := jwt.LoadKeySet(j.KeysFile)
-	if err != nil {
-		return nil, fmt.Errorf("cannot set up JWTs: %w", err)
-	}
-	f := &jwtFormat{}
+	var err error
+	f := &jwtFormat{log: log}
 	issuers := make([]jwt.Issuer, 0, len(j.Trusted))
 	for _, t := range j.Trusted {
 		tr, err := jwt.NewTrusted(trustedConfig(t), jwt.WithLogger(log))
@@ -77,6 +89,9 @@ func (f *jwtFormat) start(ctx context.Context) error {
 	if f == nil {
 		return nil
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ctx = ctx
 	for _, t := range f.trusted {
 		if err := t.Start(ctx); err != nil {
 			return fmt.Errorf("cannot start the JWKS refresh of %s: %w", t.Name(), err)
@@ -90,14 +105,116 @@ func (f *jwtFormat) close() {
 	if f == nil {
 		return
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
 	for _, t := range f.trusted {
 		t.Close()
 	}
 }
 
-// digest is the digest of the local keys ("" without a format).
-func (f *jwtFormat) digest() string {
+// trustedIssuers returns the trusted issuers in use.
+func (f *jwtFormat) trustedIssuers() []*jwt.Trusted {
 	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.trusted)
+}
+
+// trustedChange is what reloadTrusted did, by issuer name.
+type trustedChange struct {
+	added, removed, changed, kept []string
+}
+
+func (c trustedChange) none() bool {
+	return len(c.added) == 0 && len(c.removed) == 0 && len(c.changed) == 0
+}
+
+// reloadTrusted replaces the trusted issuers by list (tokens.jwt.trusted
+// as the configuration now reads; the caller validated it as start-up
+// does). An entry whose settings did not change keeps its running issuer
+// and the keys it holds; a new or changed one is built (a JWKS file is read
+// now), its refresh started, and swapped into the codec with the others; a
+// removed one is stopped. Any error (a JWKS file that does not load, an
+// issuer the codec refuses, an empty list on a validate-only node) leaves
+// every issuer in use as it was. The codec forgets the external tokens it
+// had verified, so a token of a removed issuer is refused at once.
+func (f *jwtFormat) reloadTrusted(list []TrustedIssuer) (trustedChange, error) {
+	var ch trustedChange
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ch, errors.New("the node is stopping")
+	}
+	old := make(map[string]*jwt.Trusted, len(f.trusted))
+	for _, t := range f.trusted {
+		old[t.Name()] = t
+	}
+	next := make([]*jwt.Trusted, 0, len(list))
+	var fresh []*jwt.Trusted
+	fail := func(err error) (trustedChange, error) {
+		for _, t := range fresh {
+			t.Close()
+		}
+		return trustedChange{}, err
+	}
+	for _, ti := range list {
+		tc := trustedConfig(ti)
+		prev, had := old[ti.Issuer]
+		if had && prev.Config().Equal(tc) {
+			next = append(next, prev)
+			ch.kept = append(ch.kept, ti.Issuer)
+			continue
+		}
+		t, err := jwt.NewTrusted(tc, jwt.WithLogger(f.log))
+		if err != nil {
+			return fail(err)
+		}
+		fresh = append(fresh, t)
+		if f.ctx != nil {
+			if err := t.Start(f.ctx); err != nil {
+				return fail(fmt.Errorf("cannot start the JWKS refresh of %s: %w", t.Name(), err))
+			}
+		}
+		next = append(next, t)
+		if had {
+			ch.changed = append(ch.changed, ti.Issuer)
+		} else {
+			ch.added = append(ch.added, ti.Issuer)
+		}
+	}
+	if len(fresh) == 0 && len(next) == len(f.trusted) {
+		return ch, nil // the same issuers, each unchanged
+	}
+	issuers := make([]jwt.Issuer, len(next))
+	for i, t := range next {
+		issuers[i] = t
+	}
+	if err := f.codec.SetTrusted(issuers...); err != nil {
+		return fail(err)
+	}
+	for _, t := range f.trusted {
+		if !slices.Contains(next, t) {
+			t.Close()
+			if !slices.Contains(ch.changed, t.Name()) {
+				ch.removed = append(ch.removed, t.Name())
+			}
+		}
+	}
+	f.trusted = next
+	return ch, nil
+}
+
+// signs reports whether the node has JWT signing keys (tokens.jwt.keys_file):
+// false without a format and on a validate-only node.
+func (f *jwtFormat) signs() bool { return f != nil && f.codec.KeySet() != nil }
+
+// digest is the digest of the local keys ("" without a format or keys:
+// what the cluster announces for a node without keys).
+func (f *jwtFormat) digest() string {
+	if !f.signs() {
 		return ""
 	}
 	return f.codec.KeySet().Digest()
@@ -105,7 +222,7 @@ func (f *jwtFormat) digest() string {
 
 // jwks returns the current JWK set of the local keys (nil without).
 func (f *jwtFormat) jwks() []byte {
-	if f == nil {
+	if !f.signs() {
 		return nil
 	}
 	return f.codec.KeySet().JWKS()

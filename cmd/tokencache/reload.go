@@ -105,3 +105,52 @@ func (r *keysReloader) run(ctx context.Context, hup <-chan os.Signal) {
 		}
 	}
 }
+
+// reloadTrusted re-reads tokens.jwt.trusted (SIGHUP) from the sources the
+// node started from: the configuration file, the environment and the
+// flags, checked as start-up checks them (every key, not only this one: a
+// file serve would refuse is never half applied). On success the trusted
+// issuers are swapped (jwtFormat.reloadTrusted); otherwise the issuers in
+// use stay and the problem is logged (configuration problems never quote
+// a secret). Nothing else of the file is applied: the other settings take
+// a restart. The trusted issuers are not part of the settings fingerprint
+// (each node reads its own JWKS), so a reload never makes nodes refuse
+// each other; nodes that trust different issuers answer differently for
+// those issuers' tokens until every node is reloaded.
+//
+// Trusted issuers cannot be added to a node started without JWTs, as its
+// token formats are fixed at start.
+func (d *daemon) reloadTrusted() {
+	if d.source == nil {
+		return
+	}
+	log := d.log.With("component", "jwt-trusted")
+	cfg, _, err := loadConfig(*d.source)
+	if err != nil && d.jwt == nil {
+		return // no issuers to keep or change: the SIGHUP is about other files
+	}
+	if err != nil {
+		log.Error("cannot reload tokens.jwt.trusted: the configuration does not pass its checks; the trusted issuers in use stay", "err", err)
+		return
+	}
+	list := cfg.Tokens.JWT.Trusted
+	if d.jwt == nil {
+		if len(list) > 0 {
+			log.Error("cannot reload tokens.jwt.trusted: this node started without JWTs; restart it to trust issuers")
+		}
+		return
+	}
+	if cfg.Tokens.JWT.KeysFile != d.cfg.Tokens.JWT.KeysFile {
+		log.Warn("tokens.jwt.keys_file changed in the configuration; that takes a restart (the keys file in use is still reloaded)")
+	}
+	ch, err := d.jwt.reloadTrusted(list)
+	if err != nil {
+		log.Error("cannot reload tokens.jwt.trusted; the trusted issuers in use stay", "err", err)
+		return
+	}
+	if ch.none() {
+		log.Info("tokens.jwt.trusted reloaded; the trusted issuers are unchanged", "issuers", ch.kept)
+		return
+	}
+	log.Info("tokens.jwt.trusted reloaded", "added", ch.added, "removed", ch.removed, "changed", ch.changed, "kept", ch.kept)
+}

@@ -31,9 +31,11 @@ import (
 )
 
 // run starts the daemon with a validated configuration and blocks until ctx
-// is cancelled (SIGINT/SIGTERM) and shutdown has finished.
-func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
-	d := &daemon{cfg: cfg, log: log}
+// is cancelled (SIGINT/SIGTERM) and shutdown has finished. source is where
+// cfg came from, read again on SIGHUP for what a reload changes (nil: no
+// such reload).
+func run(ctx context.Context, cfg *Config, source *Loader, log *slog.Logger) error {
+	d := &daemon{cfg: cfg, source: source, log: log}
 	if err := d.open(ctx); err != nil {
 		d.close(context.Background())
 		return err
@@ -65,8 +67,9 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 // daemon holds the running parts of one node, in the order they are opened.
 type daemon struct {
-	cfg *Config
-	log *slog.Logger
+	cfg    *Config
+	source *Loader // where cfg came from (reloadTrusted); nil = none
+	log    *slog.Logger
 
 	store    persist.Store
 	cache    *cache.Cache
@@ -162,7 +165,9 @@ func (d *daemon) open(ctx context.Context) error {
 	hcfg.RequestTimeout = max(hcfg.RequestTimeout, tcfg.WriteTimeout+time.Second)
 	hcfg.LeaderCheck = func(ctx context.Context) error { return d.node.Ready(ctx, true) }
 	hcfg.IssueFormat = issueFormat(cfg)
-	if d.jwt != nil {
+	if d.jwt.signs() {
+		// A validate-only node (tokens.jwt.trusted alone) is no issuer:
+		// it publishes neither keys nor RFC 8414 metadata (both 404).
 		hcfg.Issuer = cfg.Tokens.JWT.Issuer
 		hcfg.JWKS = d.jwt.jwks
 	}
@@ -183,8 +188,9 @@ func (d *daemon) open(ctx context.Context) error {
 }
 
 // startReload handles SIGHUP for as long as the daemon runs (instead of
-// being killed by it): it reloads the JWT keys file and the cluster TLS
-// files. The keys file is also watched for changes (keysReloader).
+// being killed by it): it reloads the JWT keys file, the cluster TLS files
+// and tokens.jwt.trusted (reloadTrusted). The keys file is also watched for
+// changes (keysReloader).
 func (d *daemon) startReload() {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -196,7 +202,7 @@ func (d *daemon) startReload() {
 		wg.Wait()
 	}
 	var keysHup chan os.Signal
-	if d.jwt != nil {
+	if d.jwt.signs() {
 		keys := newKeysReloader(d.cfg.Tokens.JWT.KeysFile, d.jwt.codec, d.node.SetJWTKeys, d.log)
 		keysHup = make(chan os.Signal, 1)
 		wg.Go(func() { keys.run(ctx, keysHup) })
@@ -207,10 +213,11 @@ func (d *daemon) startReload() {
 			case <-ctx.Done():
 				return
 			case sig := <-hup:
-				d.log.Info("reloading the JWT keys and the cluster TLS files", "signal", sig.String())
+				d.log.Info("reloading the JWT keys, the trusted JWT issuers and the cluster TLS files", "signal", sig.String())
 				if err := d.node.ReloadTLS(); err != nil {
 					d.log.Error("cannot reload the cluster TLS files; the current certificate stays", "err", err)
 				}
+				d.reloadTrusted()
 				if keysHup != nil {
 					select {
 					case keysHup <- sig:
@@ -282,10 +289,8 @@ func (d *daemon) handleClusterStatus(ctx *fasthttp.RequestCtx) {
 		// (tokens.jwt.trusted) on this node; never key material.
 		JWTTrusted []jwt.TrustedStatus `json:"jwt_trusted,omitempty"`
 	}{Status: d.node.Status(rctx)}
-	if d.jwt != nil {
-		for _, t := range d.jwt.trusted {
-			st.JWTTrusted = append(st.JWTTrusted, t.Status())
-		}
+	for _, t := range d.jwt.trustedIssuers() {
+		st.JWTTrusted = append(st.JWTTrusted, t.Status())
 	}
 	b, err := json.Marshal(st)
 	if err != nil {

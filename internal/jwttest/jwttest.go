@@ -60,6 +60,19 @@ func (s *Setup) NewCodec(tb testing.TB) *jwt.Codec {
 	return c
 }
 
+// NewVerifyOnly returns the codec of a validate-only server: no keys of
+// its own (tokens.jwt.keys_file unset, tokens.jwt.issuer Local all the
+// same), trusting the same provider. It verifies ExternalToken's tokens
+// and mints none.
+func (s *Setup) NewVerifyOnly(tb testing.TB) *jwt.Codec {
+	tb.Helper()
+	c, err := jwt.New(jwt.Config{Issuer: Local, Audiences: Audiences, Now: s.now}, nil, &trusted{keys: s.idpKeys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
 func keySet(tb testing.TB, kid string) *jwt.KeySet {
 	tb.Helper()
 	k, err := jwt.GenerateKey(jwt.AlgEdDSA, kid)

@@ -18,8 +18,9 @@ import (
 
 // Codec is the JWT format: it implements token.Codec (Format() ==
 // token.FormatJWT) for the local issuer and any trusted external issuers.
-// It is safe for concurrent use; SetKeys and SetTrusted swap its state
-// atomically.
+// A codec built without keys is validate-only: it has no local issuer,
+// verifies only its trusted issuers' tokens and mints none. It is safe for
+// concurrent use; SetKeys and SetTrusted swap its state atomically.
 type Codec struct {
 	cfg   Config
 	now   func() time.Time
@@ -33,15 +34,27 @@ var _ token.Codec = (*Codec)(nil)
 
 // state is what one Parse sees: the keys, the issuers by name, the parser.
 type state struct {
-	keys    *KeySet
-	local   *localIssuer
+	keys    *KeySet           // nil on a validate-only codec
+	local   *localIssuer      // nil on a validate-only codec
 	issuers map[string]Issuer // by iss; the local one included
 	parser  *gojwt.Parser
 	header  string // the encoded JOSE header of the active key, with the dot
 }
 
+// verifyOnlyFingerprint is the Fingerprint of every validate-only codec:
+// it has no issuer or audiences of its own to compare, and it must differ
+// from every signing codec's, so that a node that signs and one that does
+// not never share a cluster.
+const verifyOnlyFingerprint = "jwt|verify-only"
+
 // New returns the codec of cfg signing with keys (its active key) and
 // accepting tokens of the local issuer and of trusted.
+//
+// With keys nil the codec is validate-only (a node with tokens.jwt.trusted
+// and no tokens.jwt.keys_file): no local issuer is registered, so a token
+// naming cfg.Issuer is refused like any unknown issuer (ErrIssuer); Encode
+// and CheckMint answer ErrNoSigningKey; KeySet is nil; cfg.Issuer may be
+// empty. It needs at least one trusted issuer (ErrConfig otherwise).
 func New(cfg Config, keys *KeySet, trusted ...Issuer) (*Codec, error) {
 	if cfg.CacheSize == 0 {
 		cfg.CacheSize = DefaultCacheSize
@@ -49,11 +62,11 @@ func New(cfg Config, keys *KeySet, trusted ...Issuer) (*Codec, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(keys != nil); err != nil {
 		return nil, err
 	}
-	if keys == nil {
-		return nil, fmt.Errorf("%w: no keys", ErrConfig)
+	if keys == nil && !slices.ContainsFunc(trusted, func(t Issuer) bool { return t != nil }) {
+		return nil, fmt.Errorf("%w: no keys and no trusted issuer", ErrConfig)
 	}
 	cfg.Audiences = slices.Clone(cfg.Audiences)
 	auds := slices.Clone(cfg.Audiences)
@@ -64,6 +77,9 @@ func New(cfg Config, keys *KeySet, trusted ...Issuer) (*Codec, error) {
 		cache: newCache(cfg.CacheSize),
 		fp:    "jwt|iss=" + cfg.Issuer + "|aud=" + strings.Join(auds, " "),
 	}
+	if keys == nil {
+		c.fp = verifyOnlyFingerprint
+	}
 	st, err := c.newState(keys, trusted)
 	if err != nil {
 		return nil, err
@@ -72,10 +88,13 @@ func New(cfg Config, keys *KeySet, trusted ...Issuer) (*Codec, error) {
 	return c, nil
 }
 
-// newState builds the state of keys and trusted.
+// newState builds the state of keys (nil: validate-only) and trusted.
 func (c *Codec) newState(keys *KeySet, trusted []Issuer) (*state, error) {
-	local := &localIssuer{name: c.cfg.Issuer, auds: c.cfg.Audiences, keys: keys}
-	st := &state{keys: keys, local: local, issuers: map[string]Issuer{local.name: local}}
+	st := &state{keys: keys, issuers: map[string]Issuer{}}
+	if keys != nil {
+		st.local = &localIssuer{name: c.cfg.Issuer, auds: c.cfg.Audiences, keys: keys}
+		st.issuers[st.local.name] = st.local
+	}
 	for _, t := range trusted {
 		if t == nil {
 			continue
@@ -84,6 +103,9 @@ func (c *Codec) newState(keys *KeySet, trusted []Issuer) (*state, error) {
 			return nil, fmt.Errorf("%w: issuer %q is trusted twice (or is the local issuer)", ErrConfig, t.Name())
 		}
 		st.issuers[t.Name()] = t
+	}
+	if len(st.issuers) == 0 {
+		return nil, fmt.Errorf("%w: no keys and no trusted issuer: this codec would accept no token", ErrConfig)
 	}
 	opts := []gojwt.ParserOption{
 		// Every algorithm this package verifies, and nothing else (no
@@ -97,10 +119,13 @@ func (c *Codec) newState(keys *KeySet, trusted []Issuer) (*state, error) {
 		// is refused, so a changed character always changes the bytes.
 		gojwt.WithStrictDecoding(),
 	}
-	if len(st.issuers) == 1 {
-		opts = append(opts, gojwt.WithIssuer(local.name))
+	if st.local != nil && len(st.issuers) == 1 {
+		opts = append(opts, gojwt.WithIssuer(st.local.name))
 	}
 	st.parser = gojwt.NewParser(opts...)
+	if keys == nil {
+		return st, nil
+	}
 	a := keys.Active()
 	h, _ := json.Marshal(struct {
 		Alg string `json:"alg"`
@@ -113,7 +138,9 @@ func (c *Codec) newState(keys *KeySet, trusted []Issuer) (*state, error) {
 
 // SetKeys replaces the local issuer's keys (a reload). The verified cache
 // forgets every token verified by a key that is no longer in ks (or whose
-// kid now names other material).
+// kid now names other material). It changes nothing on a validate-only
+// codec (built without keys): whether a node signs is a setting every node
+// of its cluster shares (Fingerprint), which a reload does not change.
 func (c *Codec) SetKeys(ks *KeySet) {
 	if ks == nil {
 		return
@@ -121,6 +148,9 @@ func (c *Codec) SetKeys(ks *KeySet) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.st.Load()
+	if old.local == nil {
+		return
+	}
 	trusted := make([]Issuer, 0, len(old.issuers))
 	for name, iss := range old.issuers {
 		if name != old.local.name {
@@ -138,12 +168,23 @@ func (c *Codec) SetKeys(ks *KeySet) {
 	})
 }
 
-// KeySet returns the local issuer's keys.
+// KeySet returns the local issuer's keys; nil on a validate-only codec.
 func (c *Codec) KeySet() *KeySet { return c.st.Load().keys }
+
+// CheckMint reports whether this codec can mint (sign) a token: nil, or
+// ErrNoSigningKey on a validate-only codec. tokens asks it before an issue
+// is written anywhere.
+func (c *Codec) CheckMint() error {
+	if c.st.Load().keys == nil {
+		return ErrNoSigningKey
+	}
+	return nil
+}
 
 // SetTrusted replaces the trusted external issuers; the verified cache
 // forgets every token of an external issuer. It refuses an issuer named
-// twice or named like the local issuer, and then changes nothing.
+// twice or named like the local issuer, and, on a validate-only codec, an
+// empty list (the codec would accept nothing); it then changes nothing.
 func (c *Codec) SetTrusted(trusted ...Issuer) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -172,15 +213,23 @@ func (c *Codec) CheckAudience(aud string) error {
 	return nil
 }
 
-// Issuer returns the local issuer's name (the iss of the tokens it signs).
-func (c *Codec) Issuer() string { return c.cfg.Issuer }
+// Issuer returns the local issuer's name (the iss of the tokens it signs);
+// "" on a validate-only codec, which signs none.
+func (c *Codec) Issuer() string {
+	if c.st.Load().local == nil {
+		return ""
+	}
+	return c.cfg.Issuer
+}
 
 // Format implements token.Codec.
 func (c *Codec) Format() token.Format { return token.FormatJWT }
 
 // Fingerprint implements token.Codec: the issuer and the audiences. The
 // kid set is not part of it: keys are compared through KeySet.Digest, so
-// that a rolling rotation does not make nodes refuse each other.
+// that a rolling rotation does not make nodes refuse each other. Nor are
+// the trusted issuers (each node reads its own JWKS). A validate-only
+// codec has one fingerprint of its own, whatever its settings.
 func (c *Codec) Fingerprint() string { return c.fp }
 
 // Match implements token.Codec: raw has the shape of a compact JWS: at
@@ -369,7 +418,7 @@ func (c *Codec) verify(text string, h uint64, now int64) (token.Presented, error
 	if !inRange(cl.ExpiresAt) || !inRange(cl.NotBefore) || !inRange(cl.IssuedAt) {
 		return token.Presented{}, fmt.Errorf("%w: a time claim lies before 1970 or after 2262", ErrClaims)
 	}
-	local := v.iss == Issuer(st.local)
+	local := st.local != nil && v.iss == Issuer(st.local)
 	if !local {
 		if cl.ID == "" {
 			return token.Presented{}, fmt.Errorf("%w: no jti (a token of a trusted issuer must be revocable)", ErrClaims)

@@ -51,6 +51,12 @@
 // (SetKeys) drops the entries verified by keys that are gone or changed,
 // and SetTrusted drops those of external issuers.
 //
+// A codec built without keys (New with a nil KeySet) is validate-only: a
+// node that only answers for an external identity provider's tokens
+// (tokens.jwt.trusted without tokens.jwt.keys_file). It has no local
+// issuer, so no token of its own verifies, and minting answers
+// ErrNoSigningKey (CheckMint tells before anything is written).
+//
 // Claims written and read: iss, sub (username), aud, exp, nbf, iat, jti
 // (the token key), and scope (space-separated), realm, uid, token_type
 // and name when set.

@@ -30,12 +30,16 @@ type payload struct {
 // an array when several; the default audience when t names none), exp,
 // nbf and iat (Created, in whole seconds), jti (t's key), and scope,
 // realm, uid, token_type and name when set. A record without an expiry
-// cannot be a JWT (exp is required).
+// cannot be a JWT (exp is required). A validate-only codec answers
+// ErrNoSigningKey.
 func (c *Codec) Encode(t *token.Token, _ string) (string, error) {
+	st := c.st.Load()
+	if st.keys == nil {
+		return "", ErrNoSigningKey
+	}
 	if t.Expires.IsZero() {
 		return "", fmt.Errorf("%w: a JWT needs an expiry", token.ErrInvalid)
 	}
-	st := c.st.Load()
 	p := payload{
 		Iss:   c.cfg.Issuer,
 		Sub:   t.Username,

@@ -18,6 +18,10 @@ var (
 	ErrKeySet = errors.New("invalid JWT key set")
 	// ErrConfig means a Config breaks a rule.
 	ErrConfig = errors.New("invalid JWT configuration")
+	// ErrNoSigningKey means a token cannot be minted: the codec is
+	// validate-only (built without keys, tokens.jwt.keys_file unset). It
+	// wraps token.ErrInvalid, as asking a node without JWTs for one does.
+	ErrNoSigningKey = fmt.Errorf("%w: this node has no JWT signing key (tokens.jwt.keys_file); it only validates the JWTs of tokens.jwt.trusted", token.ErrInvalid)
 
 	// ErrSyntax means the text is not a compact JWS of acceptable size.
 	ErrSyntax = fmt.Errorf("%w: not a JWT", token.ErrMalformed)
