@@ -174,13 +174,17 @@ func TestRogueNodeCannotJoin(t *testing.T) {
 
 			// It reaches gossip...
 			clustertest.WaitFor(t, 10*time.Second, "the rogue in the leader's gossip", func() bool {
-				_, ok := tc.Leader().Node.GossipMember("n4")
+				l := tc.Leader() // nil while an election runs (a loaded machine)
+				if l == nil {
+					return false
+				}
+				_, ok := l.Node.GossipMember("n4")
 				return ok
 			})
 			// ...but never Raft, over many reconcile passes.
 			deadline := time.Now().Add(3 * time.Second)
 			for time.Now().Before(deadline) {
-				for _, s := range tc.Configuration(tc.Leader()).Servers {
+				for _, s := range tc.Configuration(tc.WaitLeader()).Servers {
 					if cluster.NodeOfRaftID(string(s.ID)) == "n4" {
 						t.Fatalf("the rogue is in the raft configuration: %+v", s)
 					}
