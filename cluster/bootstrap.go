@@ -178,7 +178,7 @@ func planIDs(voters []nodeMeta) []string {
 // ids of the voters it would bootstrap with, nil while it has none (or
 // holds Raft state).
 func (n *Node) bootstrapVoters() []string {
-	if n.disc == nil || n.hasRaftState() {
+	if !n.discReady.Load() || n.hasRaftState() {
 		return nil
 	}
 	if p := n.planBootstrap(); p.verdict == planReady {

@@ -47,7 +47,7 @@ func (c Config) gossipKeyring() (*memberlist.Keyring, error) {
 // started with a key (cluster.encrypt_key): encryption cannot be turned on
 // or off while running. Safe for concurrent use.
 func (n *Node) SetGossipKeys(primary string, secondary []string) error {
-	if !n.started.Load() || n.disc == nil {
+	if !n.discReady.Load() {
 		return ErrClosed
 	}
 	kr := n.disc.keyring()

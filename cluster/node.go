@@ -90,6 +90,7 @@ type Node struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	started    atomic.Bool
+	discReady  atomic.Bool // n.disc is set (Start), for RPC handlers served before it
 	closing    atomic.Bool
 	closeOnce  sync.Once
 	closeErr   error
@@ -257,6 +258,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// The port already serves: handlers that run before this point must
+	// not read n.disc (discReady orders the write before their read).
+	n.discReady.Store(true)
 	n.authorizePeers()
 	if len(n.cfg.Join) == 0 {
 		n.membership.joined.Store(true)
