@@ -168,7 +168,13 @@ func (f *jwtFormat) reloadTrusted(list []TrustedIssuer) (trustedChange, error) {
 			ch.kept = append(ch.kept, ti.Issuer)
 			continue
 		}
-		t, err := jwt.NewTrusted(tc, jwt.WithLogger(f.log))
+		opts := []jwt.TrustedOption{jwt.WithLogger(f.log)}
+		if had {
+			// The same JWKS URL: keep verifying with its last keys until
+			// the new issuer's first fetch.
+			opts = append(opts, jwt.WithKeysOf(prev))
+		}
+		t, err := jwt.NewTrusted(tc, opts...)
 		if err != nil {
 			return fail(err)
 		}

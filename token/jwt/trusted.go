@@ -174,6 +174,16 @@ type trustedOptions struct {
 	now       func() time.Time
 	transport http.RoundTripper
 	changed   func()
+	keysOf    *Trusted
+}
+
+// WithKeysOf starts the issuer with prev's last good key set when both fetch
+// the same JWKS URL (a reload that changed another of its settings): its
+// tokens keep verifying while the first fetch runs, and while the IdP is
+// down, instead of being refused until a fetch succeeds. A JWKS file is
+// read at once anyway, so the option changes nothing for one.
+func WithKeysOf(prev *Trusted) TrustedOption {
+	return func(o *trustedOptions) { o.keysOf = prev }
 }
 
 // WithLogger sets the logger (default: slog.Default()); records are tagged
@@ -270,6 +280,9 @@ func NewTrusted(cfg TrustedConfig, opts ...TrustedOption) (*Trusted, error) {
 		kick:    make(chan struct{}, 1),
 	}
 	t.set.Store(&trustedKeys{byKid: map[string]*Key{}})
+	if prev := o.keysOf; prev != nil && cfg.JWKSURL != "" && prev.cfg.JWKSURL == cfg.JWKSURL {
+		t.set.Store(prev.set.Load()) // immutable: shared
+	}
 	if cfg.JWKSFile != "" {
 		t.src = &fileSource{path: cfg.JWKSFile}
 	} else {

@@ -914,3 +914,36 @@ func TestTrustedCloseDuringFetch(t *testing.T) {
 		t.Errorf("Status().Failures = %d after Close, want 0", st.Failures)
 	}
 }
+
+// A reload that changes a URL issuer's other settings builds a new issuer;
+// started with the old one's keys, it verifies the issuer's tokens at once,
+// even while the IdP is down, instead of refusing them until a fetch works.
+func TestTrustedWithKeysOfKeepsKeysAcrossReload(t *testing.T) {
+	a := newIdPKey(t, AlgEdDSA, "a")
+	idp := newTestIdP(t, a)
+	cfg := testTrustedConfig(idp)
+	prev, _ := mustTrusted(t, cfg)
+	if err := prev.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	idp.srv.Close() // the IdP is down during the reload
+	changed := cfg
+	changed.Audiences = append(slices.Clone(cfg.Audiences), "another")
+	next, err := NewTrusted(changed, WithKeysOf(prev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := next.Key("a"); !ok || k.ID() != "a" {
+		t.Fatal("Key(a) of the reloaded issuer = not found, want the previous issuer's key")
+	}
+	// Another URL is another source: its keys are its own.
+	other := changed
+	other.JWKSURL = cfg.JWKSURL + "/other"
+	fresh, err := NewTrusted(other, WithKeysOf(prev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fresh.Key("a"); ok {
+		t.Fatal("an issuer with another JWKS URL started with the previous one's keys")
+	}
+}
