@@ -39,15 +39,21 @@ import (
 //     configuration grants votes), the rest wait to be added as non-voters;
 //  6. no plan is made while a member of the cluster name is suspect (it may
 //     be alive, and the others may count it);
-//  7. the first voter bootstraps only once every other voter of its list
-//     answers (stats RPC, bootstrap_voters) that it makes the same list from
-//     its own view. Views differ when bootstrap_expect is below the number
-//     of nodes started together and a node sees fewer members than another
-//     (one not yet joined, or suspect for a moment on a loaded machine):
-//     each then made a list of its own, and two first voters bootstrapped
-//     two clusters. Two lists of bootstrap_expect voters drawn from fewer
-//     than 2 × bootstrap_expect nodes share a voter, and that voter confirms
-//     one list at a time.
+//  7. the first voter bootstraps only once each of the first
+//     bootstrap_expect members of its view answers (stats RPC,
+//     bootstrap_voters) that it makes the same voter list from its own
+//     view, and its own view still makes it after those RPCs. Views differ
+//     when bootstrap_expect is below the number of nodes started together
+//     and a node sees fewer members than another (one not yet joined, or
+//     suspect for a moment on a loaded machine): each then made a list of
+//     its own, and two first voters bootstrapped two clusters. Two sets of
+//     bootstrap_expect members drawn from fewer than 2 × bootstrap_expect
+//     nodes share a member, which must have answered both first voters the
+//     same list; it can still have answered each a different one if its
+//     view changed between the two answers (an answer is what the member
+//     sees, not a promise). With bootstrap_expect equal to the number of
+//     nodes started together every view that makes a plan is the same, and
+//     one cluster forms.
 //
 // bootstrap_expect = 1 without a join list bootstraps this node alone.
 
@@ -71,9 +77,11 @@ func (n *Node) bootstrapLoop(ctx context.Context) {
 type bootstrapPlan struct {
 	verdict planVerdict
 	// voters: the first min(expect, target) agreeing alive members by node
-	// id (planReady); others: every alive member of the cluster name but
-	// this node.
-	voters, others []nodeMeta
+	// id (planReady); confirm: the first expect of them, who must all make
+	// the same list (a superset of voters when the target is below
+	// expect); others: every alive member of the cluster name but this
+	// node.
+	voters, confirm, others []nodeMeta
 	// exists: the member whose state says a cluster exists, and its id
 	// (planExists).
 	exists, existsID string
@@ -160,7 +168,7 @@ func (n *Node) planBootstrap() bootstrapPlan {
 	if t := n.cfg.votersTarget(); t > 0 {
 		nv = min(nv, t)
 	}
-	p.voters, p.verdict = peers[:nv], planReady
+	p.voters, p.confirm, p.verdict = peers[:nv], peers[:expect], planReady
 	return p
 }
 
@@ -196,15 +204,15 @@ func (n *Node) tryBootstrap(ctx context.Context) bool {
 	if !n.membership.joined.Load() {
 		return false
 	}
-	p := n.planBootstrap()
-	switch p.verdict {
+	plan := n.planBootstrap()
+	switch plan.verdict {
 	case planExists:
-		n.clusterExists(p.exists, p.existsID)
+		n.clusterExists(plan.exists, plan.existsID)
 		return true
 	case planWait:
 		return false
 	}
-	voters, others := p.voters, p.others
+	voters, others := plan.voters, plan.others
 	nv := len(voters)
 	if !slices.ContainsFunc(voters, func(m nodeMeta) bool { return m.ID == n.cfg.NodeID }) {
 		n.log.Info("bootstrap quorum met; this node is not among the first voters and waits to be added", "members", len(others)+1)
@@ -246,10 +254,14 @@ func (n *Node) tryBootstrap(ctx context.Context) bool {
 			n.clusterExists(p.ID, resp.ClusterID)
 			return true
 		}
-		// Every voter of the list must make the same list from its own
-		// view: one that sees other members (one this node does not see,
-		// or not this one) would bootstrap, or follow, another cluster.
-		if slices.ContainsFunc(voters, func(v nodeMeta) bool { return v.ID == p.ID }) && !resp.HasState &&
+		// Every one of the first expect members must make the same list
+		// from its own view: one that sees other members (one this node
+		// does not see, or not this one) would bootstrap, or follow,
+		// another cluster. Not the voters alone: with a voter target
+		// below expect, two lists of voters need not share a node, where
+		// two sets of expect members out of fewer than 2 × expect nodes
+		// do.
+		if slices.ContainsFunc(plan.confirm, func(v nodeMeta) bool { return v.ID == p.ID }) && !resp.HasState &&
 			!slices.Equal(resp.BootstrapVoters, ids) {
 			n.disc.mu.Lock()
 			n.disc.warnOnce("bootstrap:"+p.ID, strings.Join(resp.BootstrapVoters, ","), func() {
@@ -273,6 +285,11 @@ func (n *Node) tryBootstrap(ctx context.Context) bool {
 		})
 		n.disc.mu.Unlock()
 		return false // until raft state arrives (or the first voter is gone)
+	}
+	// The round took RPCs: a view that changed meanwhile (a member that
+	// came into sight) makes another plan, and this one is stale.
+	if again := n.planBootstrap(); again.verdict != planReady || !slices.Equal(planIDs(again.voters), ids) {
+		return false // ask again later
 	}
 	// The id first: the node announces it with its state, so that the
 	// others of the list recognise their own bootstrap.

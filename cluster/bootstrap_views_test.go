@@ -51,3 +51,35 @@ func TestBootstrapViewsThatDifferMakeOneCluster(t *testing.T) {
 	}
 	sample()
 }
+
+// With a voter target below bootstrap_expect (R = 1: 3 voters; expect 5),
+// two voter lists need not share a node even when expect is more than half
+// of the nodes: 8 nodes, n1 sees n1,n2,n3,n7,n8 and makes n1,n2,n3, while
+// n4, n5 and n6 see n4…n8 and make n4,n5,n6. Confirming with the voters
+// alone, both first voters bootstrapped. The first expect members of each
+// view (which do share n7 and n8) must make the same list: one cluster.
+func TestBootstrapVoterTargetBelowExpectMakesOneCluster(t *testing.T) {
+	hide := map[string]map[string]bool{
+		"n1": {"n4": true, "n5": true, "n6": true},
+		"n4": {"n1": true, "n2": true, "n3": true},
+		"n5": {"n1": true, "n2": true, "n3": true},
+		"n6": {"n1": true, "n2": true, "n3": true},
+	}
+	tc := clustertest.Start(t, 8, clustertest.Options{R: clustertest.Intp(1), Expect: 5, BeforeStart: func(n *cluster.Node) {
+		if h, ok := hide[n.ID()]; ok {
+			n.HideFromBootstrapView(func(id string) bool { return h[id] })
+		}
+	}})
+	ids := map[string]string{} // cluster id -> a node that held it
+	for deadline := time.Now().Add(6 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, tn := range tc.Nodes {
+			if id := tn.Node.ClusterID(); id != "" {
+				ids[id] = tn.ID
+			}
+		}
+		if len(ids) > 1 {
+			t.Fatalf("two clusters formed: %v (cluster id -> a member)", ids)
+		}
+	}
+	tc.WaitFormed(8)
+}
