@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -122,12 +123,17 @@ func (n *Node) authorizePeers() {
 }
 
 // memberIPs caches the IP addresses of the members: the gossip and Raft
-// addresses gossip announces, and the servers of the Raft configuration.
-// It is recomputed at most once every memberIPsFor: the mux asks only while
-// every handshake slot is taken, and then possibly once per connection of
-// a flood.
+// addresses that alive gossip members announce, and the servers of the Raft
+// configuration. It is recomputed at most once every memberIPsFor, by one
+// caller while the others read the last set: the mux asks only while every
+// handshake slot is taken, and then possibly once per connection of a
+// flood, which must not queue behind a Raft configuration read.
 type memberIPs struct {
-	mu  sync.Mutex
+	cur        atomic.Pointer[memberIPSet]
+	refreshing atomic.Bool
+}
+
+type memberIPSet struct {
 	at  time.Time
 	ips map[string]bool
 }
@@ -137,12 +143,13 @@ const memberIPsFor = time.Second
 // isMemberIP reports whether ip is a member's address (memberIPs).
 func (n *Node) isMemberIP(ip string) bool {
 	c := &n.memberIPs
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ips == nil || time.Since(c.at) >= memberIPsFor {
-		c.ips, c.at = n.collectMemberIPs(), time.Now()
+	set := c.cur.Load()
+	if (set == nil || time.Since(set.at) >= memberIPsFor) && c.refreshing.CompareAndSwap(false, true) {
+		set = &memberIPSet{at: time.Now(), ips: n.collectMemberIPs()}
+		c.cur.Store(set)
+		c.refreshing.Store(false)
 	}
-	return c.ips[ip]
+	return set != nil && set.ips[ip]
 }
 
 func (n *Node) collectMemberIPs() map[string]bool {
@@ -154,8 +161,10 @@ func (n *Node) collectMemberIPs() map[string]bool {
 	}
 	if n.disc != nil {
 		for _, m := range n.disc.snapshot() {
-			add(m.gossipAddr)
-			add(m.meta.RaftAddr)
+			if m.status == statusAlive || m.status == statusSuspect {
+				add(m.gossipAddr)
+				add(m.meta.RaftAddr)
+			}
 		}
 	}
 	if n.raft != nil {
