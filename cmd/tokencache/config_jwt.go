@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"time"
 
 	"github.com/tokencache/tokencache/token/jwt"
 )
@@ -13,7 +12,7 @@ import (
 // Limits of tokens.jwt that the file check applies before the jwt package
 // sees the values (it checks them again: one rule, two places to meet it).
 const (
-	maxJWTLeeway       = 5 * time.Minute
+	maxJWTLeeway       = jwt.MaxLeeway
 	maxTrustedIssuers  = 64
 	anyAudience        = "*"
 	maxConfigAudiences = 64

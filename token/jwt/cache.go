@@ -82,7 +82,6 @@ func newCache(size int) *cache {
 // hash returns the hash of raw that picks its shard.
 func (c *cache) hash(raw []byte) uint64 { return maphash.Bytes(c.seed, raw) }
 
-func (c *cache) shard(raw []byte) *cacheShard { return &c.shards[c.hash(raw)&(cacheShards-1)] }
 
 // get returns the entry of raw, whose hash is h.
 func (c *cache) get(raw []byte, h uint64) *verified {
@@ -130,9 +129,9 @@ func (s *cacheShard) drop(text string) {
 	}
 }
 
-// remove drops the entry of raw.
-func (c *cache) remove(raw []byte) {
-	s := c.shard(raw)
+// remove drops the entry of raw, whose hash is h.
+func (c *cache) remove(raw []byte, h uint64) {
+	s := &c.shards[h&(cacheShards-1)]
 	s.mu.Lock()
 	s.drop(string(raw))
 	s.mu.Unlock()

@@ -65,9 +65,6 @@ func New(cfg Config, keys *KeySet, trusted ...Issuer) (*Codec, error) {
 	if err := cfg.validate(keys != nil); err != nil {
 		return nil, err
 	}
-	if keys == nil && !slices.ContainsFunc(trusted, func(t Issuer) bool { return t != nil }) {
-		return nil, fmt.Errorf("%w: no keys and no trusted issuer", ErrConfig)
-	}
 	cfg.Audiences = slices.Clone(cfg.Audiences)
 	auds := slices.Clone(cfg.Audiences)
 	slices.Sort(auds)
@@ -182,7 +179,9 @@ func (c *Codec) CheckMint() error {
 }
 
 // SetTrusted replaces the trusted external issuers; the verified cache
-// forgets every token of an external issuer. It refuses an issuer named
+// forgets every token of an issuer not among them (an issuer kept keeps its
+// tokens: a key its JWKS dropped is caught on the next hit, stillTrusted).
+// It refuses an issuer named
 // twice or named like the local issuer, and, on a validate-only codec, an
 // empty list (the codec would accept nothing); it then changes nothing.
 func (c *Codec) SetTrusted(trusted ...Issuer) error {
@@ -193,7 +192,7 @@ func (c *Codec) SetTrusted(trusted ...Issuer) error {
 		return err
 	}
 	c.st.Store(st)
-	c.cache.purge(func(v *verified) bool { return !v.local })
+	c.cache.purge(func(v *verified) bool { return !v.local && !slices.Contains(trusted, v.iss) })
 	return nil
 }
 
@@ -267,12 +266,13 @@ func (c *Codec) Parse(raw []byte) (token.Presented, error) {
 		return token.Presented{}, ErrSyntax
 	}
 	now := c.now().UnixNano()
-	// A text in the cache passed match when it was verified: only a miss
-	// needs the count.
+	// A text in the cache passed match when it was verified. A miss checks
+	// the shape again: Formats.Parse asked Match already, but a direct
+	// caller may not have, and the count is nothing beside a signature.
 	h := c.cache.hash(raw)
 	if v := c.cache.get(raw, h); v != nil {
 		if now >= v.notAfter {
-			c.cache.remove(raw)
+			c.cache.remove(raw, h)
 			return token.Presented{}, ErrExpired
 		}
 		if now < v.notBefore {
@@ -283,7 +283,7 @@ func (c *Codec) Parse(raw []byte) (token.Presented, error) {
 		}
 		// The external issuer no longer holds the key (its JWKS was
 		// refreshed): verify again, which fails if the key is gone.
-		c.cache.remove(raw)
+		c.cache.remove(raw, h)
 	}
 	if !match(raw) {
 		return token.Presented{}, ErrSyntax

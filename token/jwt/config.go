@@ -11,8 +11,10 @@ import (
 
 // Defaults and limits of Config.
 const (
-	DefaultLeeway    = 30 * time.Second
-	MaxLeeway        = 5 * time.Minute
+	DefaultLeeway = 30 * time.Second
+	// MaxLeeway is token.TombstoneMargin: a revocation's tombstone must
+	// outlive the exp leeway of every node.
+	MaxLeeway        = token.TombstoneMargin
 	DefaultCacheSize = 65536
 	// MaxTokenLen is the longest token text Match accepts: a bound on what
 	// a request can make the parser decode (CVE-2025-30204).

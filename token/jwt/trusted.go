@@ -208,7 +208,7 @@ func WithTransport(rt http.RoundTripper) TrustedOption {
 
 // WithKeysChanged sets f to run after a load that dropped a kid or changed
 // the material under one: what a codec's verified cache has to forget
-// (wire it to Codec.SetTrusted, which forgets every external token). It
+// (wire it to Codec.SetTrusted, which forgets the tokens of issuers it no longer holds). It
 // runs on the goroutine that loaded, holding no lock; keys added alone do
 // not call it.
 func WithKeysChanged(f func()) TrustedOption {
