@@ -182,7 +182,7 @@ func (n *Node) fenceLoop(ctx context.Context) {
 	defer t.Stop()
 	verifying := make(chan struct{}, 1)
 	for {
-		if n.raft.State() == raft.Leader && n.IsLeader() {
+		if n.IsLeader() {
 			select {
 			case verifying <- struct{}{}:
 				n.wg.Add(1)

@@ -167,14 +167,12 @@ func (n *Node) collectMemberIPs() map[string]bool {
 			}
 		}
 	}
-	if n.raft != nil {
-		ctx, cancel := context.WithTimeout(n.runCtx, time.Second)
-		defer cancel()
-		if cf := n.raft.GetConfiguration(); waitFuture(ctx, cf) == nil {
-			for _, s := range cf.Configuration().Servers {
-				hostport, _ := splitRaftAddress(s.Address)
-				add(hostport)
-			}
+	ctx, cancel := context.WithTimeout(n.runCtx, time.Second)
+	defer cancel()
+	if cf, err := n.RaftConfiguration(ctx); err == nil {
+		for _, s := range cf.Servers {
+			hostport, _ := splitRaftAddress(s.Address)
+			add(hostport)
 		}
 	}
 	return ips

@@ -317,26 +317,7 @@ func (n *Node) goRun(f func(ctx context.Context)) {
 func (n *Node) abortStart() {
 	n.closeOnce.Do(func() {}) // a later Close has nothing left to do
 	n.closing.Store(true)
-	n.cancel()
-	if n.disc != nil {
-		n.disc.shutdown()
-	}
-	if n.raft != nil {
-		_ = n.raft.Shutdown().Error()
-	}
-	if n.trans != nil {
-		_ = n.trans.Close()
-	}
-	if n.mux != nil {
-		n.mux.close()
-	}
-	if n.rpc != nil {
-		n.rpc.close()
-	}
-	n.wg.Wait()
-	if n.stores != nil && n.stores.closer != nil {
-		_ = n.stores.closer.Close()
-	}
+	_ = n.stop()
 }
 
 // onHalt is called (once, on its own goroutine) when the FSM halts or the
@@ -381,20 +362,30 @@ func (n *Node) Close(ctx context.Context) error {
 }
 
 // stop shuts Raft down, then stops the goroutines, gossip, the transport,
-// the mux, the RPC pool and the log store (Close's last step, and all of
-// Crash).
+// the mux, the RPC pool and the log store (Close's last step, all of Crash,
+// and what a failed Start opened: each part it did not reach is nil).
 func (n *Node) stop() error {
 	var errs []error
-	if err := n.raft.Shutdown().Error(); err != nil {
-		errs = append(errs, fmt.Errorf("cannot shut raft down: %w", err))
+	if n.raft != nil {
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("cannot shut raft down: %w", err))
+		}
 	}
 	n.cancel()
-	n.disc.shutdown()
-	_ = n.trans.Close()
-	n.mux.close()
-	n.rpc.close()
+	if n.disc != nil {
+		n.disc.shutdown()
+	}
+	if n.trans != nil {
+		_ = n.trans.Close()
+	}
+	if n.mux != nil {
+		n.mux.close()
+	}
+	if n.rpc != nil {
+		n.rpc.close()
+	}
 	n.wg.Wait()
-	if n.stores.closer != nil {
+	if n.stores != nil && n.stores.closer != nil {
 		if err := n.stores.closer.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("cannot close raft log store: %w", err))
 		}

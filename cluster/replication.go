@@ -105,13 +105,13 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	if err := n.proposer.waitApplied(ctx, index); err != nil {
 		return err
 	}
-	cf := n.raft.GetConfiguration()
-	if err := waitFuture(ctx, cf); err != nil {
-		return fmt.Errorf("cannot read the raft configuration: %s", err.Error())
+	cf, err := n.RaftConfiguration(ctx)
+	if err != nil {
+		return err
 	}
 	type target struct{ id, addr string }
 	var targets []target
-	for _, s := range cf.Configuration().Servers {
+	for _, s := range cf.Servers {
 		if string(s.ID) == n.raftID {
 			continue
 		}
@@ -146,10 +146,11 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 func (n *Node) confirmApplied(ctx context.Context, id, addr string, index uint64, start time.Time, wait time.Duration) error {
 	backoff := 10 * time.Millisecond
 	node := nodeOfRaftID(id)
+	round := max(n.cfg.HeartbeatTimeout, 250*time.Millisecond) // one request's wait
 	for {
-		cctx, cancel := context.WithTimeout(ctx, max(n.cfg.HeartbeatTimeout, 250*time.Millisecond))
+		cctx, cancel := context.WithTimeout(ctx, round)
 		var resp waitAppliedResponse
-		_, err := n.rpc.call(cctx, addr, node, rpcWaitApplied, waitAppliedRequest{Index: index, RaftID: id, Timeout: max(n.cfg.HeartbeatTimeout, 250*time.Millisecond) - 20*time.Millisecond}, &resp)
+		_, err := n.rpc.call(cctx, addr, node, rpcWaitApplied, waitAppliedRequest{Index: index, RaftID: id, Timeout: round - 20*time.Millisecond}, &resp)
 		cancel()
 		if err == nil && resp.Code == codeOK {
 			return nil

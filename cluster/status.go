@@ -77,7 +77,7 @@ func (n *Node) RaftConfiguration(ctx context.Context) (raft.Configuration, error
 	}
 	cf := n.raft.GetConfiguration()
 	if err := waitFuture(ctx, cf); err != nil {
-		return raft.Configuration{}, fmt.Errorf("cannot read the raft configuration: %w", err)
+		return raft.Configuration{}, fmt.Errorf("cannot read the raft configuration: %s", err.Error())
 	}
 	return cf.Configuration(), nil
 }
@@ -111,9 +111,8 @@ func (n *Node) Status(ctx context.Context) Status {
 		st.LeaderHTTPAddr = m.meta.HTTPAddr
 	}
 	var servers []raft.Server
-	cf := n.raft.GetConfiguration()
-	if waitFuture(ctx, cf) == nil {
-		servers = cf.Configuration().Servers
+	if cf, err := n.RaftConfiguration(ctx); err == nil {
+		servers = cf.Servers
 	}
 	n.refreshStats(ctx, servers)
 

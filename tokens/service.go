@@ -243,9 +243,6 @@ func (s *Service) Close(ctx context.Context) error {
 // Rules returns the expiry and retention rules.
 func (s *Service) Rules() token.Rules { return s.rules }
 
-// Machine returns the replicated state machine the service writes through.
-func (s *Service) Machine() *replica.Machine { return s.state }
-
 // Ready reports whether the node can answer validations: started, not
 // stopping, and (in a cluster) joined and caught up.
 func (s *Service) Ready(ctx context.Context) error {

@@ -45,9 +45,6 @@ type Retrying struct {
 // NewRetrying wraps ln; it logs to log and reads the time from now (nil:
 // time.Now).
 func NewRetrying(ln net.Listener, log *slog.Logger, now func() time.Time) *Retrying {
-	if now == nil {
-		now = time.Now
-	}
 	return &Retrying{Listener: ln, log: log, sleep: sleepOrStop, closed: make(chan struct{}),
 		logRate: lograte.New(acceptLogEvery, now)}
 }
