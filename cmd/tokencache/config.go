@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
+
+	"github.com/tokencache/tokencache/replica"
 )
 
 // Config is the daemon's configuration: every key of the YAML file, of the
@@ -246,9 +249,9 @@ var keySpecs = map[string]keySpec{
 	"persist.pool_timeout":   {def: "30s", help: "How long to wait for a free connection."},
 	"persist.write_mode":     {def: "through", help: "through: a write is in SQL before it is acknowledged.\nbehind: written in batches after it is acknowledged (bounded queue)."},
 	"persist.create_tables":  {def: "true", help: "Create or migrate the tables at start."},
-	"persist.batch_size":     {def: "512", help: "Most changes written in one transaction."},
-	"persist.flush_interval": {def: "50ms", help: "How long write-behind waits to fill a batch."},
-	"persist.max_pending":    {def: "100000", help: "Most changes waiting to be written; writes get 503 beyond it."},
+	"persist.batch_size":     {def: strconv.Itoa(replica.DefaultBatchSize), help: "Most changes written in one transaction."},
+	"persist.flush_interval": {def: replica.DefaultFlushInterval.String(), help: "How long write-behind waits to fill a batch."},
+	"persist.max_pending":    {def: strconv.Itoa(replica.DefaultMaxPending), help: "Most changes waiting to be written; writes get 503 beyond it."},
 	"persist.query_timeout":  {def: "2s", help: "Timeout of one SQL query."},
 
 	"tokens.expiry":        {def: "60m", help: "Lifetime of a token that asks for none."},

@@ -413,7 +413,8 @@ func (c *Config) checkPersist(ck *checker) {
 		ck.errorf("persist.pool_recycle", "must be a positive duration or -1 (never), got %s", formatDuration(p.PoolRecycle))
 	}
 	// write_mode, batch_size, flush_interval and max_pending are the store
-	// writer's, checked by checkWriter; a queue bound below one batch
+	// writer's, checked by checkKeyed (replica.WriterConfig.Validate); a
+	// queue bound below one batch
 	// works but is a typo.
 	if p.BatchSize > 0 && p.MaxPending > 0 && p.BatchSize > p.MaxPending {
 		ck.errorf("persist.batch_size", "persist.max_pending (%d) must be at least persist.batch_size (%d)", p.MaxPending, p.BatchSize)
