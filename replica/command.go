@@ -71,6 +71,20 @@ type Command struct {
 	ClusterID string           // OpClusterID
 }
 
+// Revokes reports whether c is a revocation: a put of records that all
+// carry RevokedAt (a revoke, its cascade, a tombstone).
+func (c *Command) Revokes() bool {
+	if c.Op != OpPut || len(c.Puts) == 0 {
+		return false
+	}
+	for _, t := range c.Puts {
+		if t.RevokedAt == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // Sync reports whether c must be proposed synchronously (committed and
 // applied before the proposer is answered) whatever the replication policy:
 // revocations (invariant 2 needs their index), puts of child tokens (a

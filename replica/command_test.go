@@ -191,3 +191,24 @@ func TestCommandSync(t *testing.T) {
 		}
 	}
 }
+
+func TestCommandRevokes(t *testing.T) {
+	revoked := &token.Token{Key: token.NewKey(), RevokedAt: 5}
+	live := &token.Token{Key: token.NewKey()}
+	for _, tt := range []struct {
+		name string
+		cmd  Command
+		want bool
+	}{
+		{"revoke", Command{Op: OpPut, Puts: []*token.Token{revoked}}, true},
+		{"cascade", Command{Op: OpPut, Puts: []*token.Token{revoked, revoked}}, true},
+		{"issue", Command{Op: OpPut, Puts: []*token.Token{live}}, false},
+		{"mixed", Command{Op: OpPut, Puts: []*token.Token{revoked, live}}, false},
+		{"empty put", Command{Op: OpPut}, false},
+		{"touch", Command{Op: OpTouch}, false},
+	} {
+		if got := tt.cmd.Revokes(); got != tt.want {
+			t.Errorf("%s: Revokes() = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

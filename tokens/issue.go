@@ -289,7 +289,7 @@ func (s *Service) leaderIssue(ctx context.Context, spec *IssueSpec) (*token.Toke
 			return nil, false, fmt.Errorf("%w: %q", ErrDuplicateName, name)
 		}
 	}
-	a, err := s.propose(ctx, &replica.Command{Op: replica.OpPut, Time: now, Puts: []*token.Token{rec}, IdempotencyKey: req.IdempotencyKey}, false)
+	a, err := s.propose(ctx, &replica.Command{Op: replica.OpPut, Time: now, Puts: []*token.Token{rec}, IdempotencyKey: req.IdempotencyKey})
 	if err != nil {
 		return nil, false, err
 	}
@@ -517,7 +517,7 @@ func (s *Service) leaderDelegate(ctx context.Context, spec *DelegateSpec) (*toke
 	if err := rec.Validate(); err != nil {
 		return nil, false, err
 	}
-	if _, err := s.propose(ctx, &replica.Command{Op: replica.OpPut, Time: now, Puts: []*token.Token{rec}}, false); err != nil {
+	if _, err := s.propose(ctx, &replica.Command{Op: replica.OpPut, Time: now, Puts: []*token.Token{rec}}); err != nil {
 		return nil, false, err
 	}
 	return rec, false, nil

@@ -35,7 +35,7 @@ func (s *Service) leaderPurge(ctx context.Context, includeExpired bool) ([]*toke
 		for _, t := range batch {
 			cmd.Deletes = append(cmd.Deletes, persist.Delete{Key: t.Key, MaxIndex: t.Index})
 		}
-		if _, err := s.propose(ctx, cmd, false); err != nil {
+		if _, err := s.propose(ctx, cmd); err != nil {
 			return out, err
 		}
 		out = append(out, batch...)

@@ -150,7 +150,7 @@ func (s *Service) writeTombstone(ctx context.Context, tomb *token.Token) (done b
 	if err := tomb.Validate(); err != nil {
 		return true, nil, fmt.Errorf("cannot revoke %s: %w", tomb.Key, err)
 	}
-	_, err = s.propose(ctx, &replica.Command{Op: replica.OpPut, Time: now, Puts: []*token.Token{tomb}}, true)
+	_, err = s.propose(ctx, &replica.Command{Op: replica.OpPut, Time: now, Puts: []*token.Token{tomb}})
 	return true, nil, err
 }
 
@@ -225,7 +225,7 @@ func (s *Service) leaderRevoke(ctx context.Context, spec *RevokeSpec) ([]*token.
 	for len(puts) > 0 {
 		n := min(len(puts), maxPutsPerEntry)
 		chunk := puts[len(puts)-n:]
-		if _, err := s.propose(ctx, &replica.Command{Op: replica.OpPut, Time: now, Puts: chunk}, true); err != nil {
+		if _, err := s.propose(ctx, &replica.Command{Op: replica.OpPut, Time: now, Puts: chunk}); err != nil {
 			return nil, err
 		}
 		puts = puts[:len(puts)-n]
@@ -355,7 +355,7 @@ func (s *Service) leaderModify(ctx context.Context, req *ModifyRequest) (*token.
 	if err := next.Validate(); err != nil {
 		return nil, err
 	}
-	if _, err := s.propose(ctx, &replica.Command{Op: replica.OpPut, Time: now, Puts: []*token.Token{next}}, false); err != nil {
+	if _, err := s.propose(ctx, &replica.Command{Op: replica.OpPut, Time: now, Puts: []*token.Token{next}}); err != nil {
 		return nil, err
 	}
 	return next, nil

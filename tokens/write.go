@@ -124,7 +124,7 @@ func (s *Service) LeaderWrite(ctx context.Context, w *WriteRequest) (*WriteResul
 		ts, err := s.leaderPurge(ctx, w.Purge.IncludeExpired)
 		return &WriteResult{Tokens: ts}, err
 	case w.Touch != nil:
-		_, err := s.propose(ctx, &replica.Command{Op: replica.OpTouch, Touches: w.Touch}, false)
+		_, err := s.propose(ctx, &replica.Command{Op: replica.OpTouch, Touches: w.Touch})
 		return &WriteResult{}, err
 	}
 	return nil, fmt.Errorf("%w: empty write request", token.ErrInvalid)
@@ -132,15 +132,16 @@ func (s *Service) LeaderWrite(ctx context.Context, w *WriteRequest) (*WriteResul
 
 // propose appends cmd (stamping its time) and waits until it is acknowledged:
 // by the log under its replication policy, then, with write-through, until
-// the store holds it, and for a revocation until every healthy node applied
-// it.
+// the store holds it, and for a revocation (cmd.Revokes) until every healthy
+// node applied it.
 //
 // A revocation is admitted even when the write-behind queue is full or the
 // store is down: it takes effect in every node's memory at once (pinned
 // until the store has it), and refusing it would leave a token usable that
 // its owner wants dead. If the store then cannot confirm it, the caller gets
 // ErrIndeterminate and a retry is harmless.
-func (s *Service) propose(ctx context.Context, cmd *replica.Command, revocation bool) (replica.Applied, error) {
+func (s *Service) propose(ctx context.Context, cmd *replica.Command) (replica.Applied, error) {
+	revocation := cmd.Revokes()
 	if cmd.Op != replica.OpTouch && cmd.Op != replica.OpPersisted && !revocation {
 		if err := s.state.Writer().Admit(); err != nil {
 			return replica.Applied{}, err
