@@ -83,16 +83,22 @@ type response struct {
 	body   []byte
 }
 
-// do sends one request. Answers with a status in ok are returned as is;
-// any other answer becomes an *apiError.
+// do sends one request: body is sent as JSON, or form-encoded when it is
+// url.Values. Answers with a status in ok are returned as is; any other
+// answer becomes an *apiError.
 func (c *client) do(ctx context.Context, method, path string, query url.Values, body any, header http.Header, admin bool, ok ...int) (*response, error) {
 	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+	contentType := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case url.Values:
+		rd, contentType = strings.NewReader(b.Encode()), "application/x-www-form-urlencoded"
+	default:
+		j, err := json.Marshal(body)
 		if err != nil {
 			return nil, fmt.Errorf("cannot encode request: %w", err)
 		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(j)
 	}
 	u := c.base + path
 	if len(query) > 0 {
@@ -106,7 +112,7 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 		req.Header[k] = v
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "tokencache-cli/"+version)
@@ -227,27 +233,8 @@ func (c *client) revoke(ctx context.Context, key string) (object, error) {
 // The text travels only in the form body. An unknown token is not an error
 // (RFC 7009 answers 200).
 func (c *client) revokeText(ctx context.Context, tok string) error {
-	body := url.Values{"token": {tok}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/revoke", strings.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("cannot build request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("User-Agent", "tokencache-cli/"+version)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("cannot reach tokencache at %s: %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if resp.StatusCode != http.StatusOK {
-		return decodeAPIError(resp.StatusCode, b)
-	}
-	return nil
+	_, err := c.do(ctx, http.MethodPost, "/v1/revoke", nil, url.Values{"token": {tok}}, nil, false, http.StatusOK)
+	return err
 }
 
 // info returns a token's record (never its secret).
