@@ -267,7 +267,7 @@ var keySpecs = map[string]keySpec{
 	"tokens.jwt.issuer":         {def: "tokencache", help: "The iss claim of the JWTs this cluster signs; the same on every node. Make it the\npublic https URL of the cluster for RFC 8414 clients (the metadata names endpoints under it).\nRequired only with tokens.jwt.keys_file."},
 	"tokens.jwt.keys_file":      {help: "PEM or JWK set file of the signing keys (tokencache jwt keygen), 0600; one is active,\nthe others verify only. Reloaded on SIGHUP and when the file changes. Empty = no local JWTs\n(with tokens.jwt.trusted: a validate-only node, which verifies the trusted issuers' JWTs only)."},
 	"tokens.jwt.audiences":      {def: "*", help: "Audiences this cluster answers for: a JWT is accepted when one of its aud values is\nlisted (RFC 7519); an issue may name only listed ones (the first is the default);\n\"*\" alone = any."},
-	"tokens.jwt.leeway":         {def: "30s", help: "Clock skew allowed on exp, nbf and iat; at most 5m."},
+	"tokens.jwt.leeway":         {def: "30s", help: "Clock skew allowed on nbf and iat; at most 5m. exp is exact: a JWT answers expired from its exp on."},
 	"tokens.jwt.verified_cache": {def: "65536", help: "JWT texts remembered as verified, so that a seen JWT costs no signature check; their memory stays under this × 2 KiB."},
 	"tokens.jwt.trusted":        {help: "External issuers whose JWTs this cluster validates (and can revoke by jti); reloaded\non SIGHUP. E.g.\n  - issuer: https://idp.example.org\n    jwks_url: https://idp.example.org/.well-known/jwks.json  # or jwks_file: PATH\n    refresh: 5m\n    audiences: [api]\n    required_claims: [sub]\n    username_claim: sub\n    scopes_claim: scope"},
 
