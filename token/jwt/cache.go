@@ -82,7 +82,6 @@ func newCache(size int) *cache {
 // hash returns the hash of raw that picks its shard.
 func (c *cache) hash(raw []byte) uint64 { return maphash.Bytes(c.seed, raw) }
 
-
 // get returns the entry of raw, whose hash is h.
 func (c *cache) get(raw []byte, h uint64) *verified {
 	s := &c.shards[h&(cacheShards-1)]
